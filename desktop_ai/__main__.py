@@ -1,0 +1,3 @@
+from desktop_ai.cli import main
+
+raise SystemExit(main())

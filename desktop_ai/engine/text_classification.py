@@ -1,0 +1,259 @@
+"""Text classification: sentiment with a fine-tuned classifier, or zero-shot into labels the user types,
+by comparing sentence embeddings of the text with embeddings of a sentence made from each label.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from desktop_ai.engine.cache import ResultCache, make_cache_key
+from desktop_ai.engine.catalogue import DEFAULT_MODELS, KIND_SENTENCE_EMBEDDING, KIND_SEQUENCE_CLASSIFIER, TASK_CLASSIFY
+from desktop_ai.engine.compression import Compression
+from desktop_ai.engine.devices import pick_device
+from desktop_ai.engine.errors import CancelledError, InvalidInputError, ModelUnavailableError
+from desktop_ai.engine.loading import LoadedModel, run_with_cpu_fallback
+from desktop_ai.engine.store import ModelStore, ProgressCallback
+
+logger = logging.getLogger(__name__)
+
+SENTIMENT_LABELS = ("positive", "negative")
+# Embedding models compare sentences best with sentences, so each label is put into one.
+SENTIMENT_TEMPLATE = "This is {label}. I feel {label} about it."
+LABEL_TEMPLATE = "This text is about {label}."
+# Cosine similarities of MiniLM sit in a narrow band; this scale turns them into usable probabilities.
+SIMILARITY_SCALE = 25.0
+MAX_TEXTS = 10_000
+MAX_TOKENS = 512
+
+
+@dataclass
+class LabelScore:
+    label: str
+    score: float
+
+
+@dataclass
+class ClassificationResult:
+    text: str
+    scores: list[LabelScore]
+    model_id: str
+    from_cache: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.scores[0].label
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "label": self.label, "scores": [asdict(s) for s in self.scores], "model_id": self.model_id, "from_cache": self.from_cache}
+
+
+@dataclass
+class ClassificationBatch:
+    results: list[ClassificationResult]
+    labels: list[str]
+    mode: str  # "sentiment" or "labels"
+    device: str
+    compression: str
+    seconds: float
+    notices: list[str] = field(default_factory=list)
+    stopped: bool = False
+
+    @property
+    def texts_per_second(self) -> float:
+        return len(self.results) / self.seconds if self.seconds > 0 else 0.0
+
+
+def clean_labels(labels: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
+    """Split, trim and de-duplicate labels; returns (labels, notices). Fewer than two is an error."""
+    if labels is None:
+        return [], []
+    if isinstance(labels, str):
+        labels = labels.split(",")
+    cleaned: list[str] = []
+    notices: list[str] = []
+    seen: set[str] = set()
+    for raw in labels:
+        label = " ".join(str(raw).split())
+        if not label:
+            continue
+        if label.casefold() in seen:
+            notices.append(f"The label {label!r} was given more than once; it is used once.")
+            continue
+        seen.add(label.casefold())
+        cleaned.append(label)
+    if len(cleaned) < 2:
+        raise InvalidInputError(
+            "Type at least two different labels, separated by commas (for example: sport, politics, science)."
+            + (f" Got: {', '.join(cleaned)}." if cleaned else "")
+        )
+    return cleaned, notices
+
+
+def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class TextClassifier:
+    def __init__(
+        self,
+        store: ModelStore,
+        cache: ResultCache | None = None,
+        model: str | None = None,
+        device: str = "auto",
+        compression: Compression | str = Compression.NONE,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.entry = store.resolve_entry(model or DEFAULT_MODELS[TASK_CLASSIFY], TASK_CLASSIFY)
+        self.device = pick_device(device)
+        self.compression = Compression.parse(compression)
+        self._label_vectors: dict[tuple, torch.Tensor] = {}
+
+    @property
+    def auto_class(self) -> Any:
+        from transformers import AutoModel, AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification if self.entry.kind == KIND_SEQUENCE_CLASSIFIER else AutoModel
+
+    def load(self, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> LoadedModel:
+        from desktop_ai.engine.loading import load_pretrained
+
+        return load_pretrained(self.store, self.entry, self.auto_class, self.device, self.compression, progress, cancel)
+
+    def run(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str] | str | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        batch_size: int = 32,
+    ) -> ClassificationBatch:
+        """Empty lines are skipped; scores for every label come back sorted, best first."""
+        texts = [t for t in texts if t and t.strip()]
+        if not texts:
+            raise InvalidInputError("There is no text to classify: type or paste at least one line.")
+        notices: list[str] = []
+        if len(texts) > MAX_TEXTS:
+            raise InvalidInputError(f"{len(texts):,} texts is more than {MAX_TEXTS:,} at once; split them into smaller batches.")
+        mode = "sentiment" if labels is None or (isinstance(labels, str) and not labels.strip()) else "labels"
+        if mode == "labels":
+            if self.entry.kind == KIND_SEQUENCE_CLASSIFIER:
+                raise InvalidInputError(
+                    f"{self.entry.title} only knows its own labels; choose the zero-shot embedding model to use labels you type."
+                )
+            label_list, label_notices = clean_labels(labels)
+            notices += label_notices
+        else:
+            label_list = list(SENTIMENT_LABELS)
+        started = time.perf_counter()
+
+        def job(loaded: LoadedModel) -> tuple[list[ClassificationResult], bool, list[str]]:
+            return self._classify(loaded, texts, label_list, mode, progress, cancel, batch_size)
+
+        (results, stopped, run_notices), loaded, load_notices = run_with_cpu_fallback(
+            self.store, self.entry, self.auto_class, self.device, self.compression, job, progress, cancel
+        )
+        if loaded.model_id != self.entry.id:
+            raise ModelUnavailableError("internal: loaded the wrong model")
+        if self.entry.kind == KIND_SEQUENCE_CLASSIFIER:
+            label_list = [loaded.model.config.id2label[i] for i in sorted(loaded.model.config.id2label)]
+        return ClassificationBatch(
+            results=results,
+            labels=label_list,
+            mode=mode,
+            device=loaded.device,
+            compression=loaded.compression.method,
+            seconds=time.perf_counter() - started,
+            notices=load_notices + notices + run_notices,
+            stopped=stopped,
+        )
+
+    def _key(self, loaded: LoadedModel, text: str, labels: list[str], mode: str) -> str:
+        options = {"labels": labels, "mode": mode, "scale": SIMILARITY_SCALE}
+        return make_cache_key(TASK_CLASSIFY, loaded.model_id, loaded.location.revision, self.compression.value, options, text)
+
+    def _classify(
+        self,
+        loaded: LoadedModel,
+        texts: list[str],
+        labels: list[str],
+        mode: str,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+        batch_size: int,
+    ) -> tuple[list[ClassificationResult], bool, list[str]]:
+        results: list[ClassificationResult | None] = [None] * len(texts)
+        todo: list[int] = []
+        for index, text in enumerate(texts):
+            hit = self.cache.get(self._key(loaded, text, labels, mode)) if self.cache is not None else None
+            if hit is not None:
+                results[index] = ClassificationResult(text, [LabelScore(**s) for s in hit["scores"]], loaded.model_id, True)
+            else:
+                todo.append(index)
+        notices: list[str] = []
+        stopped = False
+        truncated = 0
+        for start in range(0, len(todo), batch_size):
+            if cancel is not None and cancel.is_set():
+                stopped = True
+                notices.append(f"Stopped after {start} of {len(todo)} texts; the results so far are kept.")
+                break
+            chunk = todo[start : start + batch_size]
+            batch_texts = [texts[i] for i in chunk]
+            scores, chunk_truncated = self._score(loaded, batch_texts, labels, mode)
+            truncated += chunk_truncated
+            for i, row in zip(chunk, scores):
+                ranked = sorted((LabelScore(label, round(float(p), 6)) for label, p in zip(row[0], row[1])), key=lambda s: -s.score)
+                result = ClassificationResult(texts[i], ranked, loaded.model_id)
+                results[i] = result
+                if self.cache is not None:
+                    self.cache.put(self._key(loaded, texts[i], labels, mode), result.to_dict())
+            if progress is not None:
+                done = min(start + batch_size, len(todo))
+                progress(f"Classified {done} of {len(todo)} texts", done / len(todo))
+        if truncated:
+            notices.append(f"{truncated} text(s) were longer than {MAX_TOKENS} tokens; only their beginning was classified.")
+        return [r for r in results if r is not None], stopped, notices
+
+    def _encode(self, loaded: LoadedModel, texts: list[str]) -> tuple[dict[str, torch.Tensor], int]:
+        limit = min(getattr(loaded.tokenizer, "model_max_length", MAX_TOKENS) or MAX_TOKENS, MAX_TOKENS)
+        full = loaded.tokenizer(texts, truncation=False, padding=False)["input_ids"]
+        truncated = sum(1 for ids in full if len(ids) > limit)
+        batch = loaded.tokenizer(texts, truncation=True, max_length=limit, padding=True, return_tensors="pt")
+        return {k: v.to(loaded.device) for k, v in batch.items()}, truncated
+
+    def _embed(self, loaded: LoadedModel, texts: list[str]) -> tuple[torch.Tensor, int]:
+        batch, truncated = self._encode(loaded, texts)
+        with torch.inference_mode():
+            hidden = loaded.model(**batch).last_hidden_state
+        vectors = _mean_pool(hidden.float(), batch["attention_mask"])
+        return torch.nn.functional.normalize(vectors, dim=-1), truncated
+
+    def _label_matrix(self, loaded: LoadedModel, labels: list[str], mode: str) -> torch.Tensor:
+        key = (loaded.model_id, loaded.device, loaded.compression.method, mode, tuple(labels))
+        if key not in self._label_vectors:
+            template = SENTIMENT_TEMPLATE if mode == "sentiment" else LABEL_TEMPLATE
+            self._label_vectors[key], _ = self._embed(loaded, [template.format(label=label) for label in labels])
+        return self._label_vectors[key]
+
+    def _score(self, loaded: LoadedModel, texts: list[str], labels: list[str], mode: str) -> tuple[list[tuple[list[str], list[float]]], int]:
+        if self.entry.kind == KIND_SEQUENCE_CLASSIFIER:
+            batch, truncated = self._encode(loaded, texts)
+            with torch.inference_mode():
+                probs = loaded.model(**batch).logits.float().softmax(-1)
+            id2label = loaded.model.config.id2label
+            names = [str(id2label[i]).lower() for i in range(probs.shape[1])]
+            return [(names, row.tolist()) for row in probs], truncated
+        if self.entry.kind != KIND_SENTENCE_EMBEDDING:
+            raise ModelUnavailableError(f"{self.entry.title} cannot classify text.")
+        vectors, truncated = self._embed(loaded, texts)
+        probs = (SIMILARITY_SCALE * vectors @ self._label_matrix(loaded, labels, mode).T).softmax(-1)
+        return [(labels, row.tolist()) for row in probs], truncated
