@@ -149,6 +149,10 @@ def _kind_from_config(config_file: Path, task: str) -> str:
         if "SequenceClassification" in architectures:
             return KIND_SEQUENCE_CLASSIFIER
         return KIND_SENTENCE_EMBEDDING
+    # A folder whose config names only non-generating architectures (a BERT classifier or encoder) would load
+    # as a causal LM with a random head and write nonsense; give it its own kind so the task refuses it.
+    if architectures and not any(word in architectures for word in ("CausalLM", "LMHead", "ConditionalGeneration")):
+        return KIND_SEQUENCE_CLASSIFIER if "SequenceClassification" in architectures else KIND_SENTENCE_EMBEDDING
     return KIND_CAUSAL_LM
 
 
@@ -182,19 +186,33 @@ class LoadedModels:
         self.budget_bytes = budget_bytes
         self._items: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
         self._lock = threading.RLock()
+        self._loading: dict[tuple, threading.Lock] = {}  # one lock per key being loaded
         self.loads = 0
 
     def get_or_load(self, key: tuple, loader: Callable[[], tuple[Any, int]]) -> Any:
+        """Loads each key once, even when several threads (tabs) ask for it at the same time."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key][0]
-        value, size = loader()
-        with self._lock:
-            self.loads += 1
-            self._items[key] = (value, size)
-            self._evict(keep=key)
-        return value
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._items:  # loaded by another thread while this one waited
+                    self._items.move_to_end(key)
+                    return self._items[key][0]
+            try:
+                value, size = loader()
+            except BaseException:
+                with self._lock:
+                    self._loading.pop(key, None)
+                raise
+            with self._lock:
+                self.loads += 1
+                self._items[key] = (value, size)
+                self._loading.pop(key, None)
+                self._evict(keep=key)
+            return value
 
     def _evict(self, keep: tuple) -> None:
         while sum(size for _, size in self._items.values()) > self.budget_bytes and len(self._items) > 1:
@@ -293,8 +311,9 @@ class ModelStore:
         if not hub_reachable():
             raise ModelUnavailableError(
                 f"{entry.title} is not downloaded yet and the Hugging Face Hub ({entry.location}) cannot be "
-                "reached: this machine looks offline. Connect to the internet and run again to download it "
-                f"(about {entry.size_mb:.0f} MB), or choose a model folder on disk, or use an embedded model."
+                "reached: this machine looks offline. Connect to the internet and run again to download it"
+                + (f" (about {entry.size_mb:.0f} MB)" if entry.size_mb else "")
+                + ", or choose a model folder on disk, or use an embedded model."
             )
         last_error: Exception | None = None
         for attempt in range(1, DOWNLOAD_TRIES + 1):

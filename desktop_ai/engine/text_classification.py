@@ -161,10 +161,8 @@ class TextClassifier:
         (results, stopped, run_notices), loaded, load_notices = run_with_cpu_fallback(
             self.store, self.entry, self.auto_class, self.device, self.compression, job, progress, cancel
         )
-        if loaded.model_id != self.entry.id:
-            raise ModelUnavailableError("internal: loaded the wrong model")
         if self.entry.kind == KIND_SEQUENCE_CLASSIFIER:
-            label_list = [loaded.model.config.id2label[i] for i in sorted(loaded.model.config.id2label)]
+            label_list = [str(loaded.model.config.id2label[i]).lower() for i in sorted(loaded.model.config.id2label)]
         return ClassificationBatch(
             results=results,
             labels=label_list,

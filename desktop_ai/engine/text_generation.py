@@ -28,6 +28,7 @@ MAX_CONTEXT_TOKENS = 8192
 @dataclass
 class GenerationOptions:
     max_new_tokens: int = 200
+    min_new_tokens: int = 0  # the benchmark fixes the length so runs compare
     temperature: float = 0.7  # 0 means greedy
     top_p: float = 0.9
     repetition_penalty: float = 1.1
@@ -218,6 +219,7 @@ class TextGenerator:
         streamer = _CallbackStreamer(tokenizer, on_partial)
         kwargs: dict[str, Any] = {
             "max_new_tokens": options.max_new_tokens,
+            "min_new_tokens": min(options.min_new_tokens, options.max_new_tokens),
             "do_sample": options.sampling,
             "repetition_penalty": options.repetition_penalty,
             "streamer": streamer.streamer,

@@ -1,0 +1,530 @@
+"""The `desktop-ai` command: the window when run bare, headless jobs as sub-commands.
+
+The sub-commands run the same engine as the window (generate, classify, list models, bench, install
+the menu entry), so a script, a server without a display, or a GPU machine without Qt can use them.
+Qt is imported only when the window is asked for.
+
+Output rules, so scripts can rely on them: results go to stdout (plain text, or JSON with --json);
+notices, progress and errors go to stderr; a user error is one "error: ..." line and exit code 2, an
+unexpected failure exit code 1 with the traceback in the log file, Ctrl+C exit code 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+from desktop_ai import __version__
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# Kept here rather than imported, so building the parser (and --help) never imports torch;
+# tests/test_cli.py checks they match desktop_ai.engine.devices and desktop_ai.engine.compression.
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+COMPRESSION_CHOICES = ("none", "int8", "fp16", "prune")
+TASK_CHOICES = ("generate", "classify")
+
+
+class CliError(Exception):
+    """A mistake in what the user asked the CLI itself for (a missing --file, say): exit code 2."""
+
+
+# --- output -------------------------------------------------------------------------------------
+
+def _out(text: str = "", end: str = "\n", stream: TextIO | None = None) -> None:
+    """Results: the one place that writes to stdout."""
+    target = stream or sys.stdout
+    if target is None:  # a gui-script on Windows (pythonw) has no console at all
+        return
+    target.write(text + end)
+    target.flush()
+
+
+def _err(text: str) -> None:
+    """Errors, notices and progress: the one place that writes to stderr."""
+    if sys.stderr is None:
+        return
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _notes(notices: Sequence[str]) -> None:
+    for notice in notices:
+        _err(f"note: {notice}")
+
+
+def _print_json(data: Any) -> None:
+    _out(json.dumps(data, ensure_ascii=False))
+
+
+class Progress:
+    """Loading and download messages for a person watching: shown on a terminal or with --verbose only,
+    so a script that captures stderr sees nothing but notes and errors."""
+
+    def __init__(self, enabled: bool, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled and self.stream is not None
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._open_line = False
+        self._last: str | None = None
+
+    def __call__(self, message: str, fraction: float | None = None, *_: Any) -> None:
+        if not self.enabled:
+            return
+        text = f"{message} ({fraction:.0%})" if fraction is not None else message
+        if text == self._last:
+            return
+        self._last = text
+        if self._tty and fraction is not None and fraction < 1:
+            self.stream.write("\r\x1b[K" + text)  # rewrite one line while a download runs
+            self._open_line = True
+        else:
+            self.stream.write(("\r\x1b[K" if self._open_line else "") + text + "\n")
+            self._open_line = False
+        self.stream.flush()
+
+    def message(self, text: str) -> None:
+        self(text, None)
+
+    def finish(self) -> None:
+        if self._open_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open_line = False
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return number
+
+
+def _device(value: str) -> str:
+    value = value.strip().lower()
+    if value in DEVICE_CHOICES or (value.startswith("cuda:") and value[5:].isdigit()):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(DEVICE_CHOICES)}, or cuda:N)")
+
+
+def _compression_list(value: str) -> list[str]:
+    items = [item.strip().lower() for item in value.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("give at least one compression, for example none,int8")
+    unknown = [item for item in items if item not in COMPRESSION_CHOICES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown compression {', '.join(unknown)} (choose from {', '.join(COMPRESSION_CHOICES)})"
+        )
+    return list(dict.fromkeys(items))
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="M", help="catalogue id, Hub id (owner/name), or a model folder or .gguf file")
+    parser.add_argument("--device", type=_device, default="auto", metavar="{auto,cpu,cuda,mps}",
+                        help="where to run (default: auto, which prefers a GPU)")
+    parser.add_argument("--compression", choices=COMPRESSION_CHOICES, default="none",
+                        help="shrink the model after loading (default: none)")
+    parser.add_argument("--no-cache", action="store_true", help="don't read or write the results cache on disk")
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, without importing the engine: `--help` stays instant."""
+    parser = argparse.ArgumentParser(
+        prog="desktop-ai",
+        description="Local AI on your own machine. Without a command, opens the window.",
+        epilog="Results go to stdout, notes and errors to stderr. Exit codes: 0 ok, 1 unexpected failure "
+        "(see the log file), 2 bad input or model not available, 130 stopped.",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show debug logging and progress on stderr")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # --verbose is accepted after the command too (`desktop-ai generate ... --verbose`); SUPPRESS keeps
+    # the sub-command from resetting a --verbose given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show debug logging and progress on stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    generate = commands.add_parser("generate", parents=[common], help="continue or answer a prompt, streaming the tokens",
+                                   description="Generate text from PROMPT and stream it to stdout as it comes.")
+    generate.add_argument("prompt", metavar="PROMPT", help="the prompt, or - to read it from stdin")
+    generate.add_argument("--max-new-tokens", type=_positive_int, default=200, metavar="N",
+                          help="most tokens to generate (default: 200)")
+    generate.add_argument("--temperature", type=float, default=None, metavar="T",
+                          help="sampling temperature; 0 is greedy and repeatable (default: 0.7)")
+    generate.add_argument("--top-p", type=float, default=None, metavar="P", help="nucleus sampling (default: 0.9)")
+    generate.add_argument("--seed", type=int, default=None, metavar="S", help="seed for repeatable sampling")
+    _add_model_options(generate)
+    generate.set_defaults(handler=cmd_generate)
+
+    classify = commands.add_parser("classify", parents=[common], help="sentiment, or zero-shot into labels you give",
+                                   description="Classify each TEXT (and each line of --file): sentiment by "
+                                   "default, or into --labels.")
+    classify.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify; - reads one text per line from stdin")
+    classify.add_argument("--labels", metavar="a,b,c", help="comma-separated labels (at least two); default: sentiment")
+    classify.add_argument("--file", type=Path, metavar="PATH", help="a UTF-8 text file, one text per line")
+    _add_model_options(classify)
+    classify.set_defaults(handler=cmd_classify)
+
+    models = commands.add_parser("models", parents=[common], help="list the known models and whether they are ready",
+                                 description="List the model catalogue; * marks the default of each task.")
+    models.add_argument("--task", choices=TASK_CHOICES, help="only the models of this task")
+    models.add_argument("--json", action="store_true", help="a JSON list on stdout")
+    models.set_defaults(handler=cmd_models)
+
+    bench = commands.add_parser("bench", parents=[common], help="measure speed and size with each compression",
+                                description="Benchmark one task's model with each compression and print a table.")
+    bench.add_argument("--task", choices=TASK_CHOICES, required=True, help="which task to benchmark")
+    bench.add_argument("--model", metavar="M", help="catalogue id, Hub id, or model folder (default: the task's default)")
+    bench.add_argument("--device", type=_device, default="auto", metavar="{auto,cpu,cuda,mps}", help="where to run")
+    bench.add_argument("--compressions", type=_compression_list, default=None, metavar="none,int8,prune",
+                       help="comma-separated compressions to compare (default: the benchmark's own choice)")
+    bench.add_argument("--max-new-tokens", type=_positive_int, default=32, metavar="N",
+                       help="tokens per generation run (default: 32)")
+    bench.add_argument("--repeats", type=_positive_int, default=3, metavar="N", help="timed runs per setting (default: 3)")
+    bench.add_argument("--json", action="store_true", help="the report as JSON instead of a Markdown table")
+    bench.add_argument("--markdown", type=Path, metavar="PATH", help="also write the Markdown table to this file")
+    bench.set_defaults(handler=cmd_bench)
+
+    install = commands.add_parser("install-desktop", parents=[common], help="add desktop-ai to this Linux desktop's application menu",
+                                  description="Write the .desktop file and icons into $XDG_DATA_HOME (or ~/.local/share).")
+    install.set_defaults(handler=cmd_install_desktop)
+    return parser
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+def _progress_for(args: argparse.Namespace) -> Progress:
+    return Progress(enabled=args.verbose or bool(getattr(sys.stderr, "isatty", lambda: False)()))
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """transformers and torch write their own warnings and progress bars to stderr, which a script
+    capturing stderr would take for trouble; keep them for --verbose. Call it before importing the engine."""
+    if verbose:
+        return
+    # torchao, imported while loading, warns about deprecated torch.compile registrations.
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _device_notice(requested: str, choice: Any) -> list[str]:
+    """A GPU that was asked for and is missing must be said, never silently replaced."""
+    if requested != "auto" and choice.device != requested:
+        return [choice.reason]
+    return []
+
+
+def _read_prompt(prompt: str) -> str:
+    return sys.stdin.read() if prompt == "-" else prompt
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Stream tokens as they come, because a reader wants the first words now, not after the last."""
+    _quiet_libraries(args.verbose)
+    from desktop_ai.engine.text_generation import GenerationOptions, TextGenerator
+    from desktop_ai.engine.workspace import open_workspace
+
+    prompt = _read_prompt(args.prompt)
+    options = GenerationOptions(max_new_tokens=args.max_new_tokens, seed=args.seed)
+    if args.temperature is not None:
+        options.temperature = args.temperature
+    if args.top_p is not None:
+        options.top_p = args.top_p
+    progress = _progress_for(args)
+    streamed: list[str] = []
+
+    def on_partial(text: str) -> None:
+        progress.finish()
+        streamed.append(text)
+        _out(text, end="")
+
+    workspace = open_workspace(use_disk_cache=not args.no_cache)
+    try:
+        generator = TextGenerator(workspace.store, workspace.cache, model=args.model, device=args.device,
+                                  compression=args.compression)
+        device_notices = _device_notice(args.device, generator.device)
+        if not args.json:
+            _notes(device_notices)
+        progress.message(f"Using {generator.entry.title} on {generator.device.describe()}")
+        try:
+            result = generator.run(prompt, options, on_partial=None if args.json else on_partial, progress=progress)
+        except KeyboardInterrupt:
+            if streamed:
+                _out()
+            raise
+    finally:
+        progress.finish()
+        workspace.close()
+    if args.json:
+        result.notices = device_notices + result.notices
+        _print_json(result.to_dict())
+    else:
+        if streamed:
+            _out()
+        _notes(result.notices)
+        source = "from the cache" if result.from_cache else f"on {result.device}"
+        progress.message(f"{result.new_tokens} tokens in {result.seconds:.2f} s "
+                         f"({result.tokens_per_second:.1f} tokens/s) {source}")
+    return EXIT_OK
+
+
+def _read_texts(args: argparse.Namespace) -> list[str]:
+    texts: list[str] = []
+    for text in args.texts:
+        texts.extend(sys.stdin.read().splitlines() if text == "-" else [text])
+    if args.file is not None:
+        try:
+            texts.extend(args.file.read_text(encoding="utf-8").splitlines())
+        except FileNotFoundError:
+            raise CliError(f"The file {args.file} does not exist.") from None
+        except UnicodeDecodeError:
+            raise CliError(f"The file {args.file} is not UTF-8 text.") from None
+        except OSError as error:
+            raise CliError(f"The file {args.file} cannot be read: {error.strerror or error}.") from None
+    return texts
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _classification_table(results: Sequence[Any]) -> list[str]:
+    rows = [(_shorten(r.text, 50), r.label, f"{r.scores[0].score:.3f}",
+             "  ".join(f"{s.label} {s.score:.3f}" for s in r.scores)) for r in results]
+    headers = ("text", "label", "score", "all scores")
+    widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(3)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)) + "  " + headers[3]]
+    lines.append("  ".join("-" * w for w in widths) + "  " + "-" * len(headers[3]))
+    for row in rows:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
+    return lines
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """One result per text, in the order given: JSON lines for scripts, a table for people."""
+    texts = _read_texts(args)
+    _quiet_libraries(args.verbose)
+    from desktop_ai.engine.text_classification import TextClassifier
+    from desktop_ai.engine.workspace import open_workspace
+
+    progress = _progress_for(args)
+    workspace = open_workspace(use_disk_cache=not args.no_cache)
+    try:
+        classifier = TextClassifier(workspace.store, workspace.cache, model=args.model, device=args.device,
+                                    compression=args.compression)
+        _notes(_device_notice(args.device, classifier.device))
+        progress.message(f"Using {classifier.entry.title} on {classifier.device.describe()}")
+        batch = classifier.run(texts, labels=args.labels, progress=progress)
+    finally:
+        progress.finish()
+        workspace.close()
+    if args.json:
+        for result in batch.results:
+            _print_json(result.to_dict())
+    else:
+        for line in _classification_table(batch.results):
+            _out(line)
+    _notes(batch.notices)
+    hits = sum(1 for r in batch.results if r.from_cache)
+    progress.message(f"{len(batch.results)} texts in {batch.seconds:.2f} s on {batch.device}"
+                     + (f" ({hits} from the cache)" if hits else ""))
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """What is known, what is ready offline, and what would need a download: before choosing, not after."""
+    from desktop_ai.engine.catalogue import CATALOGUE, DEFAULT_MODELS
+    from desktop_ai.engine.workspace import open_workspace
+
+    workspace = open_workspace(use_disk_cache=False)
+    try:
+        rows = [
+            {
+                "id": entry.id,
+                "task": entry.task,
+                "title": entry.title,
+                "size_mb": entry.size_mb,
+                "licence": entry.licence,
+                "source": entry.source,
+                "location": entry.location,
+                "availability": workspace.store.availability(entry),
+                "default": DEFAULT_MODELS.get(entry.task) == entry.id,
+            }
+            for entry in CATALOGUE
+            if args.task is None or entry.task == args.task
+        ]
+    finally:
+        workspace.close()
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    columns = ("id", "task", "size", "licence", "source", "availability", "title")
+    table = [
+        (("* " if row["default"] else "  ") + row["id"], row["task"], f"{row['size_mb']:.0f} MB", row["licence"],
+         row["source"], row["availability"], row["title"])
+        for row in rows
+    ]
+    header = ("  " + columns[0],) + columns[1:]
+    widths = [max(len(header[i]), *(len(r[i]) for r in table)) if table else len(header[i]) for i in range(len(header))]
+    for line in [header, *table]:
+        _out("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    _out("\n* the default model of its task")
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Numbers measured on this machine, because compression pays off differently on each one."""
+    _quiet_libraries(args.verbose)
+    from desktop_ai.engine.benchmark import run_benchmark
+
+    progress = _progress_for(args)
+    try:
+        report = run_benchmark(
+            args.task,
+            model=args.model,
+            device=args.device,
+            compressions=args.compressions,
+            max_new_tokens=args.max_new_tokens,
+            repeats=args.repeats,
+            progress=progress,
+        )
+    finally:
+        progress.finish()
+    markdown = report.to_markdown()
+    if args.markdown is not None:
+        try:
+            args.markdown.parent.mkdir(parents=True, exist_ok=True)
+            args.markdown.write_text(markdown if markdown.endswith("\n") else markdown + "\n", encoding="utf-8")
+        except OSError as error:
+            raise CliError(f"Cannot write {args.markdown}: {error.strerror or error}.") from None
+        progress.message(f"Wrote {args.markdown}")
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        _out(markdown.rstrip("\n"))
+    return EXIT_OK
+
+
+def cmd_install_desktop(args: argparse.Namespace) -> int:
+    """pip puts the script in a venv that no application menu knows; this puts it in the menu."""
+    from desktop_ai.desktop_entry import install_desktop_entry
+
+    try:
+        written = install_desktop_entry()
+    except (RuntimeError, FileNotFoundError, ValueError) as error:
+        raise CliError(str(error)) from None
+    for path in written:
+        _out(str(path))
+    return EXIT_OK
+
+
+def _open_window(rest: list[str]) -> int:
+    """Imported here so that headless commands never load Qt. Arguments the CLI does not know
+    (Qt's own, like -platform offscreen) are handed to the window's QApplication."""
+    from desktop_ai.app import main as app_main
+
+    return app_main(rest)
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+def _file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, "file_only", False)
+
+
+def _keep_crashes_off_console() -> None:
+    """A traceback belongs in the log file; the console gets one line that says where it is."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "_desktop_ai", False) and not isinstance(handler, logging.FileHandler):
+            if _file_only not in handler.filters:
+                handler.addFilter(_file_only)
+
+
+def _split_window_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Without a command, everything after the global flags belongs to the window (Qt's `-style fusion`,
+    `-platform offscreen`), whose values argparse would otherwise take for an unknown command."""
+    index = 0
+    while index < len(argv) and argv[index] == "--verbose":
+        index += 1
+    if index < len(argv) and argv[index].startswith("-") and argv[index] not in ("-h", "--help", "--version"):
+        return argv[:index], argv[index:]
+    return argv, []
+
+
+def _log_path(log_file: Callable[[], Path]) -> str:
+    try:
+        return str(log_file())
+    except OSError:
+        return "the log file (which could not be opened)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `desktop-ai` entry point; returns the exit code instead of raising SystemExit."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours, rest = _split_window_arguments(argv)
+    try:
+        args = parser.parse_args(ours)
+    except SystemExit as exit_:  # argparse: --help, --version, or a usage error it already printed
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+
+    from desktop_ai.logging_setup import configure_logging, log_file
+
+    try:
+        configure_logging(args.verbose)
+    except OSError as error:  # a read-only home must not stop a headless job
+        _err(f"note: logging to a file is off: {error}")
+    _keep_crashes_off_console()
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    try:
+        if handler is None:
+            return _open_window(rest)
+        return handler(args)
+    except KeyboardInterrupt:
+        _err("stopped")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `desktop-ai models | head`: the reader left, which is not an error here
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
+        except OSError:
+            pass
+        return EXIT_FAILURE
+    except CliError as error:
+        _err(f"error: {error}")
+        return EXIT_USAGE
+    except Exception as error:
+        from desktop_ai.engine.errors import EngineError
+
+        if isinstance(error, (EngineError, ValueError)):
+            logger.info("%s failed: %s", args.command or "window", error)
+            _err(f"error: {error}")
+            return EXIT_USAGE
+        logger.exception("Unexpected failure in %s", args.command or "the window", extra={"file_only": True})
+        _err(f"error: unexpected failure ({type(error).__name__}: {error}). Details are in {_log_path(log_file)}")
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""The engine process: where models are loaded and run for the window.
+
+Why a process and not only a thread: tokenizers and transformers hold Python's GIL for 150-500 ms at a
+time while loading (measured on a 2-core CPU), which froze the window's event loop. In a child process
+the window never waits, a crash or an out-of-memory kill of the engine cannot take the user's work with
+it, and closing the window can always end a job that will not stop. (Buzz runs its transcribers the same way.)
+
+The protocol is tuples over a multiprocessing Pipe: the parent sends ("job", id, kind, params) and
+("quit",); the child answers ("ready", info), ("started", id), ("progress", id, message, fraction),
+("partial", id, text), ("finished", id, result, cache_stats) and ("failed", id, message, cache_stats).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from desktop_ai.engine.errors import CancelledError, EngineError, InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class JobCallbacks:
+    progress: Callable[[str, float | None], None]
+    partial: Callable[[str], None]
+    cancel: threading.Event
+
+
+def _generate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    from desktop_ai.engine.text_generation import GenerationOptions, TextGenerator
+
+    generator = TextGenerator(workspace.store, workspace.cache, params["model"], params["device"], params["compression"])
+    return generator.run(params["prompt"], GenerationOptions(**params["options"]), cb.partial, cb.progress, cb.cancel)
+
+
+def _classify(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    from desktop_ai.engine.text_classification import TextClassifier
+
+    classifier = TextClassifier(workspace.store, workspace.cache, params["model"], params["device"], params["compression"])
+    return classifier.run(params["texts"], params.get("labels"), cb.progress, cb.cancel)
+
+
+def _clear_cache(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    workspace.cache.clear()
+    return workspace.cache.stats()
+
+
+JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
+    "generate": _generate,
+    "classify": _classify,
+    "clear_cache": _clear_cache,
+}
+
+
+def _warm_up() -> dict[str, Any]:
+    """Import the heavy libraries before the first job, so the first answer starts sooner."""
+    from desktop_ai.engine.devices import pick_device
+    import transformers  # noqa: F401
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+    choice = pick_device("auto")
+    return {"device": choice.describe(), "reason": choice.reason}
+
+
+def serve(connection: Any, cancel: Any) -> None:
+    """Entry point of the child process (multiprocessing 'spawn'). Runs until ("quit",) or a closed pipe."""
+    from desktop_ai.logging_setup import configure_logging
+
+    configure_logging()
+    from desktop_ai.engine.workspace import open_workspace
+
+    workspace = open_workspace()
+    try:
+        connection.send(("ready", _warm_up(), workspace.cache.stats()))
+    except Exception as error:  # the window still opens; each job will report the problem
+        logger.exception("Engine warm-up failed")
+        connection.send(("ready", {"device": "unknown", "reason": str(error)}, workspace.cache.stats()))
+    try:
+        while True:
+            try:
+                message = connection.recv()
+            except (EOFError, OSError):
+                return
+            if message[0] == "quit":
+                return
+            if message[0] != "job":
+                continue
+            _, job_id, kind, params = message
+            cancel.clear()
+            connection.send(("started", job_id))
+            _run_job(connection, cancel, workspace, job_id, kind, params)
+    finally:
+        workspace.close()
+        logging.shutdown()
+
+
+def _run_job(connection: Any, cancel: Any, workspace: Any, job_id: int, kind: str, params: dict[str, Any]) -> None:
+    callbacks = JobCallbacks(
+        progress=lambda message, fraction=None: connection.send(("progress", job_id, message, fraction)),
+        partial=lambda text: connection.send(("partial", job_id, text)),
+        cancel=cancel,
+    )
+    try:
+        handler = JOB_KINDS.get(kind)
+        if handler is None:
+            raise InvalidInputError(f"Unknown job {kind!r}.")
+        result = handler(workspace, params, callbacks)
+    except CancelledError as error:
+        connection.send(("failed", job_id, str(error) or "Stopped.", workspace.cache.stats()))
+    except EngineError as error:
+        logger.warning("%s failed: %s", kind, error)
+        connection.send(("failed", job_id, str(error), workspace.cache.stats()))
+    except Exception as error:  # a bug: the window still gets a message, the log gets the traceback
+        from desktop_ai.logging_setup import log_file
+
+        logger.exception("%s failed unexpectedly", kind)
+        connection.send(("failed", job_id, f"Unexpected error: {error}. Details are in the log file: {log_file()}", workspace.cache.stats()))
+    else:
+        connection.send(("finished", job_id, result, workspace.cache.stats()))

@@ -1,0 +1,1 @@
+"""Qt adapters and widgets. Models are only ever touched from the EngineThread."""

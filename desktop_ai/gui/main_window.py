@@ -1,0 +1,176 @@
+"""The main window: one tab per job, a status bar that always says device, model, cache and busy/idle."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QUrl, Qt
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, QIcon
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
+
+from desktop_ai import __version__, paths
+from desktop_ai.engine.cache import CacheStats
+from desktop_ai.engine.devices import pick_device
+from desktop_ai.engine.store import ModelStore
+from desktop_ai.gui.settings import app_settings, read
+from desktop_ai.gui.text_tab import TextTab
+from desktop_ai.gui.worker import EngineThread
+from desktop_ai.logging_setup import log_file
+
+logger = logging.getLogger(__name__)
+
+ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "desktop-ai.svg"
+
+COMING_TABS = {
+    "Translate": "Translation (English to German and other opus-mt pairs, sentence by sentence, cached) "
+    "is not built yet. It will come in a later version of desktop-ai.",
+    "Image": "Image recognition (drag photos or folders here for ImageNet top-5 labels) "
+    "is not built yet. It will come in a later version of desktop-ai.",
+    "Speech": "Live microphone dictation and audio-file transcription "
+    "are not built yet. They will come in a later version of desktop-ai.",
+}
+
+
+def _coming_soon(name: str, text: str) -> QWidget:
+    page = QWidget()
+    page.setAccessibleName(f"{name} (not available yet)")
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setEnabled(False)
+    layout = QVBoxLayout(page)
+    layout.addWidget(label)
+    return page
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, store: ModelStore | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("desktop-ai")
+        if ICON_PATH.exists():
+            self.setWindowIcon(QIcon(str(ICON_PATH)))
+        self.settings = app_settings()
+        self.device = read(self.settings, "device", "auto")
+        self.store = store or ModelStore(paths.cache_dir() / "converted-models")
+        self.engine = EngineThread(self)
+        self.engine.ready.connect(self._on_engine_ready)
+
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Jobs")
+        self.text_tab = TextTab(self.engine, self.store, lambda: self.device)
+        self.tabs.addTab(self.text_tab, "Text")
+        for name, text in COMING_TABS.items():
+            index = self.tabs.addTab(_coming_soon(name, text), name)
+            self.tabs.setTabToolTip(index, "Not available yet")
+        self.setCentralWidget(self.tabs)
+
+        self.state_label = QLabel("Idle")
+        self.state_label.setAccessibleName("Busy or idle")
+        self.device_label = QLabel()
+        self.device_label.setAccessibleName("Device")
+        self.model_label = QLabel()
+        self.model_label.setAccessibleName("Model")
+        self.cache_label = QLabel()
+        self.cache_label.setAccessibleName("Cache hits and misses")
+        bar = self.statusBar()
+        for widget in (self.state_label, self.device_label, self.model_label, self.cache_label):
+            bar.addPermanentWidget(widget)
+
+        for page in self.text_tab.pages:
+            page.status_message.connect(self.show_message)
+            page.model_in_use.connect(lambda model: self.model_label.setText(f"Model: {model}"))
+        self.engine.busy_changed.connect(self._on_busy)
+        self.engine.cache_stats.connect(self._on_cache_stats)
+        self._build_menus()
+        self.cache_label.setText("cache: starting…")
+        self._update_device_label()
+        self._restore()
+        self.state_label.setText("Starting engine…")
+        self.engine.ensure_started()
+
+    # --- menus ----------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        quit_action = QAction("&Quit", self, shortcut="Ctrl+Q", triggered=self.close)
+        file_menu.addAction(quit_action)
+        settings_menu = self.menuBar().addMenu("&Settings")
+        device_menu = settings_menu.addMenu("&Device")
+        group = QActionGroup(self)
+        self.device_actions: dict[str, QAction] = {}
+        for value, label in (("auto", "Automatic (GPU if present)"), ("cpu", "CPU"), ("cuda", "NVIDIA GPU (CUDA)"), ("mps", "Apple GPU (MPS)")):
+            action = QAction(label, self, checkable=True)
+            action.setChecked(value == self.device)
+            action.triggered.connect(lambda checked=False, v=value: self.set_device(v))
+            group.addAction(action)
+            device_menu.addAction(action)
+            self.device_actions[value] = action
+        clear_cache = QAction("&Clear result cache", self, triggered=self._clear_cache)
+        settings_menu.addAction(clear_cache)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(QAction("Open &log file", self, triggered=self.open_log))
+        help_menu.addAction(QAction("&About desktop-ai", self, triggered=self._about))
+
+    def set_device(self, value: str) -> None:
+        self.device = value
+        self.settings.setValue("device", value)
+        self._update_device_label()
+
+    def _update_device_label(self) -> None:
+        choice = pick_device(self.device)
+        self.device_label.setText(f"Device: {choice.describe()}")
+        self.device_label.setToolTip(choice.reason)
+        if self.device != "auto" and choice.device == "cpu" and self.device != "cpu":
+            self.show_message(choice.reason)
+
+    def open_log(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file())))
+
+    def _clear_cache(self) -> None:
+        if self.engine.busy:
+            self.show_message("Wait for the running job to finish before clearing the cache.")
+            return
+        self.engine.submit("clearing the cache", "clear_cache", {})
+        self.show_message("Result cache cleared.")
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About desktop-ai", f"desktop-ai {__version__}\nLocal AI on your own machine.\nLog file: {log_file()}")
+
+    # --- status --------------------------------------------------------------------------
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 10000)
+
+    def _on_engine_ready(self, info: dict) -> None:
+        if not self.engine.busy:
+            self.state_label.setText("Idle")
+        logger.info("Engine ready: %s (%s)", info.get("device"), info.get("reason"))
+
+    def _on_busy(self, busy: bool) -> None:
+        self.state_label.setText("Busy" if busy else "Idle")
+
+    def _on_cache_stats(self, stats: CacheStats) -> None:
+        self.cache_label.setText(stats.describe())
+
+    # --- lifetime ------------------------------------------------------------------------
+    def _restore(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1000, 720)
+        self.tabs.setCurrentIndex(read(self.settings, "window/tab", 0, int))
+        self.text_tab.load_settings(self.settings)
+
+    def save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.text_tab.save_settings(self.settings)
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Save first (nothing typed is lost), then stop the running job and end the worker thread."""
+        self.save_settings()
+        self.hide()
+        if not self.engine.shutdown():
+            logger.warning("The running job did not stop within the timeout; exiting anyway")
+        event.accept()

@@ -1,0 +1,480 @@
+"""The Text tab: generate (streamed, stoppable) and classify (sentiment or your own labels)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QFont, QGuiApplication, QKeySequence, QShortcut, QTextCursor
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_ai.engine.catalogue import TASK_CLASSIFY, TASK_GENERATE
+from desktop_ai.engine.store import ModelStore
+from desktop_ai.engine.text_classification import ClassificationBatch
+from desktop_ai.engine.text_generation import GenerationOptions, GenerationResult
+from desktop_ai.gui.settings import read
+from desktop_ai.gui.widgets import SCORE_ROLE, CompressionPicker, ModelPicker, ScoreBarDelegate
+from desktop_ai.gui.worker import EngineThread
+
+logger = logging.getLogger(__name__)
+
+
+def _button(text: str, tip: str) -> QPushButton:
+    button = QPushButton(text)
+    button.setAccessibleName(text.replace("&", ""))
+    button.setToolTip(tip)
+    return button
+
+
+class _JobPage(QWidget):
+    """Common plumbing of a page that runs one job at a time on the engine thread."""
+
+    status_message = Signal(str)
+    model_in_use = Signal(str)
+
+    def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.store = store
+        self.device_preference = device_preference  # a callable returning "auto" / "cpu" / ...
+        self.job_id: int | None = None
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setAccessibleName("Progress")
+        self.progress_bar.setVisible(False)
+        self.notice = QLabel()
+        self.notice.setAccessibleName("Messages")
+        self.notice.setWordWrap(True)
+        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        engine.started_job.connect(self._on_started)
+        engine.progress.connect(self._on_progress)
+        engine.partial.connect(self._on_partial)
+        engine.finished_job.connect(self._on_finished)
+        engine.failed.connect(self._on_failed)
+
+    @property
+    def running(self) -> bool:
+        return self.job_id is not None
+
+    def show_notice(self, text: str, error: bool = False) -> None:
+        colour = "#b00020" if error else "#7a5a00"
+        self.notice.setText(f"<span style='color:{colour}'>{text}</span>" if text else "")
+        self.notice.setToolTip(text)
+        if text:
+            self.status_message.emit(text)
+
+    def submit(self, name: str, kind: str, params: dict[str, Any]) -> None:
+        self.show_notice("")
+        self.job_id = self.engine.submit(name, kind, params)
+        self.set_running(True)
+
+    def stop(self) -> None:
+        if self.job_id is not None:
+            self.engine.cancel(self.job_id)
+            self.status_message.emit("Stopping…")
+
+    def set_running(self, running: bool) -> None:
+        self.progress_bar.setVisible(running)
+        if running:
+            self.progress_bar.setRange(0, 0)
+
+    def _mine(self, job_id: int) -> bool:
+        return job_id == self.job_id
+
+    def _on_started(self, job_id: int, name: str) -> None:
+        if self._mine(job_id):
+            self.status_message.emit(f"Working: {name}…")
+
+    def _on_progress(self, job_id: int, message: str, fraction: float) -> None:
+        if not self._mine(job_id):
+            return
+        if fraction < 0:
+            self.progress_bar.setRange(0, 0)
+        else:
+            self.progress_bar.setRange(0, 1000)
+            self.progress_bar.setValue(int(fraction * 1000))
+        self.progress_bar.setFormat(message)
+        self.status_message.emit(message)
+
+    def _on_partial(self, job_id: int, text: str) -> None:  # pragma: no cover - overridden
+        pass
+
+    def _on_finished(self, job_id: int, result: Any) -> None:
+        if self._mine(job_id):
+            self.job_id = None
+            self.set_running(False)
+            self.handle_result(result)
+
+    def _on_failed(self, job_id: int, message: str) -> None:
+        if self._mine(job_id):
+            self.job_id = None
+            self.set_running(False)
+            self.show_notice(message, error=True)
+
+    def handle_result(self, result: Any) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class GeneratePage(_JobPage):
+    def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
+        super().__init__(engine, store, device_preference, parent)
+        self.model_picker = ModelPicker(TASK_GENERATE, store)
+        self.compression_picker = CompressionPicker()
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(1, 4096)
+        self.max_tokens.setValue(200)
+        self.max_tokens.setAccessibleName("Max new tokens")
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 2.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(0.7)
+        self.temperature.setAccessibleName("Temperature")
+        self.temperature.setToolTip("0 always picks the most likely word (repeatable, cached); higher is more varied.")
+        self.seed = QSpinBox()
+        self.seed.setRange(-1, 2**31 - 1)
+        self.seed.setSpecialValueText("random")
+        self.seed.setValue(-1)
+        self.seed.setAccessibleName("Seed")
+        self.seed.setToolTip("A fixed seed makes sampling repeatable (and cacheable).")
+
+        self.prompt = QPlainTextEdit()
+        self.prompt.setAccessibleName("Prompt")
+        self.prompt.setPlaceholderText("Ask or instruct the model… (Ctrl+Enter to generate)")
+        self.output = QPlainTextEdit()
+        self.output.setAccessibleName("Generated text")
+        self.output.setReadOnly(True)
+        self.output.setPlaceholderText("The answer appears here as it is written.")
+        self.generate_button = _button("&Generate", "Generate an answer (Ctrl+Enter)")
+        self.stop_button = _button("&Stop", "Stop generating; the text so far is kept (Esc)")
+        self.stop_button.setEnabled(False)
+        self.copy_button = _button("&Copy", "Copy the answer to the clipboard")
+        self.save_button = _button("Sa&ve…", "Save the answer to a text file")
+        self.stats = QLabel()
+        self.stats.setAccessibleName("Generation statistics")
+
+        options = QFormLayout()
+        options.addRow("Model", self.model_picker)
+        row = QHBoxLayout()
+        for label, widget in (("Compression", self.compression_picker), ("Max tokens", self.max_tokens), ("Temperature", self.temperature), ("Seed", self.seed)):
+            row.addWidget(QLabel(label))
+            row.addWidget(widget)
+        row.addStretch(1)
+        options.addRow(row)
+        buttons = QHBoxLayout()
+        for button in (self.generate_button, self.stop_button):
+            buttons.addWidget(button)
+        buttons.addWidget(self.progress_bar, 1)
+        buttons.addWidget(self.copy_button)
+        buttons.addWidget(self.save_button)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.prompt)
+        splitter.addWidget(self.output)
+        splitter.setSizes([150, 300])
+        layout = QVBoxLayout(self)
+        layout.addLayout(options)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.stats)
+
+        self.generate_button.clicked.connect(self.generate)
+        self.stop_button.clicked.connect(self.stop)
+        self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.output.toPlainText()))
+        self.save_button.clicked.connect(self.save)
+        QShortcut(QKeySequence("Ctrl+Return"), self, self.generate)
+        QShortcut(QKeySequence("Escape"), self, self.stop)
+
+    def options(self) -> GenerationOptions:
+        seed = self.seed.value()
+        return GenerationOptions(
+            max_new_tokens=self.max_tokens.value(),
+            temperature=round(self.temperature.value(), 3),
+            seed=None if seed < 0 else seed,
+        )
+
+    def generate(self) -> None:
+        if self.running:
+            return
+        prompt = self.prompt.toPlainText()
+        if not prompt.strip():
+            self.show_notice("The prompt is empty: type something for the model to answer.", error=True)
+            return
+        model, compression, device, options = self.model_picker.model_ref(), self.compression_picker.compression(), self.device_preference(), self.options()
+        self.output.clear()
+        self.stats.clear()
+        self.model_in_use.emit(model)
+
+        params = {"model": model, "device": device, "compression": compression.value, "prompt": prompt, "options": asdict(options)}
+        self.submit("generating text", "generate", params)
+
+    def set_running(self, running: bool) -> None:
+        super().set_running(running)
+        self.generate_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    def _on_partial(self, job_id: int, text: str) -> None:
+        if self._mine(job_id):
+            cursor = self.output.textCursor()
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertText(text)
+            self.output.setTextCursor(cursor)
+
+    def handle_result(self, result: GenerationResult) -> None:
+        if self.output.toPlainText().strip() != result.text.strip():
+            self.output.setPlainText(result.text)
+        source = "from cache" if result.from_cache else f"{result.tokens_per_second:.1f} tokens/s"
+        self.stats.setText(f"{result.new_tokens} tokens, {source}, on {result.device}, compression {result.compression}")
+        self.show_notice(" ".join(result.notices))
+        self.status_message.emit("Stopped; the text so far is kept." if result.stopped else "Done.")
+
+    def save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the answer", "answer.txt", "Text files (*.txt);;All files (*)")
+        if path:
+            save_text(Path(path), self.output.toPlainText())
+            self.status_message.emit(f"Saved {path}")
+
+    def save_settings(self, settings: QSettings) -> None:
+        settings.setValue("generate/model", self.model_picker.model_ref())
+        settings.setValue("generate/compression", self.compression_picker.compression().value)
+        settings.setValue("generate/max_tokens", self.max_tokens.value())
+        settings.setValue("generate/temperature", self.temperature.value())
+        settings.setValue("generate/seed", self.seed.value())
+        settings.setValue("generate/prompt", self.prompt.toPlainText())
+        settings.setValue("generate/output", self.output.toPlainText())
+
+    def load_settings(self, settings: QSettings) -> None:
+        model = read(settings, "generate/model", "")
+        if model:
+            self.model_picker.select(model)
+        self.compression_picker.select(read(settings, "generate/compression", "none"))
+        self.max_tokens.setValue(read(settings, "generate/max_tokens", 200, int))
+        self.temperature.setValue(read(settings, "generate/temperature", 0.7, float))
+        self.seed.setValue(read(settings, "generate/seed", -1, int))
+        self.prompt.setPlainText(read(settings, "generate/prompt", ""))
+        self.output.setPlainText(read(settings, "generate/output", ""))
+
+
+class ClassifyPage(_JobPage):
+    def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
+        super().__init__(engine, store, device_preference, parent)
+        self.model_picker = ModelPicker(TASK_CLASSIFY, store)
+        self.compression_picker = CompressionPicker()
+        self.sentiment_radio = QRadioButton("Sentiment")
+        self.sentiment_radio.setAccessibleName("Sentiment")
+        self.labels_radio = QRadioButton("My labels:")
+        self.labels_radio.setAccessibleName("My labels")
+        self.sentiment_radio.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.sentiment_radio)
+        group.addButton(self.labels_radio)
+        self.labels = QLineEdit()
+        self.labels.setAccessibleName("Labels")
+        self.labels.setPlaceholderText("sport, politics, science")
+        self.labels.textEdited.connect(lambda _: self.labels_radio.setChecked(True))
+        self.each_line = QCheckBox("Each line is a separate text")
+        self.each_line.setAccessibleName("Each line is a separate text")
+        self.each_line.setChecked(True)
+        self.input = QPlainTextEdit()
+        self.input.setAccessibleName("Texts to classify")
+        self.input.setPlaceholderText("I love this product\nterrible, a waste of money")
+        self.results = QTreeWidget()
+        self.results.setAccessibleName("Classification results")
+        self.results.setColumnCount(3)
+        self.results.setHeaderLabels(["Text / label", "Best label", "Score"])
+        self.results.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.results.setItemDelegateForColumn(2, ScoreBarDelegate(self.results))
+        self.results.setColumnWidth(2, 180)
+        self.classify_button = _button("C&lassify", "Classify the texts (Ctrl+Enter)")
+        self.stop_button = _button("&Stop", "Stop; results so far are kept")
+        self.stop_button.setEnabled(False)
+        self.copy_button = _button("&Copy", "Copy the results as tab-separated text")
+        self.save_button = _button("Sa&ve…", "Save the results as CSV or JSON")
+        self.last_batch: ClassificationBatch | None = None
+
+        form = QFormLayout()
+        form.addRow("Model", self.model_picker)
+        mode = QHBoxLayout()
+        mode.addWidget(self.sentiment_radio)
+        mode.addWidget(self.labels_radio)
+        mode.addWidget(self.labels, 1)
+        mode.addWidget(QLabel("Compression"))
+        mode.addWidget(self.compression_picker)
+        form.addRow(mode)
+        form.addRow(self.each_line)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.classify_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.progress_bar, 1)
+        buttons.addWidget(self.copy_button)
+        buttons.addWidget(self.save_button)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.input)
+        splitter.addWidget(self.results)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.notice)
+
+        self.classify_button.clicked.connect(self.classify)
+        self.stop_button.clicked.connect(self.stop)
+        self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.results_as_tsv()))
+        self.save_button.clicked.connect(self.save)
+        QShortcut(QKeySequence("Ctrl+Return"), self, self.classify)
+
+    def texts(self) -> list[str]:
+        raw = self.input.toPlainText()
+        if self.each_line.isChecked():
+            return [line.strip() for line in raw.splitlines() if line.strip()]
+        return [raw.strip()] if raw.strip() else []
+
+    def classify(self) -> None:
+        if self.running:
+            return
+        texts = self.texts()
+        if not texts:
+            self.show_notice("There is no text to classify: type or paste at least one line.", error=True)
+            return
+        labels = self.labels.text() if self.labels_radio.isChecked() else None
+        if labels is not None and not labels.strip():
+            self.show_notice("Type at least two labels separated by commas, or choose Sentiment.", error=True)
+            return
+        model, compression, device = self.model_picker.model_ref(), self.compression_picker.compression(), self.device_preference()
+        self.model_in_use.emit(model)
+
+        params = {"model": model, "device": device, "compression": compression.value, "texts": texts, "labels": labels}
+        self.submit("classifying", "classify", params)
+
+    def set_running(self, running: bool) -> None:
+        super().set_running(running)
+        self.classify_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    def handle_result(self, batch: ClassificationBatch) -> None:
+        self.last_batch = batch
+        self.results.clear()
+        bold = QFont()
+        bold.setBold(True)
+        for result in batch.results:
+            top = QTreeWidgetItem([result.text, result.label, ""])
+            top.setData(2, SCORE_ROLE, result.scores[0].score)
+            top.setFont(1, bold)
+            top.setToolTip(0, result.text)
+            for score in result.scores:
+                child = QTreeWidgetItem([score.label, "", ""])
+                child.setData(2, SCORE_ROLE, score.score)
+                top.addChild(child)
+            self.results.addTopLevelItem(top)
+        if len(batch.results) <= 20:
+            self.results.expandAll()
+        cached = sum(r.from_cache for r in batch.results)
+        self.show_notice(" ".join(batch.notices))
+        self.status_message.emit(
+            f"Classified {len(batch.results)} text(s) in {batch.seconds:.2f} s ({cached} from cache) on {batch.device}."
+        )
+
+    def results_as_tsv(self) -> str:
+        if self.last_batch is None:
+            return ""
+        lines = ["text\tlabel\tscore\tall scores"]
+        for r in self.last_batch.results:
+            scores = "; ".join(f"{s.label}={s.score:.4f}" for s in r.scores)
+            lines.append(f"{r.text}\t{r.label}\t{r.scores[0].score:.4f}\t{scores}")
+        return "\n".join(lines)
+
+    def save(self) -> None:
+        if self.last_batch is None:
+            self.show_notice("Nothing to save yet: classify some text first.", error=True)
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save the results", "classification.csv", "CSV (*.csv);;JSON lines (*.jsonl)")
+        if path:
+            save_classification(Path(path), self.last_batch)
+            self.status_message.emit(f"Saved {path}")
+
+    def save_settings(self, settings: QSettings) -> None:
+        settings.setValue("classify/model", self.model_picker.model_ref())
+        settings.setValue("classify/compression", self.compression_picker.compression().value)
+        settings.setValue("classify/labels", self.labels.text())
+        settings.setValue("classify/use_labels", self.labels_radio.isChecked())
+        settings.setValue("classify/each_line", self.each_line.isChecked())
+        settings.setValue("classify/input", self.input.toPlainText())
+
+    def load_settings(self, settings: QSettings) -> None:
+        model = read(settings, "classify/model", "")
+        if model:
+            self.model_picker.select(model)
+        self.compression_picker.select(read(settings, "classify/compression", "none"))
+        self.labels.setText(read(settings, "classify/labels", ""))
+        (self.labels_radio if read(settings, "classify/use_labels", False, bool) else self.sentiment_radio).setChecked(True)
+        self.each_line.setChecked(read(settings, "classify/each_line", True, bool))
+        self.input.setPlainText(read(settings, "classify/input", ""))
+
+
+def save_text(path: Path, text: str) -> None:
+    """Write to a temporary file and rename, so a failed save never destroys an older file."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def save_classification(path: Path, batch: ClassificationBatch) -> None:
+    if path.suffix.lower() in (".jsonl", ".json"):
+        save_text(path, "".join(json.dumps(r.to_dict()) + "\n" for r in batch.results))
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["text", "label", "score", *[f"score_{label}" for label in batch.labels]])
+    for r in batch.results:
+        by_label = {s.label: s.score for s in r.scores}
+        writer.writerow([r.text, r.label, f"{r.scores[0].score:.6f}", *[f"{by_label.get(label, 0.0):.6f}" for label in batch.labels]])
+    save_text(path, buffer.getvalue())
+
+
+class TextTab(QTabWidget):
+    def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Text")
+        self.generate_page = GeneratePage(engine, store, device_preference)
+        self.classify_page = ClassifyPage(engine, store, device_preference)
+        self.addTab(self.generate_page, "Generate")
+        self.addTab(self.classify_page, "Classify")
+
+    @property
+    def pages(self) -> tuple[GeneratePage, ClassifyPage]:
+        return self.generate_page, self.classify_page
+
+    def save_settings(self, settings: QSettings) -> None:
+        settings.setValue("text/page", self.currentIndex())
+        for page in self.pages:
+            page.save_settings(settings)
+
+    def load_settings(self, settings: QSettings) -> None:
+        for page in self.pages:
+            page.load_settings(settings)
+        self.setCurrentIndex(read(settings, "text/page", 0, int))

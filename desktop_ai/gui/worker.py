@@ -1,0 +1,181 @@
+"""One worker for every task: a QThread that owns the engine process (loaded models, result cache),
+sends it jobs one after another and turns its messages into signals. The GUI thread only submits and listens.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import threading
+from typing import Any
+
+from PySide6.QtCore import QThread, Signal
+
+from desktop_ai.engine import process as engine_process
+from desktop_ai.logging_setup import log_file
+
+logger = logging.getLogger(__name__)
+
+
+class EngineThread(QThread):
+    ready = Signal(dict)
+    started_job = Signal(int, str)
+    progress = Signal(int, str, float)  # fraction < 0 means unknown
+    partial = Signal(int, str)
+    finished_job = Signal(int, object)
+    failed = Signal(int, str)
+    cache_stats = Signal(object)
+    busy_changed = Signal(bool)
+
+    _ids = itertools.count(1)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("EngineThread")
+        self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._process: Any = None
+        self._connection: Any = None
+        self._cancel: Any = None
+        self._names: dict[int, str] = {}
+        self._pending: list[int] = []
+        self._current: int | None = None
+        self._stopping = False
+        self._skipped: set[int] = set()
+
+    # --- the GUI thread's side -----------------------------------------------------------
+    def ensure_started(self) -> None:
+        with self._lock:
+            if self._process is not None and self._process.is_alive():
+                return
+            parent_end, child_end = self._context.Pipe()
+            self._cancel = self._context.Event()
+            self._process = self._context.Process(
+                target=engine_process.serve, args=(child_end, self._cancel), name="desktop-ai-engine", daemon=True
+            )
+            self._process.start()
+            child_end.close()
+            self._connection = parent_end
+            self._stopping = False
+        if not self.isRunning():
+            self.start()
+
+    def submit(self, name: str, kind: str, params: dict[str, Any]) -> int:
+        self.ensure_started()
+        job_id = next(self._ids)
+        with self._lock:
+            self._names[job_id] = name
+            self._pending.append(job_id)
+            self._connection.send(("job", job_id, kind, params))
+        return job_id
+
+    def cancel(self, job_id: int | None = None) -> None:
+        """Stop the running job; a queued one is skipped when its turn comes."""
+        with self._lock:
+            if job_id is None or job_id == self._current:
+                if self._cancel is not None and self._current is not None:
+                    self._cancel.set()
+            if job_id is None:
+                self._skipped |= set(self._pending)
+            elif job_id in self._pending:
+                self._skipped.add(job_id)
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._current is not None or bool(self._pending)
+
+    def shutdown(self, timeout_s: float = 10.0) -> bool:
+        """Ask the running job to stop, end the process (by force if it will not), then end the thread."""
+        with self._lock:
+            process, connection = self._process, self._connection
+            self._stopping = True
+            if self._cancel is not None:
+                self._cancel.set()
+        clean = True
+        if process is not None:
+            try:
+                connection.send(("quit",))
+            except (OSError, ValueError):
+                pass
+            process.join(timeout_s)
+            if process.is_alive():
+                clean = False
+                logger.warning("The engine did not stop within %.0f s; terminating it", timeout_s)
+                process.terminate()
+                process.join(3)
+                if process.is_alive():
+                    process.kill()
+                    process.join(3)
+        self.wait(5000)
+        return clean
+
+    # --- the worker thread ----------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            with self._lock:
+                connection, process = self._connection, self._process
+            try:
+                if not connection.poll(0.2):
+                    if not process.is_alive():
+                        raise EOFError
+                    continue
+                message = connection.recv()
+            except (EOFError, OSError):
+                self._engine_ended(process)
+                return
+            self._dispatch(message)
+
+    def _dispatch(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "ready":
+            self.ready.emit(message[1])
+            self.cache_stats.emit(message[2])
+        elif kind == "started":
+            job_id = message[1]
+            with self._lock:
+                if job_id in self._pending:
+                    self._pending.remove(job_id)
+                self._current = job_id
+                skipped = job_id in self._skipped
+                self._skipped.discard(job_id)
+            if skipped and self._cancel is not None:
+                self._cancel.set()
+            self.busy_changed.emit(True)
+            self.started_job.emit(job_id, self._names.get(job_id, "job"))
+        elif kind == "progress":
+            self.progress.emit(message[1], message[2], -1.0 if message[3] is None else float(message[3]))
+        elif kind == "partial":
+            self.partial.emit(message[1], message[2])
+        elif kind in ("finished", "failed"):
+            job_id = message[1]
+            with self._lock:
+                self._current = None
+                self._names.pop(job_id, None)
+                idle = not self._pending
+            if kind == "finished":
+                self.finished_job.emit(job_id, message[2])
+            else:
+                self.failed.emit(job_id, message[2])
+            self.cache_stats.emit(message[3])
+            if idle:
+                self.busy_changed.emit(False)
+
+    def _engine_ended(self, process: Any) -> None:
+        with self._lock:
+            lost = ([self._current] if self._current is not None else []) + list(self._pending)
+            self._current = None
+            self._pending.clear()
+            stopping = self._stopping
+        if stopping:
+            return
+        code = process.exitcode if process is not None else None
+        logger.error("The engine process ended unexpectedly (exit code %s)", code)
+        for job_id in lost:
+            self.failed.emit(
+                job_id,
+                f"The engine stopped unexpectedly (exit code {code}); it restarts with the next job. "
+                f"Your text is kept. Details are in the log file: {log_file()}",
+            )
+        self.busy_changed.emit(False)
