@@ -12,7 +12,8 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
+    if not any(getattr(h, "_desktop_ai", False) for h in logging.getLogger().handlers):
+        configure_logging()  # started directly, not through the CLI (which has set up logging already)
     from PySide6.QtWidgets import QApplication
 
     from desktop_ai.gui.main_window import MainWindow

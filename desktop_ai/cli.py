@@ -482,6 +482,9 @@ def _log_path(log_file: Callable[[], Path]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """The `desktop-ai` entry point; returns the exit code instead of raising SystemExit."""
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # the window's engine process, in frozen (PyInstaller) builds
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, rest = _split_window_arguments(argv)

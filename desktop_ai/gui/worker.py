@@ -43,12 +43,18 @@ class EngineThread(QThread):
         self._current: int | None = None
         self._stopping = False
         self._skipped: set[int] = set()
+        self.ready_info: dict | None = None
 
     # --- the GUI thread's side -----------------------------------------------------------
+    @property
+    def process_pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def ensure_started(self) -> None:
         with self._lock:
             if self._process is not None and self._process.is_alive():
                 return
+            self.ready_info = None
             parent_end, child_end = self._context.Pipe()
             self._cancel = self._context.Event()
             self._process = self._context.Process(
@@ -130,6 +136,7 @@ class EngineThread(QThread):
     def _dispatch(self, message: tuple) -> None:
         kind = message[0]
         if kind == "ready":
+            self.ready_info = message[1]
             self.ready.emit(message[1])
             self.cache_stats.emit(message[2])
         elif kind == "started":

@@ -1,0 +1,244 @@
+"""The window for real (pytest-qt, offscreen): real widgets, signals, the engine process, tiny models."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit, QSpinBox, QDoubleSpinBox
+
+from desktop_ai.gui.main_window import MainWindow
+
+ENGINE_START_MS = 90_000
+JOB_MS = 120_000
+
+
+class EventLoopProbe:
+    """Measures how late a 10 ms timer fires: the window's responsiveness, as a user feels it."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.worst = max(self.worst, now - self._last - 0.010)
+        self._last = now
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._timer.start(10)
+
+    def stop(self) -> float:
+        self._timer.stop()
+        return self.worst
+
+
+@pytest.fixture
+def window(qtbot):
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.engine.ready_info is not None, timeout=ENGINE_START_MS)
+    yield win
+    win.close()
+
+
+def _generate(qtbot, win: MainWindow, prompt: str, model: Path | str, max_tokens: int = 8, temperature: float = 0.0):
+    page = win.text_tab.generate_page
+    page.model_picker.select(str(model))
+    page.prompt.setPlainText(prompt)
+    page.max_tokens.setValue(max_tokens)
+    page.temperature.setValue(temperature)
+    with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS) as blocker:
+        page.generate_button.click()
+    return blocker.args[1]
+
+
+def test_window_has_every_job_and_honest_placeholders(window):
+    tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert tabs == ["Text", "Translate", "Image", "Speech"]
+    for index in range(1, window.tabs.count()):
+        page = window.tabs.widget(index)
+        assert not page.findChildren(QAbstractButton), "a tab that is not built must not offer controls"
+        assert "not built yet" in page.findChildren(type(window.state_label))[0].text()
+    assert window.device_label.text().startswith("Device: cpu")
+    assert window.state_label.text() == "Idle"
+    assert "hits" in window.cache_label.text()
+
+
+def test_every_control_has_an_accessible_name(window):
+    kinds = (QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit, QSpinBox, QDoubleSpinBox)
+    nameless = [
+        type(w).__name__ for kind in kinds for w in window.text_tab.findChildren(kind) if not w.accessibleName() and w.isVisibleTo(window)
+        and not isinstance(w.parent(), (QComboBox, QSpinBox, QDoubleSpinBox))
+    ]
+    assert nameless == []
+
+
+def test_generate_streams_tokens_and_reports(qtbot, window, tiny_causal_lm_dir):
+    partials: list[str] = []
+    window.engine.partial.connect(lambda job, text: partials.append(text))
+    result = _generate(qtbot, window, "hello there", tiny_causal_lm_dir, max_tokens=12)
+    page = window.text_tab.generate_page
+    assert partials, "tokens must arrive while generating"
+    assert page.output.toPlainText().strip() == result.text.strip()
+    assert result.new_tokens <= 12
+    assert "tokens" in page.stats.text()
+    assert page.generate_button.isEnabled() and not page.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: window.state_label.text() == "Idle", timeout=5000)
+
+
+def test_second_identical_greedy_run_is_a_cache_hit(qtbot, window, tiny_causal_lm_dir):
+    first = _generate(qtbot, window, "the cache", tiny_causal_lm_dir)
+    second = _generate(qtbot, window, "the cache", tiny_causal_lm_dir)
+    assert not first.from_cache and second.from_cache
+    assert second.text == first.text
+    qtbot.waitUntil(lambda: "1 hits" in window.cache_label.text(), timeout=5000)
+    assert "from cache" in window.text_tab.generate_page.stats.text()
+
+
+def test_stop_keeps_the_text_so_far(qtbot, window, tiny_causal_lm_dir):
+    page = window.text_tab.generate_page
+    page.model_picker.select(str(tiny_causal_lm_dir))
+    page.prompt.setPlainText("a long answer please")
+    page.max_tokens.setValue(200)
+    page.temperature.setValue(0.8)
+    window.engine.partial.connect(lambda job, text: page.stop_button.isEnabled() and page.stop_button.click())
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
+        page.generate_button.click()
+    result = blocker.args[1]
+    assert result.stopped
+    assert result.new_tokens < 200
+    assert "Stopped" in page.notice.text()
+    assert page.output.toPlainText().strip() == result.text.strip()
+
+
+def test_empty_prompt_is_a_message_not_a_job(qtbot, window):
+    page = window.text_tab.generate_page
+    page.prompt.setPlainText("   \n ")
+    page.generate_button.click()
+    assert "prompt is empty" in page.notice.text()
+    assert page.job_id is None and not window.engine.busy
+
+
+def test_missing_model_folder_is_a_clear_message(qtbot, window, tmp_path):
+    page = window.text_tab.generate_page
+    page.model_picker.select(str(tmp_path / "no-such-model"))
+    page.prompt.setPlainText("hi")
+    with qtbot.waitSignal(window.engine.failed, timeout=JOB_MS) as blocker:
+        page.generate_button.click()
+    assert "does not exist" in blocker.args[1]
+    assert "does not exist" in page.notice.text()
+    assert page.generate_button.isEnabled()
+
+
+def test_huge_prompt_is_truncated_with_a_notice(qtbot, window, tiny_causal_lm_dir):
+    result = _generate(qtbot, window, "word " * 20_000, tiny_causal_lm_dir, max_tokens=4)
+    assert any("truncated" in notice for notice in result.notices)
+    assert "truncated" in window.text_tab.generate_page.notice.text()
+
+
+def test_classify_with_labels_shows_sorted_bars(qtbot, window, tiny_embedding_dir):
+    page = window.text_tab.classify_page
+    page.model_picker.select(str(tiny_embedding_dir))
+    page.labels_radio.setChecked(True)
+    page.labels.setText("sport, politics, science, sport")
+    page.input.setPlainText("first line\nsecond line\n\nthird line")
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
+        page.classify_button.click()
+    batch = blocker.args[1]
+    assert page.results.topLevelItemCount() == 3
+    top = page.results.topLevelItem(0)
+    assert top.childCount() == 3
+    scores = [top.child(i).data(2, 0x0101) for i in range(3)]
+    assert scores == sorted(scores, reverse=True)
+    assert abs(sum(scores) - 1.0) < 1e-3
+    assert "more than once" in page.notice.text()
+    assert page.results_as_tsv().count("\n") == 3
+    out = Path(os.environ["DESKTOP_AI_HOME"]) / "results.csv"
+    from desktop_ai.gui.text_tab import save_classification
+
+    save_classification(out, batch)
+    assert out.read_text().splitlines()[0].startswith("text,label,score")
+
+
+def test_one_label_is_refused_with_a_message(qtbot, window, tiny_embedding_dir):
+    page = window.text_tab.classify_page
+    page.model_picker.select(str(tiny_embedding_dir))
+    page.labels_radio.setChecked(True)
+    page.labels.setText("sport")
+    page.input.setPlainText("a line")
+    with qtbot.waitSignal(window.engine.failed, timeout=JOB_MS):
+        page.classify_button.click()
+    assert "at least two" in page.notice.text()
+
+
+def test_settings_and_drafts_survive_a_restart(qtbot, tiny_causal_lm_dir):
+    first = MainWindow()
+    qtbot.addWidget(first)
+    page = first.text_tab.generate_page
+    page.prompt.setPlainText("my unfinished draft")
+    page.max_tokens.setValue(321)
+    page.compression_picker.select("int8")
+    page.model_picker.select(str(tiny_causal_lm_dir))
+    first.text_tab.classify_page.labels.setText("red, green")
+    first.close()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    page = second.text_tab.generate_page
+    assert page.prompt.toPlainText() == "my unfinished draft"
+    assert page.max_tokens.value() == 321
+    assert page.compression_picker.compression().value == "int8"
+    assert page.model_picker.model_ref() == str(tiny_causal_lm_dir)
+    assert second.text_tab.classify_page.labels.text() == "red, green"
+    second.close()
+
+
+def test_closing_while_generating_stops_cleanly(qtbot, window, tiny_causal_lm_dir):
+    page = window.text_tab.generate_page
+    page.model_picker.select(str(tiny_causal_lm_dir))
+    page.prompt.setPlainText("keep going")
+    page.max_tokens.setValue(200)
+    page.temperature.setValue(0.8)
+    with qtbot.waitSignal(window.engine.partial, timeout=JOB_MS):
+        page.generate_button.click()
+    process = window.engine._process
+    started = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - started < 15
+    assert not process.is_alive()
+    assert process.exitcode == 0, "the engine must stop on its own, not be killed"
+    assert not window.engine.isRunning()
+
+
+def test_engine_crash_is_reported_and_recovers(qtbot, window, tiny_causal_lm_dir):
+    page = window.text_tab.generate_page
+    page.model_picker.select(str(tiny_causal_lm_dir))
+    page.prompt.setPlainText("crash now")
+    page.max_tokens.setValue(200)
+    page.temperature.setValue(0.8)
+    with qtbot.waitSignal(window.engine.partial, timeout=JOB_MS):
+        page.generate_button.click()
+    with qtbot.waitSignal(window.engine.failed, timeout=JOB_MS) as blocker:
+        window.engine._process.kill()
+    assert "stopped unexpectedly" in blocker.args[1]
+    assert page.prompt.toPlainText() == "crash now", "the user's text is kept"
+    assert page.generate_button.isEnabled()
+    result = _generate(qtbot, window, "again", tiny_causal_lm_dir, max_tokens=3)
+    assert result.new_tokens <= 3
+
+
+def test_window_stays_responsive_while_a_model_loads_and_runs(qtbot, window, tiny_causal_lm_dir):
+    probe = EventLoopProbe()
+    probe.start()
+    _generate(qtbot, window, "responsive?", tiny_causal_lm_dir, max_tokens=64, temperature=0.7)
+    worst = probe.stop()
+    assert worst < 0.1, f"the event loop stalled for {worst * 1000:.0f} ms"
