@@ -1,0 +1,58 @@
+"""Shared fixtures: an isolated user home for every test, no network, and tiny models built once per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# huggingface_hub reads HF_HUB_OFFLINE when it is first imported, so set it before anything imports it.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pytest  # noqa: E402
+
+import tiny_models  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """User data (settings, result cache, converted models) goes to a fresh folder, never the real one."""
+    home = tmp_path_factory.mktemp("desktop-ai-home")
+    monkeypatch.setenv("DESKTOP_AI_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub_constants = sys.modules.get("huggingface_hub.constants")
+    if hub_constants is not None:  # imported already (by a plugin, say): make sure it is offline too
+        monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models.build_tokenizer(tmp_path_factory.mktemp("tiny-tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models.build_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sequence_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models.build_sequence_classifier(tmp_path_factory.mktemp("tiny-bert-sst"))
+
+
+@pytest.fixture(scope="session")
+def tiny_embedding_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models.build_embedding_model(tmp_path_factory.mktemp("tiny-bert-embed"))
+
+
+@pytest.fixture
+def workspace(_isolated_home: Path):
+    from desktop_ai.engine.workspace import open_workspace
+
+    ws = open_workspace()
+    yield ws
+    ws.close()
