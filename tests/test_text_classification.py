@@ -223,3 +223,19 @@ def test_result_to_dict_is_json_serialisable(zero_shot: TextClassifier) -> None:
     assert data["label"] == result.label
     assert [s["label"] for s in data["scores"]] == [s.label for s in result.scores]
     assert data["text"] == "Hello there."
+
+
+def test_fully_cached_batch_after_a_restart_loads_no_model(workspace, tiny_embedding_dir: Path) -> None:
+    from desktop_ai.engine.workspace import open_workspace
+
+    texts = ["one line", "another line"]
+    first = TextClassifier(workspace.store, workspace.cache, model=str(tiny_embedding_dir), device="cpu").run(texts, "a, b")
+    workspace.close()
+    again = open_workspace()
+    try:
+        second = TextClassifier(again.store, again.cache, model=str(tiny_embedding_dir), device="cpu").run(texts, "a, b")
+        assert all(r.from_cache for r in second.results)
+        assert [r.label for r in second.results] == [r.label for r in first.results]
+        assert again.store.loaded.loads == 0
+    finally:
+        again.close()

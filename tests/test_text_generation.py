@@ -81,6 +81,7 @@ def test_cached_result_survives_a_restart(workspace, tiny_causal_lm_dir: Path) -
         second = TextGenerator(again.store, again.cache, model=str(tiny_causal_lm_dir), device="cpu").run("Hi", options)
         assert second.from_cache
         assert second.text == first.text
+        assert again.store.loaded.loads == 0, "a cached answer must not load the model"
     finally:
         again.close()
 

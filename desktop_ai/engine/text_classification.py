@@ -19,7 +19,7 @@ from desktop_ai.engine.compression import Compression
 from desktop_ai.engine.devices import pick_device
 from desktop_ai.engine.errors import CancelledError, InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.loading import LoadedModel, run_with_cpu_fallback
-from desktop_ai.engine.store import ModelStore, ProgressCallback
+from desktop_ai.engine.store import ModelLocation, ModelStore, ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -154,48 +154,58 @@ class TextClassifier:
         else:
             label_list = list(SENTIMENT_LABELS)
         started = time.perf_counter()
+        location = self.store.locate(self.entry, progress, cancel)
+        results: list[ClassificationResult | None] = [None] * len(texts)
+        if self.cache is not None:
+            for index, text in enumerate(texts):
+                hit = self.cache.get(self._key(location, text, label_list, mode))
+                if hit is not None:
+                    results[index] = ClassificationResult(text, [LabelScore(**s) for s in hit["scores"]], self.entry.id, True)
+        todo = [i for i, r in enumerate(results) if r is None]
+        device, compression, stopped = self.device.device, self.compression.value, False
+        if todo:  # only load the model when something is not in the cache
 
-        def job(loaded: LoadedModel) -> tuple[list[ClassificationResult], bool, list[str]]:
-            return self._classify(loaded, texts, label_list, mode, progress, cancel, batch_size)
+            def job(loaded: LoadedModel) -> tuple[bool, list[str]]:
+                return self._classify(loaded, location, texts, todo, results, label_list, mode, progress, cancel, batch_size)
 
-        (results, stopped, run_notices), loaded, load_notices = run_with_cpu_fallback(
-            self.store, self.entry, self.auto_class, self.device, self.compression, job, progress, cancel
-        )
-        if self.entry.kind == KIND_SEQUENCE_CLASSIFIER:
-            label_list = [str(loaded.model.config.id2label[i]).lower() for i in sorted(loaded.model.config.id2label)]
+            (stopped, run_notices), loaded, load_notices = run_with_cpu_fallback(
+                self.store, self.entry, self.auto_class, self.device, self.compression, job, progress, cancel
+            )
+            notices = load_notices + notices + run_notices
+            device, compression = loaded.device, loaded.compression.method
+            if self.entry.kind == KIND_SEQUENCE_CLASSIFIER:
+                label_list = [str(loaded.model.config.id2label[i]).lower() for i in sorted(loaded.model.config.id2label)]
+        elif self.entry.kind == KIND_SEQUENCE_CLASSIFIER:
+            label_list = sorted(s.label for s in results[0].scores)  # type: ignore[union-attr]
         return ClassificationBatch(
-            results=results,
+            results=[r for r in results if r is not None],
             labels=label_list,
             mode=mode,
-            device=loaded.device,
-            compression=loaded.compression.method,
+            device=device,
+            compression=compression,
             seconds=time.perf_counter() - started,
-            notices=load_notices + notices + run_notices,
+            notices=notices,
             stopped=stopped,
         )
 
-    def _key(self, loaded: LoadedModel, text: str, labels: list[str], mode: str) -> str:
+    def _key(self, location: ModelLocation, text: str, labels: list[str], mode: str) -> str:
         options = {"labels": labels, "mode": mode, "scale": SIMILARITY_SCALE}
-        return make_cache_key(TASK_CLASSIFY, loaded.model_id, loaded.location.revision, self.compression.value, options, text)
+        return make_cache_key(TASK_CLASSIFY, location.entry.id, location.revision, self.compression.value, options, text)
 
     def _classify(
         self,
         loaded: LoadedModel,
+        location: ModelLocation,
         texts: list[str],
+        todo: list[int],
+        results: list[ClassificationResult | None],
         labels: list[str],
         mode: str,
         progress: ProgressCallback | None,
         cancel: threading.Event | None,
         batch_size: int,
-    ) -> tuple[list[ClassificationResult], bool, list[str]]:
-        results: list[ClassificationResult | None] = [None] * len(texts)
-        todo: list[int] = []
-        for index, text in enumerate(texts):
-            hit = self.cache.get(self._key(loaded, text, labels, mode)) if self.cache is not None else None
-            if hit is not None:
-                results[index] = ClassificationResult(text, [LabelScore(**s) for s in hit["scores"]], loaded.model_id, True)
-            else:
-                todo.append(index)
+    ) -> tuple[bool, list[str]]:
+        """Fills `results` in place for the indices in `todo`, in batches, caching each one."""
         notices: list[str] = []
         stopped = False
         truncated = 0
@@ -205,21 +215,20 @@ class TextClassifier:
                 notices.append(f"Stopped after {start} of {len(todo)} texts; the results so far are kept.")
                 break
             chunk = todo[start : start + batch_size]
-            batch_texts = [texts[i] for i in chunk]
-            scores, chunk_truncated = self._score(loaded, batch_texts, labels, mode)
+            scores, chunk_truncated = self._score(loaded, [texts[i] for i in chunk], labels, mode)
             truncated += chunk_truncated
             for i, row in zip(chunk, scores):
                 ranked = sorted((LabelScore(label, round(float(p), 6)) for label, p in zip(row[0], row[1])), key=lambda s: -s.score)
                 result = ClassificationResult(texts[i], ranked, loaded.model_id)
                 results[i] = result
                 if self.cache is not None:
-                    self.cache.put(self._key(loaded, texts[i], labels, mode), result.to_dict())
+                    self.cache.put(self._key(location, texts[i], labels, mode), result.to_dict())
             if progress is not None:
                 done = min(start + batch_size, len(todo))
                 progress(f"Classified {done} of {len(todo)} texts", done / len(todo))
         if truncated:
             notices.append(f"{truncated} text(s) were longer than {MAX_TOKENS} tokens; only their beginning was classified.")
-        return [r for r in results if r is not None], stopped, notices
+        return stopped, notices
 
     def _encode(self, loaded: LoadedModel, texts: list[str]) -> tuple[dict[str, torch.Tensor], int]:
         limit = min(getattr(loaded.tokenizer, "model_max_length", MAX_TOKENS) or MAX_TOKENS, MAX_TOKENS)

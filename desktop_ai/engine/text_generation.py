@@ -17,7 +17,7 @@ from desktop_ai.engine.compression import Compression
 from desktop_ai.engine.devices import pick_device
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.loading import LoadedModel, run_with_cpu_fallback
-from desktop_ai.engine.store import ModelStore, ProgressCallback
+from desktop_ai.engine.store import ModelLocation, ModelStore, ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -160,10 +160,8 @@ class TextGenerator:
             ids = ids[:, -room:]
         return ids, notices
 
-    def cache_key(self, loaded: LoadedModel, prompt: str, options: GenerationOptions) -> str:
-        return make_cache_key(
-            TASK_GENERATE, loaded.model_id, loaded.location.revision, self.compression.value, asdict(options), prompt
-        )
+    def cache_key(self, location: ModelLocation, prompt: str, options: GenerationOptions) -> str:
+        return make_cache_key(TASK_GENERATE, location.entry.id, location.revision, self.compression.value, asdict(options), prompt)
 
     def run(
         self,
@@ -173,6 +171,7 @@ class TextGenerator:
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
+        """A cached answer is looked up before the model is loaded, so it comes back at once even after a restart."""
         options = options or GenerationOptions()
         options.validate()
         if not prompt or not prompt.strip():
@@ -180,28 +179,29 @@ class TextGenerator:
         from transformers import AutoModelForCausalLM
 
         started = time.perf_counter()
+        key = None
+        if self.cache is not None and options.cacheable:
+            key = self.cache_key(self.store.locate(self.entry, progress, cancel), prompt, options)
+            hit = self.cache.get(key)
+            if hit is not None:
+                result = GenerationResult(**{k: v for k, v in hit.items() if k in GenerationResult.__dataclass_fields__})
+                result.from_cache = True
+                result.seconds = time.perf_counter() - started
+                result.first_token_seconds = result.seconds
+                result.notices = []
+                if on_partial is not None:
+                    on_partial(result.text)
+                return result
 
         def job(loaded: LoadedModel) -> GenerationResult:
-            key = self.cache_key(loaded, prompt, options)
-            if self.cache is not None and options.cacheable:
-                hit = self.cache.get(key)
-                if hit is not None:
-                    result = GenerationResult(**{k: v for k, v in hit.items() if k in GenerationResult.__dataclass_fields__})
-                    result.from_cache = True
-                    result.seconds = time.perf_counter() - started
-                    result.first_token_seconds = result.seconds
-                    if on_partial is not None:
-                        on_partial(result.text)
-                    return result
-            result = self._generate(loaded, prompt, options, on_partial, cancel, started)
-            if self.cache is not None and options.cacheable and not result.stopped:
-                self.cache.put(key, result.to_dict())
-            return result
+            return self._generate(loaded, prompt, options, on_partial, cancel, started)
 
         result, loaded, notices = run_with_cpu_fallback(
             self.store, self.entry, AutoModelForCausalLM, self.device, self.compression, job, progress, cancel
         )
         result.notices = notices + result.notices
+        if key is not None and not result.stopped:
+            self.cache.put(key, result.to_dict())
         return result
 
     def _generate(
