@@ -355,11 +355,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """What is known, what is ready offline, and what would need a download: before choosing, not after."""
-    from desktop_ai.engine.catalogue import CATALOGUE, DEFAULT_MODELS
+    from desktop_ai.engine.catalogue import CATALOGUE, TASKS
     from desktop_ai.engine.workspace import open_workspace
 
     workspace = open_workspace(use_disk_cache=False)
     try:
+        defaults = {task: workspace.store.default_model(task) for task in TASKS}
         rows = [
             {
                 "id": entry.id,
@@ -370,7 +371,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 "source": entry.source,
                 "location": entry.location,
                 "availability": workspace.store.availability(entry),
-                "default": DEFAULT_MODELS.get(entry.task) == entry.id,
+                "default": defaults.get(entry.task) == entry.id,
             }
             for entry in CATALOGUE
             if args.task is None or entry.task == args.task

@@ -362,3 +362,17 @@ def test_workspace_shares_one_loaded_model(workspace, tiny_causal_lm_dir: Path) 
     second.run("Hello there", options)
     assert first.load() is second.load()
     assert workspace.store.loaded.loads == 1
+
+
+def test_default_model_is_the_embedded_one_until_a_better_one_is_downloaded(
+    workspace, empty_hub_cache: Path, tiny_sequence_classifier_dir: Path
+) -> None:
+    from desktop_ai.engine.catalogue import DEFAULT_MODELS, TASK_CLASSIFY, TASK_GENERATE, find_entry
+    from desktop_ai.engine.text_classification import TextClassifier
+
+    assert workspace.store.default_model(TASK_GENERATE) == DEFAULT_MODELS[TASK_GENERATE]
+    assert workspace.store.default_model(TASK_CLASSIFY) == DEFAULT_MODELS[TASK_CLASSIFY]
+    _fake_hub_snapshot(empty_hub_cache, find_entry("distilbert-sst2").location, tiny_sequence_classifier_dir)
+    assert workspace.store.default_model(TASK_CLASSIFY) == "distilbert-sst2"
+    batch = TextClassifier(workspace.store, workspace.cache, device="cpu").run(["fine"])
+    assert sorted(batch.labels) == ["negative", "positive"]

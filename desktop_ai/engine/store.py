@@ -23,6 +23,8 @@ import psutil
 
 from desktop_ai.engine.catalogue import (
     CATALOGUE,
+    DEFAULT_MODELS,
+    PREFERRED_WHEN_PRESENT,
     KIND_CAUSAL_LM,
     KIND_SENTENCE_EMBEDDING,
     KIND_SEQUENCE_CLASSIFIER,
@@ -259,6 +261,14 @@ class ModelStore:
         raise ModelUnavailableError(
             f"Unknown model {model_ref!r}: use one of {known}, a Hub id like owner/name, or a path to a model folder."
         )
+
+    def default_model(self, task: str) -> str:
+        """The fine-tuned model when it is already downloaded, else the embedded one."""
+        for model_id in PREFERRED_WHEN_PRESENT.get(task, ()):
+            entry = find_entry(model_id)
+            if entry is not None and self.availability(entry) == "downloaded":
+                return model_id
+        return DEFAULT_MODELS[task]
 
     def availability(self, entry: ModelEntry) -> str:
         """What a user needs to know before choosing: embedded, downloaded, or needs a download."""

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from desktop_ai.engine.cache import ResultCache, make_cache_key
-from desktop_ai.engine.catalogue import DEFAULT_MODELS, KIND_SENTENCE_EMBEDDING, KIND_SEQUENCE_CLASSIFIER, TASK_CLASSIFY
+from desktop_ai.engine.catalogue import KIND_SENTENCE_EMBEDDING, KIND_SEQUENCE_CLASSIFIER, TASK_CLASSIFY
 from desktop_ai.engine.compression import Compression
 from desktop_ai.engine.devices import pick_device
 from desktop_ai.engine.errors import CancelledError, InvalidInputError, ModelUnavailableError
@@ -112,7 +112,7 @@ class TextClassifier:
     ) -> None:
         self.store = store
         self.cache = cache
-        self.entry = store.resolve_entry(model or DEFAULT_MODELS[TASK_CLASSIFY], TASK_CLASSIFY)
+        self.entry = store.resolve_entry(model or store.default_model(TASK_CLASSIFY), TASK_CLASSIFY)
         self.device = pick_device(device)
         self.compression = Compression.parse(compression)
         self._label_vectors: dict[tuple, torch.Tensor] = {}

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from desktop_ai.engine.cache import ResultCache, make_cache_key
-from desktop_ai.engine.catalogue import DEFAULT_MODELS, KIND_CAUSAL_LM, TASK_GENERATE
+from desktop_ai.engine.catalogue import KIND_CAUSAL_LM, TASK_GENERATE
 from desktop_ai.engine.compression import Compression
 from desktop_ai.engine.devices import pick_device
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
@@ -122,7 +122,7 @@ class TextGenerator:
     ) -> None:
         self.store = store
         self.cache = cache
-        self.entry = store.resolve_entry(model or DEFAULT_MODELS[TASK_GENERATE], TASK_GENERATE)
+        self.entry = store.resolve_entry(model or store.default_model(TASK_GENERATE), TASK_GENERATE)
         if self.entry.kind != KIND_CAUSAL_LM:
             raise ModelUnavailableError(f"{self.entry.title} cannot generate text.")
         self.device = pick_device(device)

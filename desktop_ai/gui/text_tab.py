@@ -156,6 +156,12 @@ class GeneratePage(_JobPage):
         self.temperature.setValue(0.7)
         self.temperature.setAccessibleName("Temperature")
         self.temperature.setToolTip("0 always picks the most likely word (repeatable, cached); higher is more varied.")
+        self.top_p = QDoubleSpinBox()
+        self.top_p.setRange(0.05, 1.0)
+        self.top_p.setSingleStep(0.05)
+        self.top_p.setValue(0.9)
+        self.top_p.setAccessibleName("Top-p")
+        self.top_p.setToolTip("Sample only from the most likely words that together reach this probability.")
         self.seed = QSpinBox()
         self.seed.setRange(-1, 2**31 - 1)
         self.seed.setSpecialValueText("random")
@@ -181,7 +187,7 @@ class GeneratePage(_JobPage):
         options = QFormLayout()
         options.addRow("Model", self.model_picker)
         row = QHBoxLayout()
-        for label, widget in (("Compression", self.compression_picker), ("Max tokens", self.max_tokens), ("Temperature", self.temperature), ("Seed", self.seed)):
+        for label, widget in (("Compression", self.compression_picker), ("Max tokens", self.max_tokens), ("Temperature", self.temperature), ("Top-p", self.top_p), ("Seed", self.seed)):
             row.addWidget(QLabel(label))
             row.addWidget(widget)
         row.addStretch(1)
@@ -190,6 +196,7 @@ class GeneratePage(_JobPage):
         for button in (self.generate_button, self.stop_button):
             buttons.addWidget(button)
         buttons.addWidget(self.progress_bar, 1)
+        buttons.addStretch(1)
         buttons.addWidget(self.copy_button)
         buttons.addWidget(self.save_button)
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -215,6 +222,7 @@ class GeneratePage(_JobPage):
         return GenerationOptions(
             max_new_tokens=self.max_tokens.value(),
             temperature=round(self.temperature.value(), 3),
+            top_p=round(self.top_p.value(), 3),
             seed=None if seed < 0 else seed,
         )
 
@@ -228,7 +236,7 @@ class GeneratePage(_JobPage):
         model, compression, device, options = self.model_picker.model_ref(), self.compression_picker.compression(), self.device_preference(), self.options()
         self.output.clear()
         self.stats.clear()
-        self.model_in_use.emit(model)
+        self.model_in_use.emit(self.model_picker.currentText().split(" — ")[0])
 
         params = {"model": model, "device": device, "compression": compression.value, "prompt": prompt, "options": asdict(options)}
         self.submit("generating text", "generate", params)
@@ -264,6 +272,7 @@ class GeneratePage(_JobPage):
         settings.setValue("generate/compression", self.compression_picker.compression().value)
         settings.setValue("generate/max_tokens", self.max_tokens.value())
         settings.setValue("generate/temperature", self.temperature.value())
+        settings.setValue("generate/top_p", self.top_p.value())
         settings.setValue("generate/seed", self.seed.value())
         settings.setValue("generate/prompt", self.prompt.toPlainText())
         settings.setValue("generate/output", self.output.toPlainText())
@@ -275,6 +284,7 @@ class GeneratePage(_JobPage):
         self.compression_picker.select(read(settings, "generate/compression", "none"))
         self.max_tokens.setValue(read(settings, "generate/max_tokens", 200, int))
         self.temperature.setValue(read(settings, "generate/temperature", 0.7, float))
+        self.top_p.setValue(read(settings, "generate/top_p", 0.9, float))
         self.seed.setValue(read(settings, "generate/seed", -1, int))
         self.prompt.setPlainText(read(settings, "generate/prompt", ""))
         self.output.setPlainText(read(settings, "generate/output", ""))
@@ -331,6 +341,7 @@ class ClassifyPage(_JobPage):
         buttons.addWidget(self.classify_button)
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.progress_bar, 1)
+        buttons.addStretch(1)
         buttons.addWidget(self.copy_button)
         buttons.addWidget(self.save_button)
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -366,7 +377,7 @@ class ClassifyPage(_JobPage):
             self.show_notice("Type at least two labels separated by commas, or choose Sentiment.", error=True)
             return
         model, compression, device = self.model_picker.model_ref(), self.compression_picker.compression(), self.device_preference()
-        self.model_in_use.emit(model)
+        self.model_in_use.emit(self.model_picker.currentText().split(" — ")[0])
 
         params = {"model": model, "device": device, "compression": compression.value, "texts": texts, "labels": labels}
         self.submit("classifying", "classify", params)

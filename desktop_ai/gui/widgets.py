@@ -6,7 +6,7 @@ from PySide6.QtCore import QModelIndex, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QComboBox, QFileDialog, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
-from desktop_ai.engine.catalogue import DEFAULT_MODELS, entries_for
+from desktop_ai.engine.catalogue import entries_for
 from desktop_ai.engine.compression import COMPRESSION_LABELS, Compression
 from desktop_ai.engine.store import ModelStore
 
@@ -28,7 +28,7 @@ class ModelPicker(QComboBox):
             self.addItem(f"{entry.title} — {store.availability(entry)}", entry.id)
             self.setItemData(self.count() - 1, f"{entry.description}\n{entry.size_mb:.0f} MB, licence {entry.licence}", Qt.ItemDataRole.ToolTipRole)
         self.addItem("From folder or file…", FROM_DISK)
-        self._last = DEFAULT_MODELS[task]
+        self._last = store.default_model(task)
         self.select(self._last)
         self.activated.connect(self._on_activated)
 
