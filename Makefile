@@ -29,7 +29,8 @@ PYTEST_ARGS ?=
 
 # Shared libraries Qt needs to start (offscreen or under Xvfb) and a font.
 SYSTEM_DEPS := xvfb xauth libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 \
-               libfontconfig1 libdbus-1-3 libglib2.0-0 libxcb-cursor0 fonts-dejavu-core
+               libfontconfig1 libdbus-1-3 libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
+               libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 fonts-dejavu-core
 
 STAMP_VENV   := $(VENV)/.created
 STAMP_TORCH  := $(VENV)/.installed-torch

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 from desktop_ai import APP_NAME, __version__
 from desktop_ai.logging_setup import configure_logging
 
 logger = logging.getLogger(__name__)
+
+
+def _close_on_signals(app) -> object:
+    """Ctrl+C in a terminal or a SIGTERM at logout closes the window normally, so drafts and settings are saved.
+
+    Python only runs signal handlers between bytecodes, so a timer wakes the interpreter regularly.
+    """
+    from PySide6.QtCore import QTimer
+
+    def close(signum: int, _frame: object) -> None:
+        logger.info("Signal %d received; closing the window", signum)
+        app.closeAllWindows()
+        app.quit()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, close)
+    timer = QTimer()
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+    return timer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,5 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     app.setDesktopFileName(APP_NAME)
     window = MainWindow()
     window.show()
+    keep_alive = _close_on_signals(app)
     logger.info("desktop-ai %s started", __version__)
-    return app.exec()
+    code = app.exec()
+    keep_alive.stop()
+    return code
