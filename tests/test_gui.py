@@ -202,14 +202,19 @@ def test_settings_and_drafts_survive_a_restart(qtbot, tiny_causal_lm_dir):
     second.close()
 
 
-def test_closing_while_generating_stops_cleanly(qtbot, window, tiny_causal_lm_dir):
-    page = window.text_tab.generate_page
-    page.model_picker.select(str(tiny_causal_lm_dir))
-    page.prompt.setPlainText("keep going")
+def _start_long_generation(qtbot, win: MainWindow, prompt: str, model: Path) -> None:
+    """Start sampling 200 tokens and return once the first ones have arrived."""
+    page = win.text_tab.generate_page
+    page.model_picker.select(str(model))
+    page.prompt.setPlainText(prompt)
     page.max_tokens.setValue(200)
     page.temperature.setValue(0.8)
-    with qtbot.waitSignal(window.engine.partial, timeout=JOB_MS):
+    with qtbot.waitSignal(win.engine.partial, timeout=JOB_MS):
         page.generate_button.click()
+
+
+def test_closing_while_generating_stops_cleanly(qtbot, window, tiny_causal_lm_dir):
+    _start_long_generation(qtbot, window, "keep going", tiny_causal_lm_dir)
     process = window.engine._process
     started = time.perf_counter()
     window.close()
@@ -221,12 +226,7 @@ def test_closing_while_generating_stops_cleanly(qtbot, window, tiny_causal_lm_di
 
 def test_engine_crash_is_reported_and_recovers(qtbot, window, tiny_causal_lm_dir):
     page = window.text_tab.generate_page
-    page.model_picker.select(str(tiny_causal_lm_dir))
-    page.prompt.setPlainText("crash now")
-    page.max_tokens.setValue(200)
-    page.temperature.setValue(0.8)
-    with qtbot.waitSignal(window.engine.partial, timeout=JOB_MS):
-        page.generate_button.click()
+    _start_long_generation(qtbot, window, "crash now", tiny_causal_lm_dir)
     with qtbot.waitSignal(window.engine.failed, timeout=JOB_MS) as blocker:
         window.engine._process.kill()
     assert "stopped unexpectedly" in blocker.args[1]
