@@ -49,3 +49,34 @@ def test_desktop_ai_opens_the_window_and_closes_cleanly_on_sigterm(tmp_path: Pat
             proc.kill()
     assert (home / "config" / "settings.ini").exists(), "settings are saved when the window closes"
     assert _wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in engine), 10)
+
+
+WINDOW_WITHOUT_TORCH = """
+import sys, time
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from desktop_ai.gui.main_window import MainWindow
+started = time.perf_counter()
+window = MainWindow()
+window.show()
+shown = time.perf_counter() - started
+deadline = time.monotonic() + 90
+while window.engine.ready_info is None and time.monotonic() < deadline:
+    app.processEvents()
+    time.sleep(0.02)
+app.processEvents()
+print(window.device_label.text())
+print("torch" in sys.modules, "transformers" in sys.modules, round(shown, 2))
+window.close()
+"""
+
+
+def test_the_window_process_never_imports_torch(tmp_path: Path) -> None:
+    """Models live in the engine process; the window starts fast and cannot be stalled by torch's imports."""
+    env = {**os.environ, "DESKTOP_AI_HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-c", WINDOW_WITHOUT_TORCH], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    label, flags = proc.stdout.strip().splitlines()[-2:]
+    assert label.startswith("Device: cpu"), label
+    torch_imported, transformers_imported, _shown = flags.split()
+    assert (torch_imported, transformers_imported) == ("False", "False")

@@ -13,9 +13,10 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class CompressionReport:
 
 
 def _tensors(value: object):
+    import torch
+
     if isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, (tuple, list)):
@@ -99,6 +102,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def linear_sparsity(model: nn.Module) -> float:
+    from torch import nn
+
     total = zeros = 0
     for module in model.modules():
         if isinstance(module, nn.Linear):
@@ -110,6 +115,8 @@ def linear_sparsity(model: nn.Module) -> float:
 
 def _tied_to_embeddings(model: nn.Module) -> set[int]:
     """Linear layers sharing weights with an embedding (lm_head): pruning them would prune the embedding too."""
+    from torch import nn
+
     embeddings = {m.weight.data_ptr() for m in model.modules() if isinstance(m, nn.Embedding)}
     return {id(m) for m in model.modules() if isinstance(m, nn.Linear) and m.weight.data_ptr() in embeddings}
 
@@ -119,6 +126,9 @@ def int8_backend_for(device: str) -> str:
 
 
 def _int8_torch_ao(model: nn.Module) -> nn.Module:
+    import torch
+    from torch import nn
+
     engines = torch.backends.quantized.supported_engines
     if torch.backends.quantized.engine not in engines or torch.backends.quantized.engine == "none":
         torch.backends.quantized.engine = next(e for e in ("x86", "fbgemm", "qnnpack") if e in engines)
@@ -143,6 +153,8 @@ def compress(
     prune_amount: float = DEFAULT_PRUNE_AMOUNT,
 ) -> tuple[nn.Module, CompressionReport]:
     """Compress in place (the model must already be on `device`); returns the model to use and a report."""
+    from torch import nn
+
     method = Compression.parse(method)
     started = time.perf_counter()
     size_before = model_size_bytes(model)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ class DeviceChoice:
         return self.device != "cpu"
 
     def describe(self) -> str:
+        import torch
+
         name = self.device
         if self.device.startswith("cuda") and torch.cuda.is_available():
             name = f"{self.device} ({torch.cuda.get_device_name(torch.device(self.device))})"
@@ -34,12 +38,16 @@ class DeviceChoice:
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
 
 
 def pick_device(preference: str = "auto") -> DeviceChoice:
     """Auto prefers CUDA, then Apple MPS, then the CPU; a forced device that is missing falls back with a reason."""
+    import torch
+
     preference = (preference or "auto").lower()
     if preference not in DEVICE_PREFERENCES and not preference.startswith("cuda:"):
         raise ValueError(f"Unknown device {preference!r}: choose one of {', '.join(DEVICE_PREFERENCES)}.")
@@ -61,12 +69,16 @@ def pick_device(preference: str = "auto") -> DeviceChoice:
 
 
 def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
     if isinstance(error, torch.OutOfMemoryError):
         return True
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
 def release_gpu_memory() -> None:
+    import torch
+
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 

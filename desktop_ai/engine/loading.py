@@ -9,8 +9,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from desktop_ai.engine.compression import Compression, CompressionReport, compress, model_size_bytes
 from desktop_ai.engine.catalogue import ModelEntry
 from desktop_ai.engine.devices import DeviceChoice, cpu_fallback_notice, is_out_of_memory, release_gpu_memory
@@ -63,6 +61,7 @@ def _load(
     progress: ProgressCallback | None,
     cancel: threading.Event | None,
 ) -> LoadedModel:
+    import torch
     from transformers import AutoTokenizer
 
     folder = store.gguf_as_folder(location, progress) if location.gguf_file else location.path
@@ -118,6 +117,8 @@ def run_with_cpu_fallback(
         if loaded.device == "cpu" or not is_out_of_memory(error):
             raise
         logger.warning("Out of GPU memory running %s on %s; retrying on the CPU", entry.id, loaded.device)
+    import torch
+
     store.loaded.drop(lambda key: key[0] == entry.id and key[3] == loaded.device)
     del loaded
     release_gpu_memory()

@@ -58,12 +58,16 @@ JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
 
 def _warm_up() -> dict[str, Any]:
     """Import the heavy libraries before the first job, so the first answer starts sooner."""
-    from desktop_ai.engine.devices import pick_device
+    from desktop_ai.engine.devices import DEVICE_PREFERENCES, pick_device
     import transformers  # noqa: F401
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
-    choice = pick_device("auto")
-    return {"device": choice.describe(), "reason": choice.reason}
+    devices = {}
+    for preference in DEVICE_PREFERENCES:
+        choice = pick_device(preference)
+        fallback = preference not in ("auto", choice.device)
+        devices[preference] = {"device": choice.describe(), "reason": choice.reason, "fallback": fallback}
+    return {"device": devices["auto"]["device"], "reason": devices["auto"]["reason"], "devices": devices}
 
 
 def serve(connection: Any, cancel: Any) -> None:

@@ -9,9 +9,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from desktop_ai.engine.cache import ResultCache, make_cache_key
 from desktop_ai.engine.catalogue import KIND_SENTENCE_EMBEDDING, KIND_SEQUENCE_CLASSIFIER, TASK_CLASSIFY
@@ -238,6 +239,8 @@ class TextClassifier:
         return {k: v.to(loaded.device) for k, v in batch.items()}, truncated
 
     def _embed(self, loaded: LoadedModel, texts: list[str]) -> tuple[torch.Tensor, int]:
+        import torch
+
         batch, truncated = self._encode(loaded, texts)
         with torch.inference_mode():
             hidden = loaded.model(**batch).last_hidden_state
@@ -252,6 +255,8 @@ class TextClassifier:
         return self._label_vectors[key]
 
     def _score(self, loaded: LoadedModel, texts: list[str], labels: list[str], mode: str) -> tuple[list[tuple[list[str], list[float]]], int]:
+        import torch
+
         if self.entry.kind == KIND_SEQUENCE_CLASSIFIER:
             batch, truncated = self._encode(loaded, texts)
             with torch.inference_mode():

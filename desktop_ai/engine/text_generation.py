@@ -7,9 +7,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from desktop_ai.engine.cache import ResultCache, make_cache_key
 from desktop_ai.engine.catalogue import KIND_CAUSAL_LM, TASK_GENERATE
@@ -101,6 +102,7 @@ class _CallbackStreamer:
 
 
 def _stop_criteria(cancel: threading.Event | None) -> Any:
+    import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     class StopWhenCancelled(StoppingCriteria):
@@ -213,6 +215,8 @@ class TextGenerator:
         cancel: threading.Event | None,
         started: float,
     ) -> GenerationResult:
+        import torch
+
         ids, notices = self.prepare(loaded, prompt, options)
         ids = ids.to(loaded.device)
         tokenizer = loaded.tokenizer

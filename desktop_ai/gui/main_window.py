@@ -11,7 +11,6 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBo
 
 from desktop_ai import __version__, paths
 from desktop_ai.engine.cache import CacheStats
-from desktop_ai.engine.devices import pick_device
 from desktop_ai.engine.store import ModelStore
 from desktop_ai.gui.settings import app_settings, read
 from desktop_ai.gui.text_tab import TextTab
@@ -117,11 +116,15 @@ class MainWindow(QMainWindow):
         self._update_device_label()
 
     def _update_device_label(self) -> None:
-        choice = pick_device(self.device)
-        self.device_label.setText(f"Device: {choice.describe()}")
-        self.device_label.setToolTip(choice.reason)
-        if self.device != "auto" and choice.device == "cpu" and self.device != "cpu":
-            self.show_message(choice.reason)
+        """The engine process reports what each device setting means on this machine (the window has no torch)."""
+        info = (self.engine.ready_info or {}).get("devices", {}).get(self.device)
+        if info is None:
+            self.device_label.setText(f"Device: {self.device} (starting…)")
+            return
+        self.device_label.setText(f"Device: {info['device']}")
+        self.device_label.setToolTip(info["reason"])
+        if info["fallback"]:
+            self.show_message(info["reason"])
 
     def open_log(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file())))
@@ -141,6 +144,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 10000)
 
     def _on_engine_ready(self, info: dict) -> None:
+        self._update_device_label()
         if not self.engine.busy:
             self.state_label.setText("Idle")
         logger.info("Engine ready: %s (%s)", info.get("device"), info.get("reason"))
