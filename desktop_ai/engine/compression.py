@@ -69,36 +69,38 @@ class CompressionReport:
         return text
 
 
-def _tensors(value: object):
-    import torch
+def _weight_stats(model: nn.Module) -> tuple[int, int]:
+    """(parameter count, bytes) of the weights, quantized ones at their int8 size and tied ones once.
 
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from _tensors(item)
-    elif hasattr(value, "__getstate__") and type(value).__name__.endswith("PackedParamsBase"):
-        yield from _tensors(value.__getstate__())
-
-
-def _unique_tensors(model: nn.Module):
+    Computed from shapes: asking a dynamically quantized Linear for its weight unpacks it (seconds for a
+    whole model), and this runs after every load.
+    """
+    count = size = 0
     seen: set[int] = set()
-    for value in model.state_dict(keep_vars=True).values():
-        for tensor in _tensors(value):
-            key = id(tensor) if tensor.is_quantized else tensor.untyped_storage().data_ptr() + tensor.storage_offset()
-            if key in seen:
+    for module in model.modules():
+        if type(module).__module__.startswith("torch.ao.nn.quantized") and hasattr(module, "in_features"):
+            weights = module.in_features * module.out_features
+            count += weights + module.out_features
+            size += weights + 4 * module.out_features  # int8 weights, fp32 bias
+            continue
+        for tensor in module.parameters(recurse=False):
+            key = tensor.data_ptr()
+            if key in seen or tensor.is_meta:
                 continue
             seen.add(key)
-            yield tensor
+            size += tensor.nelement() * tensor.element_size()
+            if tensor.is_floating_point():
+                count += tensor.nelement()
+    return count, size
 
 
 def model_size_bytes(model: nn.Module) -> int:
     """Bytes of weights in memory, counting quantized weights at their int8 size and tied weights once."""
-    return sum(t.nelement() * t.element_size() for t in _unique_tensors(model))
+    return _weight_stats(model)[1]
 
 
 def count_parameters(model: nn.Module) -> int:
-    return sum(t.nelement() for t in _unique_tensors(model) if t.is_floating_point() or t.is_quantized)
+    return _weight_stats(model)[0]
 
 
 def linear_sparsity(model: nn.Module) -> float:
