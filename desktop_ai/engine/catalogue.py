@@ -6,15 +6,18 @@ from dataclasses import dataclass
 
 TASK_GENERATE = "generate"
 TASK_CLASSIFY = "classify"
-TASKS = (TASK_GENERATE, TASK_CLASSIFY)
+TASK_RECOGNIZE = "recognize"
+TASKS = (TASK_GENERATE, TASK_CLASSIFY, TASK_RECOGNIZE)
 
 KIND_CAUSAL_LM = "causal-lm"
 KIND_SEQUENCE_CLASSIFIER = "sequence-classifier"
 KIND_SENTENCE_EMBEDDING = "sentence-embedding"
+KIND_IMAGE_CLASSIFIER = "image-classifier"
 
 SOURCE_PACKAGE = "package"
 SOURCE_HUB = "hub"
 SOURCE_LOCAL = "local"
+SOURCE_TORCHVISION = "torchvision"  # weights from torchvision's own download, cached by torch.hub
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class ModelEntry:
     pip_name: str | None = None
     revision: str = "main"
     description: str = ""
+    arch: str | None = None  # torchvision architecture name, for image models
+    weights: str | None = None  # torchvision weights enum, e.g. "ResNet50_Weights.IMAGENET1K_V2"
 
     @property
     def is_embedded(self) -> bool:
@@ -118,9 +123,41 @@ CATALOGUE: tuple[ModelEntry, ...] = (
     ),
 )
 
-DEFAULT_MODELS = {TASK_GENERATE: "smollm2-135m-instruct-q4", TASK_CLASSIFY: "all-minilm-l6-v2"}
+_IMAGE_MODELS = (
+    ModelEntry(
+        id="mobilenet_v3_large",
+        task=TASK_RECOGNIZE,
+        kind=KIND_IMAGE_CLASSIFIER,
+        source=SOURCE_TORCHVISION,
+        location="mobilenet_v3_large",
+        arch="mobilenet_v3_large",
+        weights="MobileNet_V3_Large_Weights.IMAGENET1K_V2",
+        files=("mobilenet_v3_large-5c1a4163.pth",),
+        title="MobileNetV3-Large (fast, torchvision)",
+        size_mb=21.1,
+        licence="BSD-3-Clause",
+        description="ImageNet-1k, 75.3 % top-1; quick on a CPU.",
+    ),
+    ModelEntry(
+        id="resnet50",
+        task=TASK_RECOGNIZE,
+        kind=KIND_IMAGE_CLASSIFIER,
+        source=SOURCE_TORCHVISION,
+        location="resnet50",
+        arch="resnet50",
+        weights="ResNet50_Weights.IMAGENET1K_V2",
+        files=("resnet50-11ad3fa6.pth",),
+        title="ResNet-50 (classic, torchvision)",
+        size_mb=97.8,
+        licence="BSD-3-Clause",
+        description="ImageNet-1k, 80.9 % top-1; slower, more accurate.",
+    ),
+)
+CATALOGUE = CATALOGUE + _IMAGE_MODELS
+
+DEFAULT_MODELS = {TASK_GENERATE: "smollm2-135m-instruct-q4", TASK_CLASSIFY: "all-minilm-l6-v2", TASK_RECOGNIZE: "mobilenet_v3_large"}
 # Better models used by default once they are on disk (downloaded earlier): never a download by surprise.
-PREFERRED_WHEN_PRESENT = {TASK_GENERATE: (), TASK_CLASSIFY: ("distilbert-sst2",)}
+PREFERRED_WHEN_PRESENT = {TASK_GENERATE: (), TASK_CLASSIFY: ("distilbert-sst2",), TASK_RECOGNIZE: ()}
 
 
 def entries_for(task: str) -> list[ModelEntry]:

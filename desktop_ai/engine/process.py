@@ -7,7 +7,7 @@ it, and closing the window can always end a job that will not stop. (Buzz runs i
 
 The protocol is tuples over a multiprocessing Pipe: the parent sends ("job", id, kind, params) and
 ("quit",); the child answers ("ready", info), ("started", id), ("progress", id, message, fraction),
-("partial", id, text), ("finished", id, result, cache_stats) and ("failed", id, message, cache_stats).
+("partial", id, text or results), ("finished", id, result, cache_stats) and ("failed", id, message, cache_stats).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class JobCallbacks:
     progress: Callable[[str, float | None], None]
-    partial: Callable[[str], None]
+    partial: Callable[[Any], None]  # streamed text for generation, lists of results for images
     cancel: threading.Event
 
 
@@ -44,6 +44,19 @@ def _classify(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     return classifier.run(params["texts"], params.get("labels"), cb.progress, cb.cancel)
 
 
+def _recognize(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    from desktop_ai.engine.image_classification import ImageClassifier
+
+    classifier = ImageClassifier(
+        workspace.store, workspace.cache, params.get("model"), params["device"], params["compression"],
+        arch=params.get("arch"), labels=params.get("labels"),
+    )
+    return classifier.run(
+        params["paths"], top_k=params.get("top_k", 5), on_results=cb.partial, progress=cb.progress,
+        cancel=cb.cancel, thumbnails=params.get("thumbnails", True),
+    )
+
+
 def _clear_cache(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     workspace.cache.clear()
     return workspace.cache.stats()
@@ -52,6 +65,7 @@ def _clear_cache(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> An
 JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
     "generate": _generate,
     "classify": _classify,
+    "recognize": _recognize,
     "clear_cache": _clear_cache,
 }
 
@@ -105,7 +119,7 @@ def serve(connection: Any, cancel: Any) -> None:
 def _run_job(connection: Any, cancel: Any, workspace: Any, job_id: int, kind: str, params: dict[str, Any]) -> None:
     callbacks = JobCallbacks(
         progress=lambda message, fraction=None: connection.send(("progress", job_id, message, fraction)),
-        partial=lambda text: connection.send(("partial", job_id, text)),
+        partial=lambda payload: connection.send(("partial", job_id, payload)),
         cancel=cancel,
     )
     try:

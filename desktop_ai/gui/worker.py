@@ -22,7 +22,7 @@ class EngineThread(QThread):
     ready = Signal(dict)
     started_job = Signal(int, str)
     progress = Signal(int, str, float)  # fraction < 0 means unknown
-    partial = Signal(int, str)
+    partial = Signal(int, object)  # a str of new tokens, or a list of image results
     finished_job = Signal(int, object)
     failed = Signal(int, str)
     cache_stats = Signal(object)
