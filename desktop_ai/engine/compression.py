@@ -104,11 +104,12 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def linear_sparsity(model: nn.Module) -> float:
+    """Share of zero weights in the Linear and Conv2d layers (the ones pruning touches)."""
     from torch import nn
 
     total = zeros = 0
     for module in model.modules():
-        if isinstance(module, nn.Linear):
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
             weight = module.weight.detach()
             total += weight.numel()
             zeros += int((weight == 0).sum())
@@ -178,7 +179,7 @@ def compress(
 
         skip = _tied_to_embeddings(model)
         for module in model.modules():
-            if isinstance(module, nn.Linear) and id(module) not in skip:
+            if isinstance(module, (nn.Linear, nn.Conv2d)) and id(module) not in skip:
                 prune.l1_unstructured(module, name="weight", amount=prune_amount)
                 prune.remove(module, "weight")
         used_backend = "torch.nn.utils.prune"
