@@ -7,7 +7,6 @@ photo at full size costs more than classifying it; the model's own preprocessing
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -31,7 +30,7 @@ from desktop_ai.engine.catalogue import (
 from desktop_ai.engine.compression import Compression, CompressionReport, compress, model_size_bytes
 from desktop_ai.engine.devices import cpu_fallback_notice, is_out_of_memory, pick_device, release_gpu_memory
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
-from desktop_ai.engine.store import ModelStore, ProgressCallback, hub_reachable, torch_hub_checkpoints
+from desktop_ai.engine.store import ModelStore, ProgressCallback, torch_hub_checkpoints
 
 if TYPE_CHECKING:
     import torch
@@ -157,8 +156,8 @@ def load_image(data: bytes, name: str = "image") -> tuple["Image.Image", int, in
     except (OSError, SyntaxError, ValueError) as error:
         raise InvalidInputError(f"{name} is damaged or truncated and cannot be decoded ({error}).") from None
     image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        image = image.point(lambda v: v / 256).convert("L") if image.mode != "I" else image.point(lambda v: v / 256).convert("L")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: scale to 8 bits instead of clipping
+        image = image.point(lambda v: v / 256).convert("L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -521,7 +520,3 @@ def hub_reachable_torchvision(timeout: float = 2.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
