@@ -51,9 +51,11 @@ class EngineThread(QThread):
         return self._process.pid if self._process is not None else None
 
     def ensure_started(self) -> None:
+        """Start the engine process (again, after a crash) and the thread that listens to it."""
         with self._lock:
-            if self._process is not None and self._process.is_alive():
+            if self._process is not None and self._process.is_alive() and self._connection is not None:
                 return
+            self._discard_engine()
             self.ready_info = None
             parent_end, child_end = self._context.Pipe()
             self._cancel = self._context.Event()
@@ -67,14 +69,34 @@ class EngineThread(QThread):
         if not self.isRunning():
             self.start()
 
+    def _discard_engine(self) -> None:
+        """Forget a dead (or dying) engine; called with the lock held."""
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+            self._process.join(2)
+        if self._connection is not None:
+            self._connection.close()
+        self._process = None
+        self._connection = None
+
     def submit(self, name: str, kind: str, params: dict[str, Any]) -> int:
-        self.ensure_started()
         job_id = next(self._ids)
-        with self._lock:
-            self._names[job_id] = name
-            self._pending.append(job_id)
-            self._connection.send(("job", job_id, kind, params))
-        return job_id
+        for attempt in (1, 2):
+            self.ensure_started()
+            with self._lock:
+                try:
+                    self._connection.send(("job", job_id, kind, params))
+                except (OSError, ValueError, AttributeError):
+                    # The engine died after the last check: start a fresh one and send again.
+                    logger.warning("The engine was gone when a job was sent; restarting it")
+                    self._discard_engine()
+                    if attempt == 2:
+                        raise
+                    continue
+                self._names[job_id] = name
+                self._pending.append(job_id)
+                return job_id
+        raise RuntimeError("unreachable")
 
     def cancel(self, job_id: int | None = None) -> None:
         """Stop the running job; a queued one is skipped when its turn comes."""
@@ -119,18 +141,24 @@ class EngineThread(QThread):
 
     # --- the worker thread ----------------------------------------------------------------
     def run(self) -> None:
+        """Read the engine's messages until shutdown; an engine that dies is reported and replaced on the next job."""
         while True:
             with self._lock:
-                connection, process = self._connection, self._process
+                connection, process, stopping = self._connection, self._process, self._stopping
+            if stopping and (process is None or not process.is_alive()):
+                return
+            if connection is None:
+                self.msleep(100)
+                continue
             try:
                 if not connection.poll(0.2):
                     if not process.is_alive():
                         raise EOFError
                     continue
                 message = connection.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError, ValueError):
                 self._engine_ended(process)
-                return
+                continue
             self._dispatch(message)
 
     def _dispatch(self, message: tuple) -> None:
@@ -171,13 +199,20 @@ class EngineThread(QThread):
 
     def _engine_ended(self, process: Any) -> None:
         with self._lock:
+            if process is not self._process:
+                return  # an old engine, already replaced
+        process.join(5)  # it closed its end of the pipe: it is exiting; let it finish (logs, cache file)
+        with self._lock:
+            if process is not self._process:
+                return
+            code = process.exitcode
+            self._discard_engine()
             lost = ([self._current] if self._current is not None else []) + list(self._pending)
             self._current = None
             self._pending.clear()
             stopping = self._stopping
         if stopping:
             return
-        code = process.exitcode if process is not None else None
         logger.error("The engine process ended unexpectedly (exit code %s)", code)
         for job_id in lost:
             self.failed.emit(
