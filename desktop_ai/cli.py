@@ -1,7 +1,7 @@
 """The `desktop-ai` command: the window when run bare, headless jobs as sub-commands.
 
-The sub-commands run the same engine as the window (generate, classify, list models, bench, install
-the menu entry), so a script, a server without a display, or a GPU machine without Qt can use them.
+The sub-commands run the same engine as the window (generate, classify, recognize images, list models,
+bench, install the menu entry), so a script, a server without a display, or a GPU machine without Qt can use them.
 Qt is imported only when the window is asked for.
 
 Output rules, so scripts can rely on them: results go to stdout (plain text, or JSON with --json);
@@ -33,7 +33,7 @@ EXIT_INTERRUPTED = 130
 # tests/test_cli.py checks they match desktop_ai.engine.devices and desktop_ai.engine.compression.
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 COMPRESSION_CHOICES = ("none", "int8", "fp16", "prune")
-TASK_CHOICES = ("generate", "classify")
+TASK_CHOICES = ("generate", "classify", "recognize")
 
 
 class CliError(Exception):
@@ -135,8 +135,9 @@ def _compression_list(value: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", metavar="M", help="catalogue id, Hub id (owner/name), or a model folder or .gguf file")
+def _add_model_options(parser: argparse.ArgumentParser,
+                       model_help: str = "catalogue id, Hub id (owner/name), or a model folder or .gguf file") -> None:
+    parser.add_argument("--model", metavar="M", help=model_help)
     parser.add_argument("--device", type=_device, default="auto", metavar="{auto,cpu,cuda,mps}",
                         help="where to run (default: auto, which prefers a GPU)")
     parser.add_argument("--compression", choices=COMPRESSION_CHOICES, default="none",
@@ -183,6 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(classify)
     classify.set_defaults(handler=cmd_classify)
 
+    recognize = commands.add_parser("recognize", parents=[common], help="ImageNet top-k labels for image files and folders",
+                                    description="Recognise what each image shows (ImageNet-1k classes); folders are "
+                                    "searched for image files. Files that cannot be read are reported and skipped.")
+    recognize.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders of them")
+    recognize.add_argument("--top", type=_positive_int, default=5, metavar="K", help="labels per image (default: 5)")
+    recognize.add_argument("--arch", metavar="A",
+                           help="torchvision architecture of a state_dict file given with --model (for example mobilenet_v2)")
+    recognize.add_argument("--labels", type=Path, metavar="F",
+                           help="class names, one per line (default: the labels.txt beside the model file)")
+    recognize.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                           help="images per model call (default: 16 on a CPU, 64 on a GPU)")
+    _add_model_options(recognize, "catalogue id (see `models --task recognize`), a TorchScript file, or a state_dict "
+                       "file with --arch")
+    recognize.set_defaults(handler=cmd_recognize)
+
     models = commands.add_parser("models", parents=[common], help="list the known models and whether they are ready",
                                  description="List the model catalogue; * marks the default of each task.")
     models.add_argument("--task", choices=TASK_CHOICES, help="only the models of this task")
@@ -199,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-new-tokens", type=_positive_int, default=32, metavar="N",
                        help="tokens per generation run (default: 32)")
     bench.add_argument("--repeats", type=_positive_int, default=3, metavar="N", help="timed runs per setting (default: 3)")
+    bench.add_argument("--images", nargs="+", metavar="IMAGE_OR_FOLDER",
+                       help="recognize: the images to time (default: the sample photos of ../shared/models)")
+    bench.add_argument("--arch", metavar="A", help="recognize: torchvision architecture of a state_dict --model")
+    bench.add_argument("--labels", metavar="F", help="recognize: class names file (default: labels.txt beside the model)")
     bench.add_argument("--json", action="store_true", help="the report as JSON instead of a Markdown table")
     bench.add_argument("--markdown", type=Path, metavar="PATH", help="also write the Markdown table to this file")
     bench.set_defaults(handler=cmd_bench)
@@ -220,6 +240,9 @@ def _quiet_libraries(verbose: bool) -> None:
     capturing stderr would take for trouble; keep them for --verbose. Call it before importing the engine."""
     if verbose:
         return
+    # torch's C++ warnings (the int8 TorchScript's "quantize_per_tensor is deprecated") bypass Python's warnings
+    # and go straight to stderr; this level is read when torch is first imported, so it must be set before.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     # torchao, imported while loading, warns about deprecated torch.compile registrations.
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     from transformers.utils import logging as hf_logging
@@ -353,6 +376,81 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _recognition_lines(result: Any) -> list[str]:
+    """The path, then one indented "label  score%" line per prediction, labels aligned."""
+    width = max((len(p.label) for p in result.predictions), default=0)
+    return [result.path] + [f"  {p.label.ljust(width)}  {100 * p.score:.1f}%" for p in result.predictions]
+
+
+class _InOrder:
+    """Results arrive batch by batch (cache hits and unreadable files at once, the others when their batch
+    is done); hand them on in the order the files were given, each as soon as all before it are out."""
+
+    def __init__(self, paths: Sequence[Path], emit: Callable[[Any], None]) -> None:
+        self._expected = [str(p) for p in paths]
+        self._next = 0
+        self._waiting: dict[str, list[Any]] = {}
+        self._emit = emit
+
+    def __call__(self, results: Sequence[Any]) -> None:
+        for result in results:
+            self._waiting.setdefault(result.path, []).append(result)
+        while self._next < len(self._expected) and self._waiting.get(self._expected[self._next]):
+            self._emit(self._waiting[self._expected[self._next]].pop(0))
+            self._next += 1
+
+    def rest(self, results: Sequence[Any]) -> None:
+        """Whatever is still held once the run is over (none, unless the engine skipped one)."""
+        for result in results[self._next:]:
+            self._emit(result)
+
+
+def cmd_recognize(args: argparse.Namespace) -> int:
+    """One result per image in the order given, streamed as batches finish: JSON lines for scripts, labels for
+    people. A file that cannot be recognised is a note, not a failure, unless every file failed."""
+    _quiet_libraries(args.verbose)
+    from desktop_ai.engine.image_classification import ImageClassifier, collect_images
+    from desktop_ai.engine.workspace import open_workspace
+
+    files = collect_images(args.images)
+    if not files:
+        raise CliError("No images to recognise: " + ", ".join(args.images) + " holds no image files.")
+
+    def emit(result: Any) -> None:
+        progress.finish()
+        if args.json:
+            _print_json(result.to_dict())
+        elif result.ok:
+            for line in _recognition_lines(result):
+                _out(line)
+        elif len(files) > 1:  # a single file that fails is the error line itself
+            _err(f"note: {result.path}: {result.error}")
+
+    progress = _progress_for(args)
+    in_order = _InOrder(files, emit)
+    workspace = open_workspace(use_disk_cache=not args.no_cache)
+    try:
+        classifier = ImageClassifier(workspace.store, workspace.cache, model=args.model, device=args.device,
+                                     compression=args.compression, arch=args.arch, labels=args.labels)
+        _notes(_device_notice(args.device, classifier.device))
+        progress.message(f"Using {classifier.entry.title} on {classifier.device.describe()}")
+        batch = classifier.run(files, top_k=args.top, batch_size=args.batch_size, on_results=in_order, progress=progress)
+        in_order.rest(batch.results)
+    finally:
+        progress.finish()
+        workspace.close()
+    failed = [r for r in batch.results if not r.ok]
+    if batch.results and len(failed) == len(batch.results):
+        if len(failed) == 1:
+            raise CliError(f"{failed[0].path}: {failed[0].error}")
+        raise CliError(f"None of the {len(failed)} files could be recognised; each one says why.")
+    _notes(batch.notices)
+    hits = sum(1 for r in batch.results if r.from_cache)
+    progress.message(f"{len(batch.results) - len(failed)} images in {batch.seconds:.2f} s "
+                     f"({batch.images_per_second:.1f} images/s) on {batch.device}" + (f" ({hits} from the cache)" if hits else ""))
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """What is known, what is ready offline, and what would need a download: before choosing, not after."""
     from desktop_ai.engine.catalogue import CATALOGUE, TASKS
@@ -410,6 +508,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             repeats=args.repeats,
             progress=progress,
+            images=args.images,
+            arch=args.arch,
+            labels=args.labels,
         )
     finally:
         progress.finish()

@@ -1,11 +1,16 @@
-"""The benchmark runs end to end on tiny models: every row is there and the numbers are real measurements."""
+"""The benchmark runs end to end on tiny models (and the real MobileNetV2 of ../shared/models, when it is
+there): every row is there and the numbers are real measurements."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from desktop_ai.engine.benchmark import run_benchmark
+import pytest
+
+from desktop_ai.engine.benchmark import run_benchmark, shared_models_dir
+
+SAMPLE_IMAGES = shared_models_dir() / "sample_images"
 
 
 def test_generate_bench_compares_every_compression_with_the_baseline(workspace, tiny_causal_lm_dir: Path) -> None:
@@ -31,3 +36,25 @@ def test_classify_bench_reports_agreement_and_cache(workspace, tiny_embedding_di
     assert ours.values["same label as baseline"] == "100%", "fp32 batched must agree with the one-at-a-time baseline"
     cache = next(r for r in report.rows if "cache" in r.name)
     assert cache.values["texts/s"] > ours.values["texts/s"]
+
+
+@pytest.mark.skipif(not (shared_models_dir() / "mobilenet_v2_float").is_dir() or not SAMPLE_IMAGES.is_dir(),
+                    reason="../shared/models is absent")
+def test_recognize_bench_rows_agreement_and_cache(workspace) -> None:
+    images = [str(SAMPLE_IMAGES / name) for name in ("dog.jpg", "bird.jpg", "grace_hopper.jpg", "wasmedge_input.jpg")]
+    report = run_benchmark("recognize", device="cpu", repeats=1, images=images, store=workspace.store)
+    rows = {(row.name, row.compression): row for row in report.rows}
+    baseline = report.rows[0]
+    assert baseline.name.startswith("baseline: torchvision")
+    for key in [("desktop-ai ImageClassifier, batch 1", "none"), ("desktop-ai ImageClassifier, batched", "none"),
+                ("desktop-ai ImageClassifier, int8 TorchScript (batch 1)", "int8"), ("desktop-ai ImageClassifier, batched", "prune"),
+                ("desktop-ai cache hits (memory)", "none")]:
+        assert key in rows, key
+        assert rows[key].values["images/s"] > 0 and math.isfinite(rows[key].values["x baseline"])
+        assert rows[key].values["top-1 = baseline"].endswith("%")
+    assert rows[("desktop-ai ImageClassifier, batched", "none")].values["top-1 = baseline"] != "0.0%"
+    assert "top-1 = baseline" in rows[("desktop-ai ImageClassifier, int8 TorchScript (batch 1)", "int8")].values
+    assert rows[("desktop-ai cache hits (memory)", "none")].values["images/s"] > baseline.values["images/s"]
+    assert any("4 images given" in note for note in report.notes)
+    assert any("traced" in note for note in report.notes)
+    assert "| baseline: torchvision" in report.to_markdown()

@@ -1,5 +1,6 @@
 """Tests of the `desktop-ai` command line: in-process through main() with tiny offline models, plus one
-real subprocess through the installed entry point script. No network, no Qt, no real model weights.
+real subprocess through the installed entry point script. No network, no Qt; the only real weights are the
+image model of ../shared/models (those tests skip without it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ try:
     from tests.tiny_models import build_causal_lm, build_embedding_model
 except ImportError:  # pytest put tests/ itself on sys.path
     from tiny_models import build_causal_lm, build_embedding_model  # type: ignore[no-redef]
+
+
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+INT8_MODEL = SHARED_MODELS / "mobilenet_v2_int8" / "model.pt"
+DOG = SHARED_MODELS / "sample_images" / "dog.jpg"
+needs_shared_models = pytest.mark.skipif(not INT8_MODEL.is_file() or not DOG.is_file(), reason="../shared/models is absent")
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +87,20 @@ def test_bench_arguments_parse() -> None:
     assert (args.max_new_tokens, args.repeats, args.json, args.markdown) == (8, 2, True, Path("out/bench.md"))
     defaults = cli.build_parser().parse_args(["bench", "--task", "classify"])
     assert defaults.compressions is None and defaults.markdown is None and not defaults.json
+    assert defaults.images is None and defaults.arch is None and defaults.labels is None
+    images = cli.build_parser().parse_args(["bench", "--task", "recognize", "--images", "a.jpg", "photos",
+                                            "--arch", "mobilenet_v2", "--labels", "labels.txt"])
+    assert (images.task, images.images, images.arch, images.labels) == ("recognize", ["a.jpg", "photos"], "mobilenet_v2", "labels.txt")
+
+
+def test_recognize_arguments_parse() -> None:
+    args = cli.build_parser().parse_args(["recognize", "a.jpg", "photos", "--top", "3", "--arch", "mobilenet_v2",
+                                          "--labels", "l.txt", "--batch-size", "4", "--compression", "int8", "--json"])
+    assert args.handler is cli.cmd_recognize
+    assert (args.images, args.top, args.arch, args.labels, args.batch_size) == (["a.jpg", "photos"], 3, "mobilenet_v2", Path("l.txt"), 4)
+    assert (args.compression, args.json, args.no_cache) == ("int8", True, False)
+    defaults = cli.build_parser().parse_args(["recognize", "a.jpg"])
+    assert (defaults.top, defaults.batch_size, defaults.model, defaults.arch) == (5, None, None, None)
 
 
 @pytest.mark.parametrize(
@@ -89,6 +110,8 @@ def test_bench_arguments_parse() -> None:
         ["bench", "--task", "translate"],
         ["bench", "--task", "generate", "--compressions", "int4"],
         ["bench", "--task", "generate", "--repeats", "0"],
+        ["recognize"],  # at least one image
+        ["recognize", "a.jpg", "--top", "0"],
     ],
 )
 def test_bad_bench_arguments_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -248,6 +271,60 @@ def test_classify_missing_file(tiny_embedder: Path, tmp_path: Path, capsys: pyte
     _assert_one_clean_error(capsys.readouterr().err, "does not exist")
 
 
+# --- recognize ------------------------------------------------------------------------------------
+
+@needs_shared_models
+def test_recognize_json_lines_and_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture\n", encoding="utf-8")
+    code = cli.main(["recognize", str(DOG), str(notes), "--model", str(INT8_MODEL), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    dog, text = _json_lines(captured.out)  # one line per file, in the order given
+    assert dog["path"] == str(DOG) and dog["error"] is None
+    assert "Samoyed" in dog["labels"][0]
+    assert len(dog["labels"]) == len(dog["scores"]) == 5 and dog["scores"] == sorted(dog["scores"], reverse=True)
+    assert text["path"] == str(notes) and text["error"] and text["labels"] == []
+    assert "Traceback" not in captured.err
+
+    # Text mode, the dog from the cache this time: the path, then "label  score%" lines; the bad file is a note.
+    assert cli.main(["recognize", str(DOG), str(notes), "--model", str(INT8_MODEL), "--top", "2"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == str(DOG) and len(lines) == 3
+    assert "Samoyed" in lines[1] and lines[1].rstrip().endswith("%")
+    assert f"note: {notes}: " in captured.err and "error:" not in captured.err
+
+
+def test_recognize_every_file_bad_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture\n", encoding="utf-8")
+    assert cli.main(["recognize", str(notes), str(tmp_path / "missing.jpg"), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert [line["error"] is not None for line in _json_lines(captured.out)] == [True, True]
+    assert captured.err.strip().splitlines()[-1].startswith("error: None of the 2 files")
+    assert "Traceback" not in captured.err
+    assert cli.main(["recognize", str(notes)]) == 2  # one file: its reason is the error line
+    captured = capsys.readouterr()
+    _assert_one_clean_error(captured.err, "not an image file")
+    assert captured.out == ""
+
+
+def test_recognize_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "image.png"
+    image.write_bytes(b"")
+    assert cli.main(["recognize", str(image), "--model", "/nope.pt", "--json"]) == 2
+    captured = capsys.readouterr()
+    _assert_one_clean_error(captured.err, "does not exist")
+    assert captured.out == ""
+
+
+def test_recognize_a_folder_without_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["recognize", str(tmp_path / "empty")]) == 2
+    _assert_one_clean_error(capsys.readouterr().err, "holds no image files")
+
+
 # --- models, install-desktop --------------------------------------------------------------------
 
 def test_models_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -260,7 +337,10 @@ def test_models_json(capsys: pytest.CaptureFixture[str]) -> None:
     for task, model_id in DEFAULT_MODELS.items():
         row = by_id[model_id]
         assert row["default"] is True and row["task"] == task
-        assert row["availability"] == "embedded"
+        if row["source"] == "package":
+            assert row["availability"] == "embedded"
+        else:  # no image model is on PyPI: the recognize default is torchvision's download
+            assert row["availability"] in ("downloaded", "needs download")
     assert sum(row["default"] for row in rows) == len(DEFAULT_MODELS)
     for row in rows:
         assert {"title", "size_mb", "licence", "source"} <= row.keys()
@@ -274,6 +354,10 @@ def test_models_table_for_one_task(capsys: pytest.CaptureFixture[str]) -> None:
     assert f"* {DEFAULT_MODELS['classify']}" in out
     assert DEFAULT_MODELS["generate"] not in out
     assert "embedded" in out
+    assert cli.main(["models", "--task", "recognize"]) == 0
+    out = capsys.readouterr().out
+    assert f"* {DEFAULT_MODELS['recognize']}" in out
+    assert DEFAULT_MODELS["classify"] not in out
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="desktop entries are a freedesktop thing")

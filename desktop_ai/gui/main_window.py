@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBo
 from desktop_ai import __version__, paths
 from desktop_ai.engine.cache import CacheStats
 from desktop_ai.engine.store import ModelStore
+from desktop_ai.gui.image_tab import ImageTab
 from desktop_ai.gui.settings import app_settings, read
 from desktop_ai.gui.text_tab import TextTab
 from desktop_ai.gui.worker import EngineThread
@@ -23,8 +24,6 @@ ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "deskt
 
 COMING_TABS = {
     "Translate": "Translation (English to German and other opus-mt pairs, sentence by sentence, cached) "
-    "is not built yet. It will come in a later version of desktop-ai.",
-    "Image": "Image recognition (drag photos or folders here for ImageNet top-5 labels) "
     "is not built yet. It will come in a later version of desktop-ai.",
     "Speech": "Live microphone dictation and audio-file transcription "
     "are not built yet. They will come in a later version of desktop-ai.",
@@ -58,9 +57,13 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Jobs")
         self.text_tab = TextTab(self.engine, self.store, lambda: self.device)
+        self.image_tab = ImageTab(self.engine, self.store, lambda: self.device)
         self.tabs.addTab(self.text_tab, "Text")
-        for name, text in COMING_TABS.items():
-            index = self.tabs.addTab(_coming_soon(name, text), name)
+        for name in ("Translate", "Image", "Speech"):
+            if name == "Image":
+                self.tabs.addTab(self.image_tab, name)
+                continue
+            index = self.tabs.addTab(_coming_soon(name, COMING_TABS[name]), name)
             self.tabs.setTabToolTip(index, "Not available yet")
         self.setCentralWidget(self.tabs)
 
@@ -76,7 +79,7 @@ class MainWindow(QMainWindow):
         for widget in (self.state_label, self.device_label, self.model_label, self.cache_label):
             bar.addPermanentWidget(widget)
 
-        for page in self.text_tab.pages:
+        for page in (*self.text_tab.pages, self.image_tab):
             page.status_message.connect(self.show_message)
             page.model_in_use.connect(lambda model: self.model_label.setText(f"Model: {model}"))
         self.engine.busy_changed.connect(self._on_busy)
@@ -164,11 +167,13 @@ class MainWindow(QMainWindow):
             self.resize(1000, 720)
         self.tabs.setCurrentIndex(read(self.settings, "window/tab", 0, int))
         self.text_tab.load_settings(self.settings)
+        self.image_tab.load_settings(self.settings)
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/tab", self.tabs.currentIndex())
         self.text_tab.save_settings(self.settings)
+        self.image_tab.save_settings(self.settings)
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -6,7 +6,7 @@ from PySide6.QtCore import QModelIndex, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QComboBox, QFileDialog, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
-from desktop_ai.engine.catalogue import entries_for
+from desktop_ai.engine.catalogue import TASK_RECOGNIZE, entries_for
 from desktop_ai.engine.compression import COMPRESSION_LABELS, Compression
 from desktop_ai.engine.store import ModelStore
 
@@ -48,7 +48,13 @@ class ModelPicker(QComboBox):
             self._last = self.model_ref()
             self.model_changed.emit(self._last)
             return
-        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder (with config.json)")
+        if self.task == TASK_RECOGNIZE:  # image models are one file (TorchScript or state_dict), labels.txt beside it
+            folder, _ = QFileDialog.getOpenFileName(
+                self, "Choose a model file (TorchScript or state_dict, with labels.txt beside it)",
+                filter="PyTorch models (*.pt *.pth *.ts);;All files (*)",
+            )
+        else:
+            folder = QFileDialog.getExistingDirectory(self, "Choose a model folder (with config.json)")
         if not folder and self.task == "generate":
             folder, _ = QFileDialog.getOpenFileName(self, "Or choose a GGUF file", filter="GGUF models (*.gguf)")
         if folder:
