@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-DECODE_SIZE = 512  # long side after decoding: enough for a 224-pixel crop, cheap to decode
+DECODE_SIZE = 512  # JPEGs decode at the smallest DCT scale keeping both sides at least this (256 costs accuracy)
+SAFE_SIZE = 2048  # anything larger (a 20000x20000 PNG, say) is box-reduced first, so memory stays bounded
 THUMBNAIL_SIZE = 96
 MAX_PIXELS = 600_000_000  # refuse decompression bombs beyond this; below it, downscale
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -107,6 +108,7 @@ class LoadedImageModel:
     compression: CompressionReport
     revision: str
     notices: list[str] = field(default_factory=list)
+    channels_last: bool = False
 
 
 def collect_images(paths: Iterable[str | Path]) -> list[Path]:
@@ -155,6 +157,8 @@ def load_image(data: bytes, name: str = "image") -> tuple["Image.Image", int, in
         raise InvalidInputError(f"{name} is too large to open safely (over {MAX_PIXELS // 1_000_000} megapixels).") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise InvalidInputError(f"{name} is damaged or truncated and cannot be decoded ({error}).") from None
+    if min(image.size) > SAFE_SIZE and image.mode not in ("P", "1"):
+        image = image.reduce(min(image.size) // SAFE_SIZE)  # before any conversion copies it
     image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: scale to 8 bits instead of clipping
         image = image.point(lambda v: v / 256).convert("L")
@@ -165,8 +169,8 @@ def load_image(data: bytes, name: str = "image") -> tuple["Image.Image", int, in
         image = background
     elif image.mode != "RGB":
         image = image.convert("RGB")
-    if max(image.size) > DECODE_SIZE:
-        image.thumbnail((DECODE_SIZE, DECODE_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if min(image.size) > SAFE_SIZE:
+        image = image.reduce(min(image.size) // SAFE_SIZE)
     return image, width, height
 
 
@@ -266,11 +270,10 @@ class ImageClassifier:
             model, labels, preprocess, limit = self._load_local()
         notices: list[str] = []
         target = self.device.device
+        channels_last = not _is_scripted(model) and self.compression is not Compression.INT8
         if target != "cpu":
             try:
                 model = model.to(target)
-                if self.compression is Compression.FP16 or not _is_scripted(model):
-                    model = model.to(memory_format=torch.channels_last)
             except Exception as error:
                 if not is_out_of_memory(error):
                     raise
@@ -291,7 +294,9 @@ class ImageClassifier:
             model, report = compress(model, method, target)
             if report.notice:
                 notices.append(report.notice)
-        return LoadedImageModel(model, labels, preprocess, target, limit, report, self._revision(), notices)
+            if channels_last:  # faster convolutions on CPUs and GPUs alike (int8 Linear layers need contiguous input)
+                model = model.to(memory_format=torch.channels_last)
+        return LoadedImageModel(model, labels, preprocess, target, limit, report, self._revision(), notices, channels_last)
 
     def _load_torchvision(self) -> tuple[Any, list[str], Any]:
         import torchvision
@@ -485,7 +490,7 @@ class ImageClassifier:
         batch = torch.stack([loaded.preprocess(image) for _, image, _ in pending])
         dtype = next((p.dtype for p in loaded.model.parameters()), torch.float32) if not _is_scripted(loaded.model) else torch.float32
         batch = batch.to(loaded.device, dtype=dtype if dtype.is_floating_point else torch.float32)
-        if loaded.device != "cpu":
+        if loaded.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if loaded.batch_size_limit == 1:
