@@ -62,6 +62,7 @@ class ImageResult:
     width: int = 0
     height: int = 0
     thumbnail_png: bytes | None = None
+    index: int = 0  # position in the input, since failures and cache hits arrive before their batch
 
     @property
     def ok(self) -> bool:
@@ -91,11 +92,13 @@ class RecognitionBatch:
     seconds: float
     notices: list[str] = field(default_factory=list)
     stopped: bool = False
+    load_seconds: float = 0.0  # loading the model, not counted in images_per_second
 
     @property
     def images_per_second(self) -> float:
         done = sum(1 for r in self.results if r.ok)
-        return done / self.seconds if self.seconds > 0 else 0.0
+        busy = self.seconds - self.load_seconds
+        return done / busy if busy > 0 else 0.0
 
 
 @dataclass
@@ -159,7 +162,7 @@ def load_image(data: bytes, name: str = "image") -> tuple["Image.Image", int, in
         raise InvalidInputError(f"{name} is damaged or truncated and cannot be decoded ({error}).") from None
     if min(image.size) > SAFE_SIZE and image.mode not in ("P", "1"):
         image = image.reduce(min(image.size) // SAFE_SIZE)  # before any conversion copies it
-    image = ImageOps.exif_transpose(image)
+    ImageOps.exif_transpose(image, in_place=True)  # no copy when nothing needs turning
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: scale to 8 bits instead of clipping
         image = image.point(lambda v: v / 256).convert("L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -406,17 +409,20 @@ class ImageClassifier:
         started = time.perf_counter()
         revision = self._revision() if self.entry.source == SOURCE_LOCAL else (self.entry.weights or self.entry.id)
         loaded: LoadedImageModel | None = None
+        load_seconds = 0.0
         results: list[ImageResult] = []
         notices: list[str] = []
         pending: list[tuple[ImageResult, Any, str]] = []
         stopped = False
 
         def flush() -> None:
-            nonlocal loaded
+            nonlocal loaded, load_seconds
             if not pending:
                 return
             if loaded is None:
+                load_started = time.perf_counter()
                 loaded = self.load(progress)
+                load_seconds = time.perf_counter() - load_started
                 notices.extend(loaded.notices)
             self._classify(loaded, pending, top_k)
             for result, _, key in pending:
@@ -430,47 +436,25 @@ class ImageClassifier:
         size = batch_size or (64 if self.device.is_gpu else 16)
         for index, path in enumerate(files):
             if cancel is not None and cancel.is_set():
-                stopped = True
-                notices.append(f"Stopped after {index} of {len(files)} images; the results so far are kept.")
                 break
-            result = ImageResult(str(path))
+            result, image, key = self._prepare(index, path, revision, top_k, thumbnails)
             results.append(result)
-            try:
-                data = path.read_bytes()
-            except OSError as error:
-                result.error = f"{path.name} cannot be read: {error.strerror or error}"
-            else:
-                key = self._key(revision, data, top_k)
-                hit = self.cache.get(key) if self.cache is not None else None
-                try:
-                    image = None
-                    if hit is None or thumbnails:
-                        image, result.width, result.height = load_image(data, path.name)
-                    if thumbnails and image is not None:
-                        result.thumbnail_png = thumbnail_png(image)
-                except InvalidInputError as error:
-                    result.error = str(error)
-                else:
-                    if hit is not None:
-                        result.predictions = [LabelScore(l, s) for l, s in zip(hit["labels"], hit["scores"])]
-                        result.width, result.height = hit["width"] or result.width, hit["height"] or result.height
-                        result.from_cache = True
-                        if on_results is not None:
-                            on_results([result])
-                    else:
-                        pending.append((result, image, key))
-            if not result.ok and on_results is not None:
-                on_results([result])
+            if image is not None:
+                pending.append((result, image, key))
+            elif on_results is not None:
+                on_results([result])  # a failure or a cache hit: shown at once
             limit = loaded.batch_size_limit if loaded is not None and loaded.batch_size_limit else size
             if len(pending) >= limit:
                 flush()
             if progress is not None and (index % 8 == 7 or index == len(files) - 1):
                 progress(f"{index + 1} of {len(files)} images", (index + 1) / len(files))
-        if not stopped:
-            flush()
-        else:
+        if cancel is not None and cancel.is_set():
+            stopped = True
             for result, _, _ in pending:
                 results.remove(result)
+            notices.append(f"Stopped after {len(results)} of {len(files)} images; the results so far are kept.")
+        else:
+            flush()
         failed = sum(1 for r in results if not r.ok)
         if failed:
             notices.append(f"{failed} file(s) could not be recognised; each says why.")
@@ -482,7 +466,34 @@ class ImageClassifier:
             seconds=time.perf_counter() - started,
             notices=notices,
             stopped=stopped,
+            load_seconds=load_seconds,
         )
+
+    def _prepare(self, index: int, path: Path, revision: str, top_k: int, thumbnails: bool) -> tuple[ImageResult, Any, str]:
+        """Read, look up in the cache, decode: (result, image to classify or None, cache key)."""
+        result = ImageResult(str(path), index=index)
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            result.error = f"{path.name} cannot be read: {error.strerror or error}"
+            return result, None, ""
+        key = self._key(revision, data, top_k)
+        hit = self.cache.get(key) if self.cache is not None else None
+        image = None
+        try:
+            if hit is None or thumbnails:
+                image, result.width, result.height = load_image(data, path.name)
+            if thumbnails and image is not None:
+                result.thumbnail_png = thumbnail_png(image)
+        except InvalidInputError as error:
+            result.error = str(error)
+            return result, None, key
+        if hit is not None:
+            result.predictions = [LabelScore(l, s) for l, s in zip(hit["labels"], hit["scores"])]
+            result.width, result.height = hit["width"] or result.width, hit["height"] or result.height
+            result.from_cache = True
+            return result, None, key
+        return result, image, key
 
     def _classify(self, loaded: LoadedImageModel, pending: list[tuple[ImageResult, Any, str]], top_k: int) -> None:
         import torch
