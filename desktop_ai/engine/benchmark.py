@@ -561,8 +561,8 @@ def _bench_recognize_in(
     notes.append(f"{repeats} interleaved rounds over all {len(files)} images, medians; every timing runs from the file "
                  f"paths to the top-{BENCH_TOP_K} labels, decoding and preprocessing included.")
     notes.append("Baseline: PIL open and convert('RGB') at full size, torchvision.transforms Resize(256), CenterCrop(224), "
-                 "ToTensor, Normalize, the fp32 torchvision model, batch 1. Ours decodes at a reduced size first (JPEG draft "
-                 "mode, then a 512-pixel thumbnail), so even its fp32 may differ from the baseline on an image or two.")
+                 "ToTensor, Normalize, the fp32 torchvision model, batch 1. Ours decodes JPEGs at a reduced DCT scale (at least "
+                 "512 pixels a side; images past 2048 are box-reduced), so even its fp32 may differ from the baseline on an image or two.")
     notes.append("'top-1 = baseline' is the share of images whose top label is the fp32 baseline's (not ImageNet accuracy).")
     notes.append(_goal_note(report.rows[1:-1]))
     notes.extend(notices)
