@@ -46,14 +46,17 @@ def test_recognize_bench_rows_agreement_and_cache(workspace) -> None:
     rows = {(row.name, row.compression): row for row in report.rows}
     baseline = report.rows[0]
     assert baseline.name.startswith("baseline: torchvision")
-    for key in [("desktop-ai ImageClassifier, batch 1", "none"), ("desktop-ai ImageClassifier, batched", "none"),
-                ("desktop-ai ImageClassifier, int8 TorchScript (batch 1)", "int8"), ("desktop-ai ImageClassifier, batched", "prune"),
+    for key in [("desktop-ai ImageClassifier, batch 1", "none"), ("desktop-ai ImageClassifier, batched (16)", "none"),
+                ("desktop-ai ImageClassifier, default", "none"),
+                ("desktop-ai ImageClassifier, int8 TorchScript, default", "int8"), ("desktop-ai ImageClassifier, default", "prune"),
                 ("desktop-ai cache hits (memory)", "none")]:
         assert key in rows, key
         assert rows[key].values["images/s"] > 0 and math.isfinite(rows[key].values["x baseline"])
         assert rows[key].values["top-1 = baseline"].endswith("%")
-    assert rows[("desktop-ai ImageClassifier, batched", "none")].values["top-1 = baseline"] != "0.0%"
-    assert "top-1 = baseline" in rows[("desktop-ai ImageClassifier, int8 TorchScript (batch 1)", "int8")].values
+    assert rows[("desktop-ai ImageClassifier, default", "none")].values["top-1 = baseline"] != "0.0%"
+    int8 = rows[("desktop-ai ImageClassifier, int8 TorchScript, default", "int8")].values
+    assert "top-1 = baseline" in int8
+    assert int8["top-1 accuracy"] == "100.0%", "dog, bird, grace_hopper and banana all have reference labels"
     assert rows[("desktop-ai cache hits (memory)", "none")].values["images/s"] > baseline.values["images/s"]
     assert any("4 images given" in note for note in report.notes)
     assert any("traced" in note for note in report.notes)

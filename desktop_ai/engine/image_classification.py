@@ -433,21 +433,29 @@ class ImageClassifier:
             if on_results is not None:
                 on_results(batch_results)
 
-        size = batch_size or (64 if self.device.is_gpu else 16)
-        for index, path in enumerate(files):
-            if cancel is not None and cancel.is_set():
-                break
-            result, image, key = self._prepare(index, path, revision, top_k, thumbnails)
-            results.append(result)
-            if image is not None:
-                pending.append((result, image, key))
-            elif on_results is not None:
-                on_results([result])  # a failure or a cache hit: shown at once
-            limit = loaded.batch_size_limit if loaded is not None and loaded.batch_size_limit else size
-            if len(pending) >= limit:
-                flush()
+        def report_progress(index: int) -> None:
             if progress is not None and (index % 8 == 7 or index == len(files) - 1):
                 progress(f"{index + 1} of {len(files)} images", (index + 1) / len(files))
+
+        if not self.device.is_gpu and batch_size is None:
+            loaded, load_seconds = self._run_on_cpu_cores(files, revision, top_k, thumbnails, results, on_results, report_progress, progress, cancel)
+            if loaded is not None:
+                notices.extend(loaded.notices)
+        else:
+            size = batch_size or 64
+            for index, path in enumerate(files):
+                if cancel is not None and cancel.is_set():
+                    break
+                result, image, key = self._prepare(index, path, revision, top_k, thumbnails)
+                results.append(result)
+                if image is not None:
+                    pending.append((result, image, key))
+                elif on_results is not None:
+                    on_results([result])  # a failure or a cache hit: shown at once
+                limit = loaded.batch_size_limit if loaded is not None and loaded.batch_size_limit else size
+                if len(pending) >= limit:
+                    flush()
+                report_progress(index)
         if cancel is not None and cancel.is_set():
             stopped = True
             for result, _, _ in pending:
@@ -468,6 +476,71 @@ class ImageClassifier:
             stopped=stopped,
             load_seconds=load_seconds,
         )
+
+    def _run_on_cpu_cores(
+        self,
+        files: list[Path],
+        revision: str,
+        top_k: int,
+        thumbnails: bool,
+        results: list[ImageResult],
+        on_results: Callable[[list[ImageResult]], None] | None,
+        report_progress: Callable[[int], None],
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> tuple[LoadedImageModel | None, float]:
+        """One image per core, each decoded and classified whole with one torch thread.
+
+        Measured on 2 cores, this beats batching and beats torch's own two threads on one image at a time:
+        decoding (PIL releases the GIL) runs beside the model instead of before it.
+        """
+        import torch
+        from concurrent.futures import ThreadPoolExecutor
+
+        state: dict[str, Any] = {"loaded": None, "load_seconds": 0.0}
+        lock = threading.Lock()
+
+        def model() -> LoadedImageModel:
+            with lock:
+                if state["loaded"] is None:
+                    started = time.perf_counter()
+                    state["loaded"] = self.load(progress)
+                    state["load_seconds"] = time.perf_counter() - started
+                return state["loaded"]
+
+        def work(index: int, path: Path) -> ImageResult:
+            result, image, key = self._prepare(index, path, revision, top_k, thumbnails)
+            if image is not None:
+                self._classify(model(), [(result, image, key)], top_k)
+                if self.cache is not None:
+                    self.cache.put(key, result.to_dict(with_thumbnail=False))
+            return result
+
+        workers = max(1, min(os.cpu_count() or 1, 8))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="recognize") as pool:
+                window: list[Any] = []
+                index = 0
+                while index < len(files) or window:
+                    while index < len(files) and len(window) < 2 * workers and not (cancel is not None and cancel.is_set()):
+                        window.append(pool.submit(work, index, files[index]))
+                        index += 1
+                    if not window:
+                        break
+                    result = window.pop(0).result()
+                    results.append(result)
+                    if on_results is not None:
+                        on_results([result])
+                    report_progress(result.index)
+                    if cancel is not None and cancel.is_set():
+                        for future in window:
+                            future.cancel()
+                        break
+        finally:
+            torch.set_num_threads(threads)
+        return state["loaded"], state["load_seconds"]
 
     def _prepare(self, index: int, path: Path, revision: str, top_k: int, thumbnails: bool) -> tuple[ImageResult, Any, str]:
         """Read, look up in the cache, decode: (result, image to classify or None, cache key)."""
