@@ -277,3 +277,15 @@ def test_compression_options_on_a_float_model(workspace, tiny_image_model, tmp_p
             assert batch.compression == "none" and any("GPU" in n for n in batch.notices)
         else:
             assert batch.compression == method
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_half_precision_channels_last_on_the_gpu(workspace, tiny_image_model, tmp_path):
+    photos = [_png(tmp_path / f"{i}.png", color=(i * 50, 20, 20)) for i in range(3)]
+    fp16 = ImageClassifier(workspace.store, None, model=str(tiny_image_model), arch="mobilenet_v3_small",
+                           device="cuda", compression="fp16").run(photos)
+    fp32 = ImageClassifier(workspace.store, None, model=str(tiny_image_model), arch="mobilenet_v3_small", device="cpu").run(photos)
+    assert fp16.device.startswith("cuda") and fp16.compression == "fp16"
+    for a, b in zip(fp16.results, fp32.results):
+        assert a.predictions[0].label == b.predictions[0].label
