@@ -56,3 +56,8 @@ def workspace(_isolated_home: Path):
     ws = open_workspace()
     yield ws
     ws.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_marian_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models.build_marian(tmp_path_factory.mktemp("tiny-marian"))

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 TASK_GENERATE = "generate"
 TASK_CLASSIFY = "classify"
 TASK_RECOGNIZE = "recognize"
-TASKS = (TASK_GENERATE, TASK_CLASSIFY, TASK_RECOGNIZE)
+TASK_TRANSLATE = "translate"
+TASKS = (TASK_GENERATE, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE)
 
 KIND_CAUSAL_LM = "causal-lm"
 KIND_SEQUENCE_CLASSIFIER = "sequence-classifier"
 KIND_SENTENCE_EMBEDDING = "sentence-embedding"
 KIND_IMAGE_CLASSIFIER = "image-classifier"
+KIND_TRANSLATION = "translation"
 
 SOURCE_PACKAGE = "package"
 SOURCE_HUB = "hub"
@@ -153,11 +155,29 @@ _IMAGE_MODELS = (
         description="ImageNet-1k, 80.9 % top-1; slower, more accurate.",
     ),
 )
-CATALOGUE = CATALOGUE + _IMAGE_MODELS
+# MarianMT pairs from the Helsinki-NLP opus-mt project. None is published on PyPI, so none is embedded.
+TRANSLATION_PAIRS = (("en", "de"), ("de", "en"), ("en", "fr"), ("fr", "en"), ("en", "es"), ("es", "en"), ("en", "zh"), ("zh", "en"))
+LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "zh": "Chinese"}
+_TRANSLATION_MODELS = tuple(
+    ModelEntry(
+        id=f"opus-mt-{src}-{tgt}",
+        task=TASK_TRANSLATE,
+        kind=KIND_TRANSLATION,
+        source=SOURCE_HUB,
+        location=f"Helsinki-NLP/opus-mt-{src}-{tgt}",
+        files=("config.json", "pytorch_model.bin", "source.spm", "target.spm", "vocab.json"),
+        title=f"{LANGUAGE_NAMES[src]} → {LANGUAGE_NAMES[tgt]} (opus-mt, Hugging Face Hub)",
+        size_mb=300.0,
+        licence="CC-BY-4.0",
+        description=f"MarianMT {src}-{tgt} from Helsinki-NLP.",
+    )
+    for src, tgt in TRANSLATION_PAIRS
+)
+CATALOGUE = CATALOGUE + _IMAGE_MODELS + _TRANSLATION_MODELS
 
-DEFAULT_MODELS = {TASK_GENERATE: "smollm2-135m-instruct-q4", TASK_CLASSIFY: "all-minilm-l6-v2", TASK_RECOGNIZE: "mobilenet_v3_large"}
+DEFAULT_MODELS = {TASK_GENERATE: "smollm2-135m-instruct-q4", TASK_CLASSIFY: "all-minilm-l6-v2", TASK_RECOGNIZE: "mobilenet_v3_large", TASK_TRANSLATE: "opus-mt-en-de"}
 # Better models used by default once they are on disk (downloaded earlier): never a download by surprise.
-PREFERRED_WHEN_PRESENT = {TASK_GENERATE: (), TASK_CLASSIFY: ("distilbert-sst2",), TASK_RECOGNIZE: ()}
+PREFERRED_WHEN_PRESENT = {TASK_GENERATE: (), TASK_CLASSIFY: ("distilbert-sst2",), TASK_RECOGNIZE: (), TASK_TRANSLATE: ()}
 
 
 def entries_for(task: str) -> list[ModelEntry]:

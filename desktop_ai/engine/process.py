@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class JobCallbacks:
     progress: Callable[[str, float | None], None]
-    partial: Callable[[Any], None]  # streamed text for generation, lists of results for images
+    partial: Callable[[Any], None]  # streamed text (generation, translation so far), lists of image results
     cancel: threading.Event
 
 
@@ -57,6 +57,16 @@ def _recognize(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     )
 
 
+def _translate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    from desktop_ai.engine.translation import TranslationOptions, Translator
+
+    translator = Translator(
+        workspace.store, workspace.cache, params.get("model"), params.get("src", "en"), params.get("tgt", "de"),
+        params["device"], params["compression"],
+    )
+    return translator.run(params["text"], TranslationOptions(beams=params.get("beams", 4)), cb.partial, cb.progress, cb.cancel)
+
+
 def _clear_cache(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     workspace.cache.clear()
     return workspace.cache.stats()
@@ -66,6 +76,7 @@ JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
     "generate": _generate,
     "classify": _classify,
     "recognize": _recognize,
+    "translate": _translate,
     "clear_cache": _clear_cache,
 }
 

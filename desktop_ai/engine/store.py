@@ -34,6 +34,8 @@ from desktop_ai.engine.catalogue import (
     SOURCE_PACKAGE,
     SOURCE_TORCHVISION,
     TASK_CLASSIFY,
+    TASK_TRANSLATE,
+    KIND_TRANSLATION,
     ModelEntry,
     find_entry,
 )
@@ -157,6 +159,12 @@ def _kind_from_config(config_file: Path, task: str) -> str:
     if not isinstance(config, dict):
         raise ModelUnavailableError(f"{config_file} is not a valid model config.")
     architectures = " ".join(config.get("architectures") or [])
+    if task == TASK_TRANSLATE:
+        if config.get("model_type") == "marian" or "MarianMTModel" in architectures:
+            return KIND_TRANSLATION
+        raise ModelUnavailableError(
+            f"{config_file.parent} is not a MarianMT translation model (its config says {config.get('model_type')!r})."
+        )
     if task == TASK_CLASSIFY:
         if "SequenceClassification" in architectures:
             return KIND_SEQUENCE_CLASSIFIER
@@ -265,7 +273,7 @@ class ModelStore:
         if _looks_like_path(model_ref):
             return _local_entry(path, task)
         if model_ref.count("/") == 1 and " " not in model_ref:
-            kind = KIND_SEQUENCE_CLASSIFIER if task == TASK_CLASSIFY else KIND_CAUSAL_LM
+            kind = {TASK_CLASSIFY: KIND_SEQUENCE_CLASSIFIER, TASK_TRANSLATE: KIND_TRANSLATION}.get(task, KIND_CAUSAL_LM)
             return ModelEntry(model_ref, task, kind, SOURCE_HUB, model_ref, f"{model_ref} (Hugging Face Hub)", 0.0, "see the model card")
         known = ", ".join(e.id for e in CATALOGUE if e.task == task)
         raise ModelUnavailableError(
@@ -335,7 +343,8 @@ class ModelStore:
                 f"{entry.title} is not downloaded yet and the Hugging Face Hub ({entry.location}) cannot be "
                 "reached: this machine looks offline. Connect to the internet and run again to download it"
                 + (f" (about {entry.size_mb:.0f} MB)" if entry.size_mb else "")
-                + ", or choose a model folder on disk, or use an embedded model."
+                + ", or choose a folder on disk that holds it"
+                + (". No translation model is embedded in the app." if entry.task == TASK_TRANSLATE else ", or use an embedded model.")
             )
         last_error: Exception | None = None
         for attempt in range(1, DOWNLOAD_TRIES + 1):
