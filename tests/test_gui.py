@@ -66,7 +66,7 @@ def test_window_has_every_job_and_honest_placeholders(window):
     tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     assert tabs == ["Text", "Translate", "Image", "Speech"]
     for index in range(1, window.tabs.count()):
-        if window.tabs.tabText(index) not in ("Translate", "Speech"):
+        if window.tabs.tabText(index) != "Speech":
             continue
         page = window.tabs.widget(index)
         assert not page.findChildren(QAbstractButton), "a tab that is not built must not offer controls"

@@ -15,6 +15,7 @@ from desktop_ai.engine.store import ModelStore
 from desktop_ai.gui.image_tab import ImageTab
 from desktop_ai.gui.settings import app_settings, read
 from desktop_ai.gui.text_tab import TextTab
+from desktop_ai.gui.translate_tab import TranslateTab
 from desktop_ai.gui.worker import EngineThread
 from desktop_ai.logging_setup import log_file
 
@@ -23,8 +24,6 @@ logger = logging.getLogger(__name__)
 ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "desktop-ai.svg"
 
 COMING_TABS = {
-    "Translate": "Translation (English to German and other opus-mt pairs, sentence by sentence, cached) "
-    "is not built yet. It will come in a later version of desktop-ai.",
     "Speech": "Live microphone dictation and audio-file transcription "
     "are not built yet. They will come in a later version of desktop-ai.",
 }
@@ -57,12 +56,12 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Jobs")
         self.text_tab = TextTab(self.engine, self.store, lambda: self.device)
+        self.translate_tab = TranslateTab(self.engine, self.store, lambda: self.device)
         self.image_tab = ImageTab(self.engine, self.store, lambda: self.device)
         self.tabs.addTab(self.text_tab, "Text")
-        for name in ("Translate", "Image", "Speech"):
-            if name == "Image":
-                self.tabs.addTab(self.image_tab, name)
-                continue
+        self.tabs.addTab(self.translate_tab, "Translate")
+        self.tabs.addTab(self.image_tab, "Image")
+        for name in COMING_TABS:
             index = self.tabs.addTab(_coming_soon(name, COMING_TABS[name]), name)
             self.tabs.setTabToolTip(index, "Not available yet")
         self.setCentralWidget(self.tabs)
@@ -79,7 +78,7 @@ class MainWindow(QMainWindow):
         for widget in (self.state_label, self.device_label, self.model_label, self.cache_label):
             bar.addPermanentWidget(widget)
 
-        for page in (*self.text_tab.pages, self.image_tab):
+        for page in (*self.text_tab.pages, self.translate_tab, self.image_tab):
             page.status_message.connect(self.show_message)
             page.model_in_use.connect(lambda model: self.model_label.setText(f"Model: {model}"))
         self.engine.busy_changed.connect(self._on_busy)
@@ -167,12 +166,14 @@ class MainWindow(QMainWindow):
             self.resize(1000, 720)
         self.tabs.setCurrentIndex(read(self.settings, "window/tab", 0, int))
         self.text_tab.load_settings(self.settings)
+        self.translate_tab.load_settings(self.settings)
         self.image_tab.load_settings(self.settings)
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/tab", self.tabs.currentIndex())
         self.text_tab.save_settings(self.settings)
+        self.translate_tab.save_settings(self.settings)
         self.image_tab.save_settings(self.settings)
         self.settings.sync()
 
