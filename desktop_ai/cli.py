@@ -33,7 +33,7 @@ EXIT_INTERRUPTED = 130
 # tests/test_cli.py checks they match desktop_ai.engine.devices and desktop_ai.engine.compression.
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 COMPRESSION_CHOICES = ("none", "int8", "fp16", "prune")
-TASK_CHOICES = ("generate", "classify", "recognize")
+TASK_CHOICES = ("generate", "classify", "recognize", "translate")
 
 
 class CliError(Exception):
@@ -199,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "file with --arch")
     recognize.set_defaults(handler=cmd_recognize)
 
+    translate = commands.add_parser("translate", parents=[common], help="translate text sentence by sentence (opus-mt)",
+                                    description="Translate TEXT (the words joined with spaces), a --file, or stdin (-) "
+                                    "with a MarianMT opus-mt model; line breaks and spacing are kept.")
+    translate.add_argument("texts", nargs="*", metavar="TEXT", help="the text to translate; - reads it from stdin")
+    translate.add_argument("--src", default="en", metavar="LANG", help="source language (default: en)")
+    translate.add_argument("--tgt", default="de", metavar="LANG", help="target language (default: de)")
+    translate.add_argument("--file", type=Path, metavar="PATH", help="a UTF-8 text file to translate")
+    translate.add_argument("--beams", type=_positive_int, default=4, metavar="N", help="beam search width, 1 to 16 (default: 4)")
+    _add_model_options(translate, "catalogue id (opus-mt-en-de), Hub id, or a MarianMT model folder "
+                       "(default: opus-mt-SRC-TGT)")
+    translate.set_defaults(handler=cmd_translate)
+
     models = commands.add_parser("models", parents=[common], help="list the known models and whether they are ready",
                                  description="List the model catalogue; * marks the default of each task.")
     models.add_argument("--task", choices=TASK_CHOICES, help="only the models of this task")
@@ -215,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-new-tokens", type=_positive_int, default=32, metavar="N",
                        help="tokens per generation run (default: 32)")
     bench.add_argument("--repeats", type=_positive_int, default=3, metavar="N", help="timed runs per setting (default: 3)")
+    bench.add_argument("--beams", type=_positive_int, default=4, metavar="N", help="translate: beam search width (default: 4)")
     bench.add_argument("--images", nargs="+", metavar="IMAGE_OR_FOLDER",
                        help="recognize: the images to time (default: the sample photos of ../shared/models)")
     bench.add_argument("--arch", metavar="A", help="recognize: torchvision architecture of a state_dict --model")
@@ -451,6 +464,56 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_translation_text(args: argparse.Namespace) -> str:
+    if args.file is not None:
+        if args.texts:
+            raise CliError("Give the text either as TEXT or with --file, not both.")
+        try:
+            return args.file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CliError(f"The file {args.file} does not exist.") from None
+        except UnicodeDecodeError:
+            raise CliError(f"The file {args.file} is not UTF-8 text.") from None
+        except OSError as error:
+            raise CliError(f"The file {args.file} cannot be read: {error.strerror or error}.") from None
+    if args.texts == ["-"]:
+        return sys.stdin.read()
+    return " ".join(args.texts)
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    """The whole translation on stdout (or one JSON object): line breaks and spacing kept as they were."""
+    text = _read_translation_text(args)
+    _quiet_libraries(args.verbose)
+    from desktop_ai.engine.translation import TranslationOptions, Translator
+    from desktop_ai.engine.workspace import open_workspace
+
+    progress = _progress_for(args)
+    workspace = open_workspace(use_disk_cache=not args.no_cache)
+    try:
+        translator = Translator(workspace.store, workspace.cache, model=args.model, src=args.src, tgt=args.tgt,
+                                device=args.device, compression=args.compression)
+        device_notices = _device_notice(args.device, translator.device)
+        progress.message(f"Using {translator.entry.title} on {translator.device.describe()}")
+        result = translator.run(text, TranslationOptions(beams=args.beams), progress=progress)
+    finally:
+        progress.finish()
+        workspace.close()
+    notices = device_notices + result.notices
+    if args.json:
+        _print_json({
+            "text": result.text, "source_text": result.source_text, "model_id": result.model_id, "device": result.device,
+            "compression": result.compression, "sentences": result.sentences, "translated": result.translated,
+            "cached": result.cached, "seconds": result.seconds, "notices": notices, "stopped": result.stopped,
+        })
+    else:
+        _out(result.text.rstrip("\n"))
+        _notes(notices)
+    progress.message(f"{result.sentences} sentences in {result.seconds:.2f} s on {result.device}"
+                     + (f" ({result.cached} from the cache)" if result.cached else ""))
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """What is known, what is ready offline, and what would need a download: before choosing, not after."""
     from desktop_ai.engine.catalogue import CATALOGUE, TASKS
@@ -511,6 +574,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             images=args.images,
             arch=args.arch,
             labels=args.labels,
+            beams=args.beams,
         )
     finally:
         progress.finish()

@@ -61,3 +61,30 @@ def test_recognize_bench_rows_agreement_and_cache(workspace) -> None:
     assert any("4 images given" in note for note in report.notes)
     assert any("traced" in note for note in report.notes)
     assert "| baseline: torchvision" in report.to_markdown()
+
+
+def test_translate_bench_rows_goal_and_cache(workspace, tiny_marian_dir: Path) -> None:
+    report = run_benchmark("translate", model=str(tiny_marian_dir), device="cpu", repeats=1, beams=1, store=workspace.store)
+    rows = {(row.name, row.compression): row for row in report.rows}
+    assert report.rows[0].name.startswith("baseline: transformers MarianMTModel.generate")
+    assert ("desktop-ai Translator", "none") in rows and ("desktop-ai Translator", "int8") in rows
+    cached = rows[("desktop-ai Translator, same page again (cache)", "none")]
+    for row in report.rows:
+        assert row.values["sentences/s"] > 0 and math.isfinite(row.values["x baseline"])
+    assert cached.values["ms/page"] < 50
+    assert rows[("desktop-ai Translator", "none")].values["words = baseline"] == "100%", "fp32 must match the baseline"
+    assert rows[("desktop-ai Translator", "int8")].values["weights MB"] < report.rows[0].values["weights MB"]
+    assert any("60 distinct English sentences" in note for note in report.notes)
+    assert any("tiny model" in note for note in report.notes)
+    assert any(note.startswith("Goal") and "cannot be judged" in note for note in report.notes)
+    assert "| baseline: transformers MarianMTModel.generate" in report.to_markdown()
+
+
+def test_translate_bench_without_a_model(workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    from desktop_ai.engine.errors import ModelUnavailableError
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    with pytest.raises(ModelUnavailableError, match="--model FOLDER"):
+        run_benchmark("translate", device="cpu", repeats=1, store=workspace.store)

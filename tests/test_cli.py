@@ -107,7 +107,7 @@ def test_recognize_arguments_parse() -> None:
     "argv",
     [
         ["bench"],  # --task is required
-        ["bench", "--task", "translate"],
+        ["bench", "--task", "summarize"],
         ["bench", "--task", "generate", "--compressions", "int4"],
         ["bench", "--task", "generate", "--repeats", "0"],
         ["recognize"],  # at least one image
@@ -229,6 +229,64 @@ def test_ctrl_c_prints_stopped(tiny_lm: Path, capsys: pytest.CaptureFixture[str]
     assert cli.main(["generate", "hello", "--model", str(tiny_lm)]) == 130
     captured = capsys.readouterr()
     assert captured.err.strip() == "stopped"
+
+
+# --- translate ------------------------------------------------------------------------------------
+
+def test_translate_json(tiny_marian_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["translate", "Hello", "world.", "This", "is", "a", "test.", "--model", str(tiny_marian_dir),
+            "--device", "cpu", "--beams", "1", "--json"]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["source_text"] == "Hello world. This is a test."
+    assert result["sentences"] == 2 and result["translated"] == 2 and result["cached"] == 0
+    assert isinstance(result["text"], str) and result["stopped"] is False
+    assert result["model_id"] == str(tiny_marian_dir) and result["device"] == "cpu" and result["compression"] == "none"
+    assert {"seconds", "notices"} <= set(result)
+    assert cli.main(argv) == 0  # the same text again comes from the cache
+    again = json.loads(capsys.readouterr().out)
+    assert again["text"] == result["text"] and again["cached"] == 2 and again["translated"] == 0
+
+
+def test_translate_text_from_a_file_and_stdin(tiny_marian_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    page = tmp_path / "page.txt"
+    page.write_text("Hello world.\n\nThis is a test.\n", encoding="utf-8")
+    base = ["--model", str(tiny_marian_dir), "--device", "cpu", "--beams", "1", "--no-cache"]
+    assert cli.main(["translate", "--file", str(page), *base]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("\n") and "\n\n" in out.rstrip("\n")  # the paragraph break is kept
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Hello world.\n\nThis is a test.\n"))
+    assert cli.main(["translate", "-", *base]) == 0
+    assert capsys.readouterr().out == out
+
+
+def test_translate_empty_text_and_missing_file(tiny_marian_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["translate", "  ", "--model", str(tiny_marian_dir)]) == 2
+    captured = capsys.readouterr()
+    _assert_one_clean_error(captured.err, "nothing to translate")
+    assert captured.out == ""
+    assert cli.main(["translate", "--file", str(tmp_path / "absent.txt"), "--model", str(tiny_marian_dir)]) == 2
+    _assert_one_clean_error(capsys.readouterr().err, "does not exist")
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"caf\xe9 \xff")
+    assert cli.main(["translate", "--file", str(bad), "--model", str(tiny_marian_dir)]) == 2
+    _assert_one_clean_error(capsys.readouterr().err, "not UTF-8")
+
+
+def test_translate_offline_default_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    assert cli.main(["translate", "Hello.", "--json"]) == 2
+    captured = capsys.readouterr()
+    _assert_one_clean_error(captured.err, "opus-mt-en-de")
+    assert captured.out == ""
+    assert cli.main(["translate", "Hello.", "--src", "en", "--tgt", "xx"]) == 2
+    _assert_one_clean_error(capsys.readouterr().err, "No translation model is listed")
 
 
 # --- classify -------------------------------------------------------------------------------------
