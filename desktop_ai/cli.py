@@ -258,6 +258,10 @@ def _quiet_libraries(verbose: bool) -> None:
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     # torchao, imported while loading, warns about deprecated torch.compile registrations.
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    import warnings
+
+    # MarianTokenizer recommends an optional package at every load; the translation does not need it.
+    warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
