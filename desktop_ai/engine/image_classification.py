@@ -14,7 +14,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,6 @@ from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.store import ModelStore, ProgressCallback, torch_hub_checkpoints
 
 if TYPE_CHECKING:
-    import torch
     from PIL import Image
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from desktop_ai.engine.cache import ResultCache, make_cache_key
 from desktop_ai.engine.catalogue import KIND_SENTENCE_EMBEDDING, KIND_SEQUENCE_CLASSIFIER, TASK_CLASSIFY
 from desktop_ai.engine.compression import Compression
 from desktop_ai.engine.devices import pick_device
-from desktop_ai.engine.errors import CancelledError, InvalidInputError, ModelUnavailableError
+from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.loading import LoadedModel, run_with_cpu_fallback
 from desktop_ai.engine.store import ModelLocation, ModelStore, ProgressCallback
 

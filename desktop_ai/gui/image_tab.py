@@ -51,7 +51,7 @@ from desktop_ai.engine.catalogue import TASK_RECOGNIZE, find_entry
 from desktop_ai.engine.image_classification import IMAGE_SUFFIXES, ImageResult, RecognitionBatch
 from desktop_ai.engine.store import ModelStore
 from desktop_ai.gui.settings import read
-from desktop_ai.gui.text_tab import _button, _JobPage, save_text
+from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.widgets import FROM_DISK, SCORE_ROLE, CompressionPicker, ModelPicker, ScoreBarDelegate
 from desktop_ai.gui.worker import EngineThread
 
@@ -200,7 +200,7 @@ def save_image_results(path: Path, results: Sequence[ImageResult]) -> None:
     save_text(path, buffer.getvalue())
 
 
-class ImageTab(_JobPage):
+class ImageTab(JobPage):
     def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
         super().__init__(engine, store, device_preference, parent)
         self.setAccessibleName("Image")
@@ -239,13 +239,13 @@ class ImageTab(_JobPage):
         self.results.setColumnWidth(2, 180)
         self.results.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
 
-        self.open_files_button = _button("Open &files…", "Choose photos to recognise (Ctrl+O)")
-        self.open_folder_button = _button("Open fol&der…", "Recognise every photo in a folder and its subfolders")
-        self.stop_button = _button("&Stop", "Stop; the results so far are kept (Esc)")
+        self.open_files_button = labelled_button("Open &files…", "Choose photos to recognise (Ctrl+O)")
+        self.open_folder_button = labelled_button("Open fol&der…", "Recognise every photo in a folder and its subfolders")
+        self.stop_button = labelled_button("&Stop", "Stop; the results so far are kept (Esc)")
         self.stop_button.setEnabled(False)
-        self.copy_button = _button("&Copy results", "Copy the results as tab-separated text")
-        self.export_button = _button("&Export CSV…", "Save the results as a CSV file")
-        self.clear_button = _button("C&lear", "Remove all results from the list")
+        self.copy_button = labelled_button("&Copy results", "Copy the results as tab-separated text")
+        self.export_button = labelled_button("&Export CSV…", "Save the results as a CSV file")
+        self.clear_button = labelled_button("C&lear", "Remove all results from the list")
         self.stats = QLabel()
         self.stats.setAccessibleName("Recognition statistics")
         self.last_batch: RecognitionBatch | None = None

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QFont, QGuiApplication, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -23,8 +23,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
-    QPushButton,
     QRadioButton,
     QSpinBox,
     QSplitter,
@@ -39,6 +37,7 @@ from desktop_ai.engine.catalogue import TASK_CLASSIFY, TASK_GENERATE
 from desktop_ai.engine.store import ModelStore
 from desktop_ai.engine.text_classification import ClassificationBatch
 from desktop_ai.engine.text_generation import GenerationOptions, GenerationResult
+from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.widgets import SCORE_ROLE, CompressionPicker, ModelPicker, ScoreBarDelegate
 from desktop_ai.gui.worker import EngineThread
@@ -46,102 +45,7 @@ from desktop_ai.gui.worker import EngineThread
 logger = logging.getLogger(__name__)
 
 
-def _button(text: str, tip: str) -> QPushButton:
-    button = QPushButton(text)
-    button.setAccessibleName(text.replace("&", ""))
-    button.setToolTip(tip)
-    return button
-
-
-class _JobPage(QWidget):
-    """Common plumbing of a page that runs one job at a time on the engine thread."""
-
-    status_message = Signal(str)
-    model_in_use = Signal(str)
-
-    def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.engine = engine
-        self.store = store
-        self.device_preference = device_preference  # a callable returning "auto" / "cpu" / ...
-        self.job_id: int | None = None
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setAccessibleName("Progress")
-        self.progress_bar.setVisible(False)
-        self.notice = QLabel()
-        self.notice.setAccessibleName("Messages")
-        self.notice.setWordWrap(True)
-        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        engine.started_job.connect(self._on_started)
-        engine.progress.connect(self._on_progress)
-        engine.partial.connect(self._on_partial)
-        engine.finished_job.connect(self._on_finished)
-        engine.failed.connect(self._on_failed)
-
-    @property
-    def running(self) -> bool:
-        return self.job_id is not None
-
-    def show_notice(self, text: str, error: bool = False) -> None:
-        colour = "#b00020" if error else "#7a5a00"
-        self.notice.setText(f"<span style='color:{colour}'>{text}</span>" if text else "")
-        self.notice.setToolTip(text)
-        if text:
-            self.status_message.emit(text)
-
-    def submit(self, name: str, kind: str, params: dict[str, Any]) -> None:
-        self.show_notice("")
-        self.job_id = self.engine.submit(name, kind, params)
-        self.set_running(True)
-
-    def stop(self) -> None:
-        if self.job_id is not None:
-            self.engine.cancel(self.job_id)
-            self.status_message.emit("Stopping…")
-
-    def set_running(self, running: bool) -> None:
-        self.progress_bar.setVisible(running)
-        if running:
-            self.progress_bar.setRange(0, 0)
-
-    def _mine(self, job_id: int) -> bool:
-        return job_id == self.job_id
-
-    def _on_started(self, job_id: int, name: str) -> None:
-        if self._mine(job_id):
-            self.status_message.emit(f"Working: {name}…")
-
-    def _on_progress(self, job_id: int, message: str, fraction: float) -> None:
-        if not self._mine(job_id):
-            return
-        if fraction < 0:
-            self.progress_bar.setRange(0, 0)
-        else:
-            self.progress_bar.setRange(0, 1000)
-            self.progress_bar.setValue(int(fraction * 1000))
-        self.progress_bar.setFormat(message)
-        self.status_message.emit(message)
-
-    def _on_partial(self, job_id: int, text: str) -> None:  # pragma: no cover - overridden
-        pass
-
-    def _on_finished(self, job_id: int, result: Any) -> None:
-        if self._mine(job_id):
-            self.job_id = None
-            self.set_running(False)
-            self.handle_result(result)
-
-    def _on_failed(self, job_id: int, message: str) -> None:
-        if self._mine(job_id):
-            self.job_id = None
-            self.set_running(False)
-            self.show_notice(message, error=True)
-
-    def handle_result(self, result: Any) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class GeneratePage(_JobPage):
+class GeneratePage(JobPage):
     def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
         super().__init__(engine, store, device_preference, parent)
         self.model_picker = ModelPicker(TASK_GENERATE, store)
@@ -176,11 +80,11 @@ class GeneratePage(_JobPage):
         self.output.setAccessibleName("Generated text")
         self.output.setReadOnly(True)
         self.output.setPlaceholderText("The answer appears here as it is written.")
-        self.generate_button = _button("&Generate", "Generate an answer (Ctrl+Enter)")
-        self.stop_button = _button("&Stop", "Stop generating; the text so far is kept (Esc)")
+        self.generate_button = labelled_button("&Generate", "Generate an answer (Ctrl+Enter)")
+        self.stop_button = labelled_button("&Stop", "Stop generating; the text so far is kept (Esc)")
         self.stop_button.setEnabled(False)
-        self.copy_button = _button("&Copy", "Copy the answer to the clipboard")
-        self.save_button = _button("Sa&ve…", "Save the answer to a text file")
+        self.copy_button = labelled_button("&Copy", "Copy the answer to the clipboard")
+        self.save_button = labelled_button("Sa&ve…", "Save the answer to a text file")
         self.stats = QLabel()
         self.stats.setAccessibleName("Generation statistics")
 
@@ -290,7 +194,7 @@ class GeneratePage(_JobPage):
         self.output.setPlainText(read(settings, "generate/output", ""))
 
 
-class ClassifyPage(_JobPage):
+class ClassifyPage(JobPage):
     def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
         super().__init__(engine, store, device_preference, parent)
         self.model_picker = ModelPicker(TASK_CLASSIFY, store)
@@ -320,11 +224,11 @@ class ClassifyPage(_JobPage):
         self.results.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.results.setItemDelegateForColumn(2, ScoreBarDelegate(self.results))
         self.results.setColumnWidth(2, 180)
-        self.classify_button = _button("C&lassify", "Classify the texts (Ctrl+Enter)")
-        self.stop_button = _button("&Stop", "Stop; results so far are kept")
+        self.classify_button = labelled_button("C&lassify", "Classify the texts (Ctrl+Enter)")
+        self.stop_button = labelled_button("&Stop", "Stop; results so far are kept")
         self.stop_button.setEnabled(False)
-        self.copy_button = _button("&Copy", "Copy the results as tab-separated text")
-        self.save_button = _button("Sa&ve…", "Save the results as CSV or JSON")
+        self.copy_button = labelled_button("&Copy", "Copy the results as tab-separated text")
+        self.save_button = labelled_button("Sa&ve…", "Save the results as CSV or JSON")
         self.last_batch: ClassificationBatch | None = None
 
         form = QFormLayout()
@@ -445,13 +349,6 @@ class ClassifyPage(_JobPage):
         (self.labels_radio if read(settings, "classify/use_labels", False, bool) else self.sentiment_radio).setChecked(True)
         self.each_line.setChecked(read(settings, "classify/each_line", True, bool))
         self.input.setPlainText(read(settings, "classify/input", ""))
-
-
-def save_text(path: Path, text: str) -> None:
-    """Write to a temporary file and rename, so a failed save never destroys an older file."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def save_classification(path: Path, batch: ClassificationBatch) -> None:

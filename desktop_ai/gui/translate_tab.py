@@ -25,7 +25,7 @@ from desktop_ai.engine.catalogue import LANGUAGE_NAMES, TRANSLATION_PAIRS, find_
 from desktop_ai.engine.store import ModelStore
 from desktop_ai.engine.translation import MAX_CHARS, TranslationResult
 from desktop_ai.gui.settings import read
-from desktop_ai.gui.text_tab import _button, _JobPage, save_text
+from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.widgets import FROM_DISK, CompressionPicker
 from desktop_ai.gui.worker import EngineThread
 
@@ -97,14 +97,14 @@ class TranslationModelPicker(QComboBox):
         self.select(folder or self._last)
 
 
-class TranslateTab(_JobPage):
+class TranslateTab(JobPage):
     def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
         super().__init__(engine, store, device_preference, parent)
         self.setAccessibleName("Translate")
         self.src_combo = self._language_combo("Source language", "The language of the text you type or open.")
         self.tgt_combo = self._language_combo("Target language", "The language to translate into.")
         self.select_languages("en", "de")
-        self.swap_button = _button("S&wap", "Swap the languages and move the translation into the input")
+        self.swap_button = labelled_button("S&wap", "Swap the languages and move the translation into the input")
         self.model_picker = TranslationModelPicker(store)
         self.compression_picker = CompressionPicker()
         self.beams = QSpinBox()
@@ -120,12 +120,12 @@ class TranslateTab(_JobPage):
         self.output.setAccessibleName("Translation")
         self.output.setReadOnly(True)
         self.output.setPlaceholderText("The translation appears here, sentence by sentence.")
-        self.translate_button = _button("&Translate", "Translate the text (Ctrl+Enter)")
-        self.stop_button = _button("&Stop", "Stop translating; the sentences done so far are kept (Esc)")
+        self.translate_button = labelled_button("&Translate", "Translate the text (Ctrl+Enter)")
+        self.stop_button = labelled_button("&Stop", "Stop translating; the sentences done so far are kept (Esc)")
         self.stop_button.setEnabled(False)
-        self.open_button = _button("&Open .txt…", "Load a UTF-8 text file into the input")
-        self.save_button = _button("Sa&ve…", "Save the translation to a text file")
-        self.copy_button = _button("&Copy", "Copy the translation to the clipboard")
+        self.open_button = labelled_button("&Open .txt…", "Load a UTF-8 text file into the input")
+        self.save_button = labelled_button("Sa&ve…", "Save the translation to a text file")
+        self.copy_button = labelled_button("&Copy", "Copy the translation to the clipboard")
         self.stats = QLabel()
         self.stats.setAccessibleName("Translation statistics")
 
