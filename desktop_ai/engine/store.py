@@ -34,8 +34,11 @@ from desktop_ai.engine.catalogue import (
     SOURCE_PACKAGE,
     SOURCE_TORCHVISION,
     TASK_CLASSIFY,
+    TASK_TRANSCRIBE,
     TASK_TRANSLATE,
+    KIND_SPEECH_CTC,
     KIND_TRANSLATION,
+    KIND_WHISPER,
     ModelEntry,
     find_entry,
 )
@@ -46,6 +49,8 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, float | None], None]
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "tokenizer*", "vocab*", "merges*"]
+# faster-whisper repositories keep their weights in a CTranslate2 model.bin, not in safetensors.
+CTRANSLATE2_PATTERNS = ["model.bin", *HUB_PATTERNS]
 DOWNLOAD_TRIES = 3
 
 
@@ -74,6 +79,10 @@ def hub_reachable(timeout: float = 2.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def _hub_patterns(entry: ModelEntry) -> list[str]:
+    return CTRANSLATE2_PATTERNS if entry.kind == KIND_WHISPER else HUB_PATTERNS
 
 
 def torch_hub_checkpoints() -> Path:
@@ -164,6 +173,15 @@ def _kind_from_config(config_file: Path, task: str) -> str:
             return KIND_TRANSLATION
         raise ModelUnavailableError(
             f"{config_file.parent} is not a MarianMT translation model (its config says {config.get('model_type')!r})."
+        )
+    if task == TASK_TRANSCRIBE:
+        if (config_file.parent / "model.bin").is_file() and "alignment_heads" in config:
+            return KIND_WHISPER
+        if "ForCTC" in architectures or config.get("model_type") in ("wav2vec2", "hubert", "wavlm"):
+            return KIND_SPEECH_CTC
+        raise ModelUnavailableError(
+            f"{config_file.parent} is not a speech model: pick a faster-whisper folder (model.bin + config.json) "
+            "or a wav2vec2 CTC model folder."
         )
     if task == TASK_CLASSIFY:
         if "SequenceClassification" in architectures:
@@ -274,6 +292,8 @@ class ModelStore:
             return _local_entry(path, task)
         if model_ref.count("/") == 1 and " " not in model_ref:
             kind = {TASK_CLASSIFY: KIND_SEQUENCE_CLASSIFIER, TASK_TRANSLATE: KIND_TRANSLATION}.get(task, KIND_CAUSAL_LM)
+            if task == TASK_TRANSCRIBE:
+                kind = KIND_WHISPER if "whisper" in model_ref.lower() else KIND_SPEECH_CTC
             return ModelEntry(model_ref, task, kind, SOURCE_HUB, model_ref, f"{model_ref} (Hugging Face Hub)", 0.0, "see the model card")
         known = ", ".join(e.id for e in CATALOGUE if e.task == task)
         raise ModelUnavailableError(
@@ -305,10 +325,12 @@ class ModelStore:
         from huggingface_hub.errors import LocalEntryNotFoundError
 
         try:
-            path = Path(snapshot_download(entry.location, revision=entry.revision, local_files_only=True, allow_patterns=HUB_PATTERNS))
+            path = Path(snapshot_download(entry.location, revision=entry.revision, local_files_only=True, allow_patterns=_hub_patterns(entry)))
         except (LocalEntryNotFoundError, OSError, ValueError):
             return None
         if not (path / "config.json").exists():
+            return None
+        if entry.kind == KIND_WHISPER and not (path / "model.bin").exists():
             return None
         return path
 
@@ -355,11 +377,11 @@ class ModelStore:
                     snapshot_download(
                         entry.location,
                         revision=entry.revision,
-                        allow_patterns=HUB_PATTERNS,
+                        allow_patterns=_hub_patterns(entry),
                         tqdm_class=_progress_tqdm(progress, cancel, entry.title),
                     )
                 )
-                if not any(path.glob("*.safetensors")):
+                if entry.kind != KIND_WHISPER and not any(path.glob("*.safetensors")):
                     path = Path(snapshot_download(entry.location, revision=entry.revision, allow_patterns=["*.bin", *HUB_PATTERNS]))
                 return ModelLocation(entry, path, path.name)
             except CancelledError:

@@ -1,0 +1,387 @@
+"""Speech to text: three recognizers behind one small surface, and audio-file transcription.
+
+Every recognizer takes one phrase of 16 kHz mono float32 audio and returns timed segments. Files and the
+microphone go through the same voice-activity cuts (voice_activity.PhraseSegmenter), so a file is never
+split in the middle of a word and silence is never sent to a model (which is where Whisper invents text).
+
+- Whisper through faster-whisper (CTranslate2): kept loaded, int8 on the CPU, float16 on a GPU.
+- wav2vec2 CTC through transformers: int8 dynamic quantization on the CPU (compression.compress).
+- PocketSphinx through SpeechRecognition's recognize_sphinx: offline and light, less accurate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from desktop_ai.engine.cache import ResultCache, make_cache_key
+from desktop_ai.engine.catalogue import KIND_SPEECH_CTC, KIND_SPHINX, KIND_WHISPER, TASK_TRANSCRIBE
+from desktop_ai.engine.compression import Compression
+from desktop_ai.engine.devices import DeviceChoice, cpu_fallback_notice, is_out_of_memory, pick_device
+from desktop_ai.engine.errors import CancelledError, InvalidInputError, ModelUnavailableError
+from desktop_ai.engine.store import ModelStore, ProgressCallback
+from desktop_ai.engine.transcript import Phrase
+from desktop_ai.engine.voice_activity import SAMPLE_RATE, PhraseSegmenter, SpeechPhrase, VadSettings
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("whisper", "wav2vec2", "sphinx")
+ENGINE_DEFAULT_MODELS = {"whisper": "whisper-tiny.en", "wav2vec2": "wav2vec2-base-960h", "sphinx": "pocketsphinx-en-us"}
+ENGINE_KINDS = {"whisper": KIND_WHISPER, "wav2vec2": KIND_SPEECH_CTC, "sphinx": KIND_SPHINX}
+ENGINE_TITLES = {"whisper": "Whisper (faster-whisper)", "wav2vec2": "wav2vec2 (transformers)", "sphinx": "PocketSphinx"}
+FILE_CHUNK_S = 30.0
+
+
+@dataclass
+class TranscriptionOptions:
+    language: str | None = None  # None: English for .en models, detected for multilingual Whisper
+    beam_size: int = 5
+
+    def validate(self) -> None:
+        if not 1 <= self.beam_size <= 10:
+            raise InvalidInputError("Beam size must be between 1 and 10.")
+
+
+@dataclass
+class TranscriptionResult:
+    path: str
+    text: str
+    segments: list[Phrase]
+    duration_s: float
+    engine: str
+    model_id: str
+    device: str
+    compression: str
+    seconds: float
+    cached: bool = False
+    stopped: bool = False
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.seconds / self.duration_s if self.duration_s > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["real_time_factor"] = round(self.real_time_factor, 4)
+        return data
+
+
+class Recognizer(Protocol):
+    engine: str
+    model_id: str
+    device: str
+    compression: str
+    notices: list[str]
+
+    def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]: ...
+
+
+def _check_stop(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise CancelledError("Stopped.")
+
+
+class WhisperRecognizer:
+    engine = "whisper"
+
+    def __init__(
+        self,
+        store: ModelStore,
+        model: str | None = None,
+        device: str = "auto",
+        compression: Compression | str = Compression.INT8,
+        options: TranscriptionOptions | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.entry = store.resolve_entry(model or ENGINE_DEFAULT_MODELS["whisper"], TASK_TRANSCRIBE)
+        if self.entry.kind != KIND_WHISPER:
+            raise ModelUnavailableError(f"{self.entry.title} is not a faster-whisper model (it needs model.bin and config.json).")
+        self.model_id = self.entry.id
+        self.options = options or TranscriptionOptions()
+        self.notices: list[str] = []
+        self.location = store.locate(self.entry, progress, cancel)
+        self.revision = self.location.revision
+        choice = pick_device(device)
+        self.device = "cuda" if choice.device == "cuda" else "cpu"  # CTranslate2 has no MPS backend
+        self.compute_type = self._compute_type(Compression.parse(compression))
+        self.compression = self.compute_type
+        try:
+            self.model = self._load(store, progress)
+        except Exception as error:
+            if self.device == "cpu" or not is_out_of_memory(error):
+                raise
+            self.notices.append(cpu_fallback_notice(self.device))
+            self.device, self.compute_type = "cpu", "int8"
+            self.compression = self.compute_type
+            self.model = self._load(store, progress)
+
+    def _compute_type(self, compression: Compression) -> str:
+        if compression is Compression.PRUNE:
+            self.notices.append("Pruning does not apply to CTranslate2 Whisper models; int8 was used instead.")
+            compression = Compression.INT8
+        if self.device == "cuda":
+            return "int8_float16" if compression is Compression.INT8 else "float16"
+        if compression is Compression.FP16:
+            self.notices.append("Half precision needs a GPU; Whisper ran in float32 on the CPU.")
+        return "int8" if compression is Compression.INT8 else "float32"
+
+    def _load(self, store: ModelStore, progress: ProgressCallback | None) -> Any:
+        key = ("whisper", self.entry.id, self.revision, self.device, self.compute_type)
+
+        def load() -> tuple[Any, int]:
+            from faster_whisper import WhisperModel
+
+            if progress:
+                progress(f"Loading {self.entry.title}", None)
+            path = self.location.path
+            try:
+                model = WhisperModel(str(path), device=self.device, compute_type=self.compute_type, cpu_threads=os.cpu_count() or 0)
+            except Exception as error:
+                if is_out_of_memory(error):
+                    raise
+                raise ModelUnavailableError(
+                    f"{self.entry.title} could not be loaded from {path}: {error}. The files may be incomplete or "
+                    "corrupt: download it again or pick another folder."
+                ) from error
+            size = (path / "model.bin").stat().st_size if (path / "model.bin").exists() else 0
+            logger.info("Loaded %s on %s (%s)", self.entry.id, self.device, self.compute_type)
+            return model, size
+
+        return store.loaded.get_or_load(key, load)
+
+    def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]:
+        language = self.options.language
+        if language is None and not self.model.model.is_multilingual:
+            language = "en"  # an .en model: skip language detection
+        pieces, _ = self.model.transcribe(
+            np.asarray(samples, dtype=np.float32),
+            language=language,
+            beam_size=self.options.beam_size,
+            condition_on_previous_text=False,  # each phrase stands alone: an error cannot snowball
+            vad_filter=False,  # the phrase was cut by voice activity already
+        )
+        segments = []
+        for piece in pieces:
+            text = piece.text.strip()
+            # Whisper's own rule for text made up in silence: likely no speech and not confident.
+            if not text or (piece.no_speech_prob > 0.6 and piece.avg_logprob < -1.0):
+                continue
+            segments.append(Phrase(offset_s + piece.start, offset_s + piece.end, text))
+        return segments
+
+
+class Wav2Vec2Recognizer:
+    engine = "wav2vec2"
+
+    def __init__(
+        self,
+        store: ModelStore,
+        model: str | None = None,
+        device: str = "auto",
+        compression: Compression | str = Compression.INT8,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        from transformers import AutoFeatureExtractor, AutoModelForCTC
+
+        from desktop_ai.engine.loading import load_pretrained
+
+        self.entry = store.resolve_entry(model or ENGINE_DEFAULT_MODELS["wav2vec2"], TASK_TRANSCRIBE)
+        if self.entry.kind != KIND_SPEECH_CTC:
+            raise ModelUnavailableError(f"{self.entry.title} is not a CTC speech model such as wav2vec2.")
+        self.model_id = self.entry.id
+        choice = pick_device(device)
+        compression = Compression.parse(compression)
+        if compression is Compression.INT8 and choice.device != "cpu":
+            compression = Compression.FP16  # dynamic int8 is a CPU kernel; on a GPU half precision is the fast path
+        self.loaded = load_pretrained(store, self.entry, AutoModelForCTC, choice, compression, progress, cancel)
+        self.revision = self.loaded.location.revision
+        self.device = self.loaded.device
+        self.compression = self.loaded.compression.method
+        self.notices = list(self.loaded.notices)
+        try:
+            self.features = AutoFeatureExtractor.from_pretrained(self.loaded.location.path)
+        except Exception as error:
+            raise ModelUnavailableError(f"{self.entry.title} has no usable preprocessor_config.json: {error}") from error
+
+    def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]:
+        import torch
+
+        inputs = self.features(np.asarray(samples, dtype=np.float32), sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        values = inputs["input_values"].to(self.device)
+        if self.compression == "fp16":
+            values = values.half()
+        with torch.inference_mode():
+            logits = self.loaded.model(values).logits
+        ids = torch.argmax(logits, dim=-1)
+        text = self.loaded.tokenizer.batch_decode(ids)[0].strip()
+        if not text:
+            return []
+        text = text.lower()  # wav2vec2-base-960h writes capitals only; sentence case reads better
+        text = text[0].upper() + text[1:]
+        return [Phrase(offset_s, offset_s + len(samples) / SAMPLE_RATE, text)]
+
+
+class SphinxRecognizer:
+    engine = "sphinx"
+    device = "cpu"
+    compression = "none"
+
+    def __init__(self, store: ModelStore, model: str | None = None, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> None:
+        self.entry = store.resolve_entry(model or ENGINE_DEFAULT_MODELS["sphinx"], TASK_TRANSCRIBE)
+        if self.entry.kind != KIND_SPHINX:
+            raise ModelUnavailableError(f"{self.entry.title} is not a PocketSphinx model.")
+        self.model_id = self.entry.id
+        self.location = store.locate(self.entry, progress, cancel)
+        self.revision = self.location.revision
+        self.notices: list[str] = []
+        folder = Path(self.location.path)
+        self.paths = (str(folder / "en-us"), str(folder / "en-us.lm.bin"), str(folder / "cmudict-en-us.dict"))
+
+    def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]:
+        import speech_recognition as sr
+
+        pcm = (np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        try:
+            text = sr.Recognizer().recognize_sphinx(sr.AudioData(pcm, SAMPLE_RATE, 2), language=self.paths)
+        except sr.UnknownValueError:
+            return []
+        except sr.RequestError as error:
+            raise ModelUnavailableError(f"PocketSphinx could not run: {error}") from error
+        text = text.strip()
+        if not text:
+            return []
+        return [Phrase(offset_s, offset_s + len(samples) / SAMPLE_RATE, text[0].upper() + text[1:])]
+
+
+def engine_for_model(store: ModelStore, model: str) -> str:
+    """The engine a model needs, so `--model` alone is enough."""
+    kind = store.resolve_entry(model, TASK_TRANSCRIBE).kind
+    return next(name for name, engine_kind in ENGINE_KINDS.items() if engine_kind == kind)
+
+
+def make_recognizer(
+    store: ModelStore,
+    engine: str | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    compression: Compression | str = Compression.INT8,
+    options: TranscriptionOptions | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Recognizer:
+    if engine is None:
+        engine = engine_for_model(store, model) if model else "whisper"
+    if engine not in ENGINES:
+        raise InvalidInputError(f"Unknown speech engine {engine!r}: use one of {', '.join(ENGINES)}.")
+    if model:
+        kind = store.resolve_entry(model, TASK_TRANSCRIBE).kind
+        if kind != ENGINE_KINDS[engine]:
+            raise InvalidInputError(f"{model} is a model for the {engine_for_model(store, model)} engine, not for {engine}.")
+    if engine == "whisper":
+        return WhisperRecognizer(store, model, device, compression, options, progress, cancel)
+    if engine == "wav2vec2":
+        return Wav2Vec2Recognizer(store, model, device, compression, progress, cancel)
+    return SphinxRecognizer(store, model, progress, cancel)
+
+
+def join_segments(segments: list[Phrase]) -> str:
+    return "\n".join(segment.text for segment in segments)
+
+
+def recognize_phrase(recognizer: Recognizer, phrase: SpeechPhrase) -> list[Phrase]:
+    """One phrase's segments; a phrase Whisper returns as several pieces stays one line of the transcript."""
+    segments = recognizer.recognize(phrase.samples, phrase.start_s)
+    if len(segments) <= 1:
+        return segments
+    return [Phrase(segments[0].start, segments[-1].end, " ".join(s.text for s in segments))]
+
+
+class FileTranscriber:
+    """Audio files, in chunks: progress per chunk, Stop between phrases, cached by file bytes and options."""
+
+    def __init__(self, recognizer: Recognizer, cache: ResultCache | None = None, vad: VadSettings | None = None) -> None:
+        self.recognizer = recognizer
+        self.cache = cache
+        self.vad = vad
+        self.phrases_recognized = 0  # model calls, for tests and the benchmark
+
+    def _key(self, digest: str, options: dict[str, Any]) -> str:
+        r = self.recognizer
+        return make_cache_key(TASK_TRANSCRIBE, f"{r.engine}:{r.model_id}", getattr(r, "revision", ""), r.compression, options, digest)
+
+    def run(
+        self,
+        path: str | Path,
+        on_segments: Callable[[list[Phrase]], None] | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> TranscriptionResult:
+        """`on_segments` gets all segments found so far, after every phrase."""
+        from desktop_ai.engine.audio_files import file_digest, iter_audio_chunks, probe_audio
+
+        started = time.perf_counter()
+        path = Path(path)
+        info = probe_audio(path)
+        options = asdict(getattr(self.recognizer, "options", TranscriptionOptions())) | {"vad": asdict(self.vad or VadSettings())}
+        key = self._key(file_digest(path), options)
+        r = self.recognizer
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is not None:
+            segments = [Phrase(**s) for s in hit["segments"]]
+            if on_segments is not None:
+                on_segments(segments)
+            return TranscriptionResult(
+                str(path), join_segments(segments), segments, info.duration_s, r.engine, r.model_id, r.device, r.compression,
+                time.perf_counter() - started, cached=True, notices=list(r.notices),
+            )
+        segmenter = PhraseSegmenter(self.vad)
+        segments: list[Phrase] = []
+        stopped = False
+
+        def take(phrases: list[SpeechPhrase]) -> None:
+            for phrase in phrases:
+                _check_stop(cancel)
+                segments.extend(recognize_phrase(r, phrase))
+                self.phrases_recognized += 1
+                if on_segments is not None:
+                    on_segments(list(segments))
+
+        try:
+            for chunk in iter_audio_chunks(path, FILE_CHUNK_S):
+                _check_stop(cancel)
+                take(segmenter.feed(chunk.samples))
+                if progress is not None:
+                    done = min(chunk.start_s + len(chunk.samples) / SAMPLE_RATE, info.duration_s)
+                    progress(f"{_clock(done)} of {_clock(info.duration_s)}", done / info.duration_s if info.duration_s else None)
+            last = segmenter.flush()
+            take([last] if last is not None else [])
+        except CancelledError:
+            stopped = True
+        notices = list(r.notices)
+        if stopped:
+            notices.append(f"Stopped at {_clock(segmenter.time_s)} of {_clock(info.duration_s)}; the transcript so far is kept.")
+        elif not segments:
+            notices.append("No speech was found in this file.")
+        if not stopped and self.cache is not None:
+            self.cache.put(key, {"segments": [asdict(s) for s in segments]})
+        return TranscriptionResult(
+            str(path), join_segments(segments), segments, info.duration_s, r.engine, r.model_id, r.device, r.compression,
+            time.perf_counter() - started, stopped=stopped, notices=notices,
+        )
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
