@@ -67,6 +67,75 @@ def _translate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     return translator.run(params["text"], TranslationOptions(beams=params.get("beams", 4)), cb.partial, cb.progress, cb.cancel)
 
 
+def _speech_options(params: dict[str, Any]) -> Any:
+    from desktop_ai.engine.transcription import TranscriptionOptions
+
+    return TranscriptionOptions(language=params.get("language"), beam_size=params.get("beam_size", 5))
+
+
+def _transcribe(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    """Files one after another; each file's segments stream as partial {"path", "index", "segments"}."""
+    from dataclasses import asdict
+
+    from desktop_ai.engine.transcription import FileTranscriber, make_recognizer
+
+    recognizer = make_recognizer(
+        workspace.store, params.get("engine"), params.get("model"), params["device"], params["compression"],
+        _speech_options(params), cb.progress, cb.cancel,
+    )
+    transcriber = FileTranscriber(recognizer, workspace.cache)
+    results = []
+    paths = params["paths"]
+    for index, path in enumerate(paths):
+        if cb.cancel.is_set():
+            break
+
+        def progress(message: str, fraction: float | None, index: int = index) -> None:
+            overall = (index + (fraction or 0.0)) / len(paths) if fraction is not None else None
+            cb.progress(f"File {index + 1} of {len(paths)}: {message}", overall)
+
+        def partial(segments: list, index: int = index, path: str = path) -> None:
+            cb.partial({"path": path, "index": index, "segments": [asdict(s) for s in segments]})
+
+        try:
+            result = transcriber.run(path, partial, progress, cb.cancel)
+        except EngineError as error:  # one bad file does not stop the others
+            results.append({"path": path, "error": str(error)})
+            cb.partial({"path": path, "index": index, "error": str(error)})
+            continue
+        results.append(result.to_json())
+        if result.stopped:
+            break
+    return results
+
+
+def _dictate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    """Runs until Stop; every event (level, partial, final, status) goes to the window as a partial message."""
+    from desktop_ai.engine.dictation import DictationSession
+    from desktop_ai.engine.microphone import MicrophoneStream
+    from desktop_ai.engine.transcription import make_recognizer
+
+    stream = MicrophoneStream(params.get("input_device"))
+    stream.start()  # before the model loads, so the first words are not lost
+
+    def recognizer() -> Any:
+        return make_recognizer(
+            workspace.store, params.get("engine"), params.get("model"), params["device"], params["compression"],
+            _speech_options(params), cb.progress, None,
+        )
+
+    session = DictationSession(stream, recognizer, recording_path=params.get("recording_path"))
+    return session.run(cb.partial, cb.cancel, params.get("max_seconds")).to_json()
+
+
+def _audio_devices(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    from dataclasses import asdict
+
+    from desktop_ai.engine.microphone import list_input_devices
+
+    return [asdict(device) for device in list_input_devices()]
+
+
 def _clear_cache(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     workspace.cache.clear()
     return workspace.cache.stats()
@@ -77,6 +146,9 @@ JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
     "classify": _classify,
     "recognize": _recognize,
     "translate": _translate,
+    "transcribe": _transcribe,
+    "dictate": _dictate,
+    "audio_devices": _audio_devices,
     "clear_cache": _clear_cache,
 }
 
