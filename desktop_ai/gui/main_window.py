@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QUrl, Qt
+from PySide6.QtCore import QUrl
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, QIcon
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from desktop_ai import __version__, paths
 from desktop_ai.engine.cache import CacheStats
 from desktop_ai.engine.store import ModelStore
 from desktop_ai.gui.image_tab import ImageTab
 from desktop_ai.gui.settings import app_settings, read
+from desktop_ai.gui.speech_tab import SpeechTab
 from desktop_ai.gui.text_tab import TextTab
 from desktop_ai.gui.translate_tab import TranslateTab
 from desktop_ai.gui.worker import EngineThread
@@ -22,24 +23,6 @@ from desktop_ai.logging_setup import log_file
 logger = logging.getLogger(__name__)
 
 ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "desktop-ai.svg"
-
-COMING_TABS = {
-    "Speech": "Live microphone dictation and audio-file transcription "
-    "are not built yet. They will come in a later version of desktop-ai.",
-}
-
-
-def _coming_soon(name: str, text: str) -> QWidget:
-    page = QWidget()
-    page.setAccessibleName(f"{name} (not available yet)")
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setEnabled(False)
-    layout = QVBoxLayout(page)
-    layout.addWidget(label)
-    return page
-
 
 class MainWindow(QMainWindow):
     def __init__(self, store: ModelStore | None = None) -> None:
@@ -61,9 +44,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.text_tab, "Text")
         self.tabs.addTab(self.translate_tab, "Translate")
         self.tabs.addTab(self.image_tab, "Image")
-        for name in COMING_TABS:
-            index = self.tabs.addTab(_coming_soon(name, COMING_TABS[name]), name)
-            self.tabs.setTabToolTip(index, "Not available yet")
+        self.speech_tab = SpeechTab(self.engine, self.store, lambda: self.device)
+        self.tabs.addTab(self.speech_tab, "Speech")
         self.setCentralWidget(self.tabs)
 
         self.state_label = QLabel("Idle")
@@ -78,7 +60,7 @@ class MainWindow(QMainWindow):
         for widget in (self.state_label, self.device_label, self.model_label, self.cache_label):
             bar.addPermanentWidget(widget)
 
-        for page in (*self.text_tab.pages, self.translate_tab, self.image_tab):
+        for page in (*self.text_tab.pages, self.translate_tab, self.image_tab, self.speech_tab):
             page.status_message.connect(self.show_message)
             page.model_in_use.connect(lambda model: self.model_label.setText(f"Model: {model}"))
         self.engine.busy_changed.connect(self._on_busy)
@@ -168,6 +150,7 @@ class MainWindow(QMainWindow):
         self.text_tab.load_settings(self.settings)
         self.translate_tab.load_settings(self.settings)
         self.image_tab.load_settings(self.settings)
+        self.speech_tab.load_settings(self.settings)
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -175,6 +158,7 @@ class MainWindow(QMainWindow):
         self.text_tab.save_settings(self.settings)
         self.translate_tab.save_settings(self.settings)
         self.image_tab.save_settings(self.settings)
+        self.speech_tab.save_settings(self.settings)
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
