@@ -61,3 +61,12 @@ def workspace(_isolated_home: Path):
 @pytest.fixture(scope="session")
 def tiny_marian_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_models.build_marian(tmp_path_factory.mktemp("tiny-marian"))
+
+
+@pytest.fixture
+def virtual_microphone(tmp_path: Path):
+    """A private PulseAudio server whose null sink's monitor is the default input (starts in ~0.1 s)."""
+    from virtual_microphone import start_virtual_microphone
+
+    with start_virtual_microphone(tmp_path) as mic:
+        yield mic
