@@ -70,3 +70,8 @@ def virtual_microphone(tmp_path: Path):
 
     with start_virtual_microphone(tmp_path) as mic:
         yield mic
+
+
+@pytest.fixture(scope="session")
+def tiny_wav2vec2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models.build_wav2vec2(tmp_path_factory.mktemp("tiny-wav2vec2"))

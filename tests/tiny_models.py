@@ -229,3 +229,53 @@ def build_marian(path: str | Path) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+WAV2VEC2_LETTERS = "abcdefghijklmnopqrstuvwxyz'"
+
+
+def build_wav2vec2(path: str | Path) -> Path:
+    """A 2-layer wav2vec2 CTC model (hidden 32, random weights) with a letter vocabulary and a 16 kHz feature extractor.
+
+    The conv feature encoder keeps wav2vec2's strides (5, 2, 2, 2, 2, 2, 2: one frame per 20 ms at 16 kHz) with
+    narrow channels, so AutoModelForCTC, AutoTokenizer and AutoFeatureExtractor load it offline like the real one.
+    """
+    import json
+
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = {"<pad>": 0, "<unk>": 1, "|": 2}
+    for letter in WAV2VEC2_LETTERS:
+        vocab[letter] = len(vocab)
+    vocab_file = path / "vocab.json"
+    vocab_file.write_text(json.dumps(vocab), encoding="utf-8")
+    tokenizer = Wav2Vec2CTCTokenizer(str(vocab_file), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|")
+    features = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False
+    )
+    config = Wav2Vec2Config(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(8, 8, 8, 8, 8, 8, 8),
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        do_stable_layer_norm=False,
+        feat_extract_norm="group",
+        pad_token_id=vocab["<pad>"],
+        ctc_loss_reduction="mean",
+    )
+    config.architectures = ["Wav2Vec2ForCTC"]
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(config)
+    model.eval()
+    model.save_pretrained(path)
+    Wav2Vec2Processor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(path)
+    return path

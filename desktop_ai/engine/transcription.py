@@ -29,7 +29,7 @@ from desktop_ai.engine.devices import DeviceChoice, cpu_fallback_notice, is_out_
 from desktop_ai.engine.errors import CancelledError, InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.store import ModelStore, ProgressCallback
 from desktop_ai.engine.transcript import Phrase
-from desktop_ai.engine.voice_activity import SAMPLE_RATE, PhraseSegmenter, SpeechPhrase, VadSettings
+from desktop_ai.engine.voice_activity import DIGITAL_SILENCE, SAMPLE_RATE, PhraseSegmenter, SpeechPhrase, VadSettings
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,12 @@ class Recognizer(Protocol):
     notices: list[str]
 
     def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]: ...
+
+
+def _is_silent(samples: np.ndarray) -> bool:
+    """Nothing, or digital silence: there is nothing to hear, and every engine makes text up from it
+    (Whisper tiny.en writes "You", PocketSphinx "Dog"), so no model is run."""
+    return len(samples) == 0 or float(np.max(np.abs(samples))) < DIGITAL_SILENCE
 
 
 def _check_stop(cancel: threading.Event | None) -> None:
@@ -160,6 +166,8 @@ class WhisperRecognizer:
         return store.loaded.get_or_load(key, load)
 
     def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]:
+        if _is_silent(samples):
+            return []
         language = self.options.language
         if language is None and not self.model.model.is_multilingual:
             language = "en"  # an .en model: skip language detection
@@ -170,13 +178,20 @@ class WhisperRecognizer:
             condition_on_previous_text=False,  # each phrase stands alone: an error cannot snowball
             vad_filter=False,  # the phrase was cut by voice activity already
         )
+        duration = len(samples) / SAMPLE_RATE
         segments = []
         for piece in pieces:
             text = piece.text.strip()
             # Whisper's own rule for text made up in silence: likely no speech and not confident.
             if not text or (piece.no_speech_prob > 0.6 and piece.avg_logprob < -1.0):
                 continue
-            segments.append(Phrase(offset_s + piece.start, offset_s + piece.end, text))
+            # Whisper reads the phrase padded to 30 s: in the padding it writes lone punctuation (" .") with
+            # times past the end of the audio. Such pieces hold no words; real ones are kept inside the phrase.
+            if not any(ch.isalnum() for ch in text) or piece.start >= duration:
+                continue
+            start = max(0.0, piece.start)
+            end = min(max(piece.end, start), duration)
+            segments.append(Phrase(offset_s + start, offset_s + end, text))
         return segments
 
 
@@ -217,6 +232,8 @@ class Wav2Vec2Recognizer:
     def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]:
         import torch
 
+        if _is_silent(samples):
+            return []
         inputs = self.features(np.asarray(samples, dtype=np.float32), sampling_rate=SAMPLE_RATE, return_tensors="pt")
         values = inputs["input_values"].to(self.device)
         if self.compression == "fp16":
@@ -251,6 +268,8 @@ class SphinxRecognizer:
     def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]:
         import speech_recognition as sr
 
+        if _is_silent(samples):
+            return []
         pcm = (np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
         try:
             text = sr.Recognizer().recognize_sphinx(sr.AudioData(pcm, SAMPLE_RATE, 2), language=self.paths)

@@ -69,12 +69,30 @@ class SileroVad:
         self._context = np.zeros(CONTEXT, dtype=np.float32)
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
-        """`windows` is (n, 512) float32; returns n probabilities."""
-        if len(windows) == 0:
-            return np.zeros(0, dtype=np.float32)
-        if float(np.max(np.abs(windows))) < DIGITAL_SILENCE:
-            self.reset()  # nothing but zeros: no need to run the model (a long silent file is fast)
-            return np.zeros(len(windows), dtype=np.float32)
+        """`windows` is (n, 512) float32; returns n probabilities.
+
+        A window of digital silence is probability 0 and resets the state without running the model (a long
+        silent file is fast). That is decided window by window, so the result does not depend on how the
+        stream was cut into calls: 10 ms microphone blocks and 30 s file chunks give the same probabilities.
+        """
+        count = len(windows)
+        probs = np.zeros(count, dtype=np.float32)
+        if count == 0:
+            return probs
+        silent = np.max(np.abs(windows), axis=1) < DIGITAL_SILENCE
+        start = 0
+        while start < count:
+            end = start + 1
+            while end < count and silent[end] == silent[start]:
+                end += 1
+            if silent[start]:
+                self.reset()
+            else:
+                probs[start:end] = self._run(windows[start:end])
+            start = end
+        return probs
+
+    def _run(self, windows: np.ndarray) -> np.ndarray:
         contexts = np.empty((len(windows), CONTEXT), dtype=np.float32)
         contexts[0] = self._context
         contexts[1:] = windows[:-1, -CONTEXT:]
