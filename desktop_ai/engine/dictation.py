@@ -27,6 +27,9 @@ from desktop_ai.engine.voice_activity import SAMPLE_RATE, PhraseSegmenter, Speec
 logger = logging.getLogger(__name__)
 
 PARTIAL_INTERVAL_S = 0.9  # refresh the partial line at least once a second
+# Once a phrase has been quiet this long its speech has probably ended: recognise it now, while the segmenter
+# waits out the rest of the pause, and the final text is ready the moment the pause is confirmed.
+SPECULATIVE_FINAL_S = 0.2
 LEVEL_INTERVAL_S = 0.1
 CATCH_UP_BACKLOG_S = 1.5  # behind by more than this: skip partials until the final text has caught up
 
@@ -144,18 +147,25 @@ class DictationSession:
                               "seconds": round(received_s, 2), "dropped_s": round(getattr(stream, "dropped_seconds", 0.0), 2)})
                     last_level = now
                 current = self.segmenter.current()
-                if current is not None and now - last_partial >= self.partial_interval_s and backlog < CATCH_UP_BACKLOG_S:
+                quiet = self.segmenter.silence_s
+                covered = (current is not None and partial_phrase_start == current.start_s
+                           and partial_covered_s >= current.end_s - quiet + SPECULATIVE_FINAL_S - 1e-6)
+                speculative = current is not None and quiet >= SPECULATIVE_FINAL_S and not covered
+                periodic = current is not None and quiet < SPECULATIVE_FINAL_S / 2 and now - last_partial >= self.partial_interval_s
+                if (speculative or periodic) and backlog < CATCH_UP_BACKLOG_S:
                     partial_segments = recognize_phrase(recognizer, current)
                     partial_phrase_start, partial_covered_s = current.start_s, current.end_s
                     self.partials += 1
-                    last_partial = time.perf_counter()
+                    last_partial = now  # counted from the start of a decode, so the line refreshes every interval
                     on_event({"type": "partial", "text": " ".join(s.text for s in partial_segments), "start": current.start_s})
                 elif current is None:
                     last_partial = 0.0  # a new phrase gets its first partial as soon as it is long enough
                 if getattr(stream, "error", None):
                     error = stream.error
                     break
-                if max_seconds is not None and received_s >= max_seconds:
+                if not len(audio) and not getattr(stream, "active", True):
+                    break  # the stream ended (a replayed file, or stopped from elsewhere)
+                if max_seconds is not None and received_s >= max_seconds - 1e-6:
                     break
         finally:
             stream.stop()

@@ -113,7 +113,7 @@ def _dictate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     """Runs until Stop; every event (level, partial, final, status) goes to the window as a partial message."""
     from desktop_ai.engine.dictation import DictationSession
     from desktop_ai.engine.microphone import MicrophoneStream
-    from desktop_ai.engine.transcription import make_recognizer
+    from desktop_ai.engine.transcription import live_options, make_recognizer
 
     stream = MicrophoneStream(params.get("input_device"))
     stream.start()  # before the model loads, so the first words are not lost
@@ -121,7 +121,7 @@ def _dictate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     def recognizer() -> Any:
         return make_recognizer(
             workspace.store, params.get("engine"), params.get("model"), params["device"], params["compression"],
-            _speech_options(params), cb.progress, None,
+            live_options(params.get("language")), cb.progress, None,
         )
 
     session = DictationSession(stream, recognizer, recording_path=params.get("recording_path"))

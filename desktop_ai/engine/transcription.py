@@ -44,10 +44,19 @@ FILE_CHUNK_S = 30.0
 class TranscriptionOptions:
     language: str | None = None  # None: English for .en models, detected for multilingual Whisper
     beam_size: int = 5
+    # Whisper retries a doubtful phrase at higher temperatures: better text, but a half-spoken word can cost
+    # six decodes. Live dictation turns it off so every partial has a bounded cost.
+    temperature_fallback: bool = True
+    timestamps: bool = True  # Whisper's own timestamps inside a phrase (the phrase's times come from voice activity)
 
     def validate(self) -> None:
         if not 1 <= self.beam_size <= 10:
             raise InvalidInputError("Beam size must be between 1 and 10.")
+
+
+def live_options(language: str | None = None) -> TranscriptionOptions:
+    """What dictation uses: greedy, one decode per phrase, no timestamps: the text must keep up with the speaker."""
+    return TranscriptionOptions(language=language, beam_size=1, temperature_fallback=False, timestamps=False)
 
 
 @dataclass
@@ -175,6 +184,8 @@ class WhisperRecognizer:
             np.asarray(samples, dtype=np.float32),
             language=language,
             beam_size=self.options.beam_size,
+            temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if self.options.temperature_fallback else 0.0,
+            without_timestamps=not self.options.timestamps,
             condition_on_previous_text=False,  # each phrase stands alone: an error cannot snowball
             vad_filter=False,  # the phrase was cut by voice activity already
         )

@@ -198,6 +198,11 @@ class PhraseSegmenter:
         samples = np.concatenate(windows) if windows else np.zeros(0, dtype=np.float32)
         return SpeechPhrase(start, start + len(samples) / SAMPLE_RATE, samples, final)
 
+    @property
+    def silence_s(self) -> float:
+        """How long the phrase in progress has been quiet: its speech may just have ended."""
+        return self._silence * WINDOW_S if self.speaking else 0.0
+
     def current(self) -> SpeechPhrase | None:
         """The phrase in progress, up to now (for a partial hypothesis), or None during silence."""
         if not self.speaking:
