@@ -153,8 +153,10 @@ class DictationSession:
                 speculative = current is not None and quiet >= SPECULATIVE_FINAL_S and not covered
                 periodic = current is not None and quiet < SPECULATIVE_FINAL_S / 2 and now - last_partial >= self.partial_interval_s
                 if (speculative or periodic) and backlog < CATCH_UP_BACKLOG_S:
-                    partial_segments = recognize_phrase(recognizer, current)
-                    partial_phrase_start, partial_covered_s = current.start_s, current.end_s
+                    partial_segments = recognize_phrase(recognizer, current, draft=not speculative)
+                    # Only a full-quality decode may stand in for the final text.
+                    partial_phrase_start = current.start_s if speculative else None
+                    partial_covered_s = current.end_s
                     self.partials += 1
                     last_partial = now  # counted from the start of a decode, so the line refreshes every interval
                     on_event({"type": "partial", "text": " ".join(s.text for s in partial_segments), "start": current.start_s})

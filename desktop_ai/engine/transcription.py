@@ -55,8 +55,9 @@ class TranscriptionOptions:
 
 
 def live_options(language: str | None = None) -> TranscriptionOptions:
-    """What dictation uses: greedy, one decode per phrase, no timestamps: the text must keep up with the speaker."""
-    return TranscriptionOptions(language=language, beam_size=1, temperature_fallback=False, timestamps=False)
+    """What dictation uses: one decode per phrase and no timestamps, so the final text keeps up with the speaker
+    (partials are greedy drafts on top of this)."""
+    return TranscriptionOptions(language=language, beam_size=5, temperature_fallback=False, timestamps=False)
 
 
 @dataclass
@@ -91,7 +92,9 @@ class Recognizer(Protocol):
     compression: str
     notices: list[str]
 
-    def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]: ...
+    def recognize(self, samples: np.ndarray, offset_s: float = 0.0, draft: bool = False) -> list[Phrase]:
+        """`draft`: a partial hypothesis that a final will replace; an engine may trade accuracy for speed."""
+        ...
 
 
 def _is_silent(samples: np.ndarray) -> bool:
@@ -174,7 +177,7 @@ class WhisperRecognizer:
 
         return store.loaded.get_or_load(key, load)
 
-    def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]:
+    def recognize(self, samples: np.ndarray, offset_s: float = 0.0, draft: bool = False) -> list[Phrase]:
         if _is_silent(samples):
             return []
         language = self.options.language
@@ -183,7 +186,7 @@ class WhisperRecognizer:
         pieces, _ = self.model.transcribe(
             np.asarray(samples, dtype=np.float32),
             language=language,
-            beam_size=self.options.beam_size,
+            beam_size=1 if draft else self.options.beam_size,  # drafts are greedy: the partial line must keep up
             temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if self.options.temperature_fallback else 0.0,
             without_timestamps=not self.options.timestamps,
             condition_on_previous_text=False,  # each phrase stands alone: an error cannot snowball
@@ -240,7 +243,7 @@ class Wav2Vec2Recognizer:
         except Exception as error:
             raise ModelUnavailableError(f"{self.entry.title} has no usable preprocessor_config.json: {error}") from error
 
-    def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]:
+    def recognize(self, samples: np.ndarray, offset_s: float = 0.0, draft: bool = False) -> list[Phrase]:
         import torch
 
         if _is_silent(samples):
@@ -276,7 +279,7 @@ class SphinxRecognizer:
         folder = Path(self.location.path)
         self.paths = (str(folder / "en-us"), str(folder / "en-us.lm.bin"), str(folder / "cmudict-en-us.dict"))
 
-    def recognize(self, samples: np.ndarray, offset_s: float = 0.0) -> list[Phrase]:
+    def recognize(self, samples: np.ndarray, offset_s: float = 0.0, draft: bool = False) -> list[Phrase]:
         import speech_recognition as sr
 
         if _is_silent(samples):
@@ -329,9 +332,9 @@ def join_segments(segments: list[Phrase]) -> str:
     return "\n".join(segment.text for segment in segments)
 
 
-def recognize_phrase(recognizer: Recognizer, phrase: SpeechPhrase) -> list[Phrase]:
+def recognize_phrase(recognizer: Recognizer, phrase: SpeechPhrase, draft: bool = False) -> list[Phrase]:
     """One phrase's segments; a phrase Whisper returns as several pieces stays one line of the transcript."""
-    segments = recognizer.recognize(phrase.samples, phrase.start_s)
+    segments = recognizer.recognize(phrase.samples, phrase.start_s, draft)
     if len(segments) <= 1:
         return segments
     return [Phrase(segments[0].start, segments[-1].end, " ".join(s.text for s in segments))]

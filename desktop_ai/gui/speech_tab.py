@@ -120,8 +120,6 @@ class SpeechTab(JobPage):
         self._devices_listed = False
         self._partial_text = ""
         self._offset_s = 0.0  # a new recording continues the document's clock
-        self._file_queue: list[str] = []
-        self._file_base = 0  # phrases of the document before the current file's segments
         self.recording_paths: list[Path] = []
 
         self.input_picker = QComboBox()
@@ -345,8 +343,6 @@ class SpeechTab(JobPage):
             self.show_notice("Wait for the current job to finish (or stop it) before starting another.", error=True)
             return
         self.job_kind = "transcribe"
-        self._file_queue = list(paths)
-        self._start_file_document(paths[0])
         self.model_in_use.emit(self.model_picker.model_ref())
         self.submit(f"transcribing {len(paths)} file(s)", "transcribe", self._recognizer_params() | {"paths": list(paths)})
 

@@ -1,0 +1,200 @@
+"""The Speech tab for real (pytest-qt, offscreen): the engine process records from a PulseAudio virtual
+microphone, real drops of audio files, the editable transcript and its autosave."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QFileDialog
+
+from desktop_ai.engine.benchmark import word_errors
+from desktop_ai.engine.transcript import TranscriptDocument
+from desktop_ai.gui.main_window import MainWindow
+from desktop_ai.gui.speech_tab import NOT_LOCAL_MESSAGE, SpeechTab
+
+from test_gui import ENGINE_START_MS, JOB_MS, EventLoopProbe
+
+FOX = "the quick brown fox jumps over the lazy dog"
+
+
+def _open_window(qtbot) -> MainWindow:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.engine.ready_info is not None, timeout=ENGINE_START_MS)
+    win.tabs.setCurrentWidget(win.speech_tab)
+    return win
+
+
+@pytest.fixture
+def speech_window(virtual_microphone, qtbot):
+    """The virtual microphone starts first, so the engine process inherits PULSE_SERVER."""
+    win = _open_window(qtbot)
+    yield win, virtual_microphone
+    win.close()
+
+
+def _drop(tab: SpeechTab, *paths: Path | str, urls: list[QUrl] | None = None) -> None:
+    mime = QMimeData()
+    mime.setUrls(urls or [QUrl.fromLocalFile(str(p)) for p in paths])
+    target = tab.transcript.viewport()
+    assert target.acceptDrops()
+    enter = QDragEnterEvent(QPoint(30, 30), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted()
+    move = QDragMoveEvent(QPoint(40, 40), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, move)
+    drop = QDropEvent(QPointF(40, 40), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, drop)
+    assert drop.isAccepted()
+
+
+def _espeak(path: Path, text: str = FOX) -> Path:
+    subprocess.run(["espeak-ng", "-w", str(path), "-v", "en-us", "-s", "150", "-g", "5", text], check=True)
+    return path
+
+
+def _saved(tab: SpeechTab) -> TranscriptDocument:
+    return TranscriptDocument.load(tab.autosave.path)
+
+
+def test_record_speak_stop(speech_window, qtbot):
+    win, mic = speech_window
+    tab = win.speech_tab
+    qtbot.waitUntil(lambda: tab.input_picker.count() > 1, timeout=JOB_MS)  # the engine listed the microphones
+    assert any("default" in tab.input_picker.itemText(i) for i in range(tab.input_picker.count()))
+    wav = mic.speak(FOX)
+    probe = EventLoopProbe()
+    probe.start()
+    events: list[dict] = []
+    win.engine.partial.connect(lambda job, payload: events.append(payload) if isinstance(payload, dict) else None)
+    meter: list[int] = []
+    tab.level_meter.valueChanged.connect(meter.append)
+    tab.record_button.click()
+    assert tab.recording and tab.stop_button.isEnabled()
+    assert tab.record_button.accessibleName() == "Stop recording"
+    qtbot.waitUntil(lambda: any(e.get("type") == "level" for e in events), timeout=JOB_MS)  # the microphone is open
+    mic.play(wav, wait=False)
+    qtbot.waitUntil(lambda: tab.partial_label.text() != "", timeout=JOB_MS)  # words while speaking
+    partial = tab.partial_label.text()
+    qtbot.waitUntil(lambda: len(tab.document.phrases) >= 1, timeout=JOB_MS)
+    with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS):
+        tab.stop_button.click()
+    worst = probe.stop()
+    text = " ".join(p.text for p in tab.document.phrases)
+    assert word_errors(text, FOX) <= 2, text
+    assert partial and word_errors(partial, FOX) < len(FOX.split()), "the partial line showed words of the phrase"
+    assert meter and max(meter) > -40, "the level meter showed the speech"
+    assert tab.transcript.rowCount() == len(tab.document.phrases)
+    assert tab.transcript.item(0, 2).text() == tab.document.phrases[0].text
+    assert _saved(tab).text() == tab.document.text(), "the autosave holds every phrase"
+    assert tab.recording_paths and tab.recording_paths[0].stat().st_size > 16000 * 2, "the audio is kept beside the transcript"
+    assert not tab.recording and tab.record_button.isEnabled()
+    assert worst < 0.25, f"the window stalled for {worst:.2f} s"
+
+
+def test_closing_the_window_mid_recording_leaves_a_complete_autosave(virtual_microphone, qtbot):
+    win = _open_window(qtbot)
+    try:
+        tab = win.speech_tab
+        wav = virtual_microphone.speak(FOX + " and then it runs away into the forest")
+        events: list[dict] = []
+        win.engine.partial.connect(lambda job, payload: events.append(payload) if isinstance(payload, dict) else None)
+        tab.record_button.click()
+        qtbot.waitUntil(lambda: any(e.get("type") == "level" for e in events), timeout=JOB_MS)
+        virtual_microphone.play(wav, wait=False)
+        qtbot.waitUntil(lambda: tab.partial_label.text() != "" or bool(tab.document.phrases), timeout=JOB_MS)
+        path = tab.autosave.path
+    finally:
+        win.close()  # still speaking
+    assert not win.engine.isRunning(), "closing ended the recording and the engine"
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    text = " ".join(p["text"] for p in saved["phrases"])
+    assert "quick" in text.lower() or "fox" in text.lower(), saved
+    assert saved["source"] == "microphone"
+
+
+def test_drop_audio_files_then_edit_and_export(qtbot, tmp_path, monkeypatch):
+    win = _open_window(qtbot)
+    try:
+        tab = win.speech_tab
+        wav = _espeak(tmp_path / "fox.wav")
+        with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS):
+            _drop(tab, wav)
+        assert tab.document.source == str(wav)
+        assert word_errors(tab.document.text(), FOX) <= 2, tab.document.text()
+        assert tab.transcript.item(0, 0).text().startswith("0:0")
+        assert _saved(tab).text() == tab.document.text()
+
+        tab.transcript.item(0, 2).setText("The quick brown fox jumped.")  # an edit in place
+        assert tab.document.phrases[0].text == "The quick brown fox jumped."
+        assert _saved(tab).phrases[0].text == "The quick brown fox jumped."
+
+        target = tmp_path / "fox.srt"
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+        tab.export_button.click()
+        srt = target.read_text(encoding="utf-8")
+        assert srt.startswith("1\n00:00:0") and " --> " in srt and "The quick brown fox jumped." in srt
+
+        tab.copy_button.click()
+        assert QApplication.clipboard().text() == "The quick brown fox jumped."
+
+        with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS):  # the same file again: from the cache
+            _drop(tab, wav)
+        assert "cache" in win.statusBar().currentMessage()
+    finally:
+        win.close()
+
+
+def test_bad_audio_gets_a_message_and_the_transcript_is_kept(qtbot, tmp_path):
+    win = _open_window(qtbot)
+    try:
+        tab = win.speech_tab
+        fake = tmp_path / "notes.wav"
+        fake.write_text("this is not audio\n", encoding="utf-8")
+        empty = tmp_path / "empty.wav"
+        empty.write_bytes(b"")
+        with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS):
+            _drop(tab, fake, empty)
+        message = tab.notice.text()
+        assert "notes.wav" in message and "not an audio file" in message
+        assert "empty.wav" in message
+        _drop(tab, urls=[QUrl("https://example.com/talk.mp3")])
+        assert NOT_LOCAL_MESSAGE in tab.notice.text()
+        assert win.engine.isRunning(), "the engine survived the bad files"
+    finally:
+        win.close()
+
+
+def test_stop_a_long_file(qtbot, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    win = _open_window(qtbot)
+    try:
+        tab = win.speech_tab
+        long_file = tmp_path / "two-hours.wav"
+        with sf.SoundFile(long_file, "w", samplerate=8000, channels=1, subtype="PCM_16") as out:
+            rng = np.random.default_rng(0)
+            block = (rng.normal(0, 0.002, 8000 * 60)).astype(np.float32)  # a quiet room, not digital silence
+            for _ in range(120):
+                out.write(block)
+        fractions: list[float] = []
+        win.engine.progress.connect(lambda job, message, fraction: fractions.append(fraction))
+        _drop(tab, long_file)
+        qtbot.waitUntil(lambda: any(0 < f < 1 for f in fractions), timeout=JOB_MS)
+        assert tab.progress_bar.isVisible()
+        with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS):
+            tab.stop_button.click()
+        assert "Stopped at" in tab.notice.text()
+        assert not tab.running and tab.open_button.isEnabled()
+    finally:
+        win.close()
