@@ -88,3 +88,26 @@ def test_translate_bench_without_a_model(workspace, tmp_path: Path, monkeypatch:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     with pytest.raises(ModelUnavailableError, match="--model FOLDER"):
         run_benchmark("translate", device="cpu", repeats=1, store=workspace.store)
+
+
+def test_transcribe_bench_whisper_rows_latency_and_goal(workspace) -> None:
+    report = run_benchmark("transcribe", model="whisper-tiny.en", device="cpu", repeats=1, sentences=2, store=workspace.store)
+    names = [row.name for row in report.rows]
+    assert names[0].startswith("baseline: faster-whisper")
+    ours = [r for r in report.rows if r.name.startswith("desktop-ai whisper (")]
+    assert {r.compression for r in ours} == {"int8", "float32"}
+    for row in [report.rows[0], *ours]:
+        assert 0 < row.values["real-time factor"] < 5 and math.isfinite(row.values["x baseline"])
+        assert float(row.values["WER"].rstrip("%")) <= 20, row  # espeak-ng sentences tiny.en hears well
+    cache = next(r for r in report.rows if "cache" in r.name)
+    assert cache.values["ms"] < 100
+    latency = next(r for r in report.rows if "latency" in r.name)
+    assert 0 < latency.values["median latency s"] < 10 and latency.values["partials"] >= 1
+    assert any(note.startswith("Goal on a 2-core CPU") and "real-time factor" in note for note in report.notes)
+
+
+def test_transcribe_bench_wav2vec2_against_the_pipeline(workspace, tiny_wav2vec2_dir: Path) -> None:
+    report = run_benchmark("transcribe", model=str(tiny_wav2vec2_dir), device="cpu", repeats=1, sentences=1, store=workspace.store)
+    assert report.rows[0].name.startswith("baseline: transformers pipeline")
+    assert {r.compression for r in report.rows[1:]} == {"int8", "none"}
+    assert not any("latency" in r.name for r in report.rows), "latency is measured for Whisper, the dictation default"

@@ -137,6 +137,7 @@ def run_benchmark(
     labels: str | None = None,
     beams: int = 4,
     audio: list[str] | None = None,
+    sentences: int | None = None,
 ) -> BenchReport:
     from desktop_ai import paths
 
@@ -156,7 +157,8 @@ def run_benchmark(
     if task == TASK_TRANSLATE:
         return _bench_translate(store, model, device, methods, beams, repeats, say)
     if task == TASK_TRANSCRIBE:
-        return _bench_transcribe(store, model, device, methods, audio, repeats, say)
+        spoken = BENCH_SPEECH[: sentences] if sentences else BENCH_SPEECH
+        return _bench_transcribe(store, model, device, methods, audio, spoken, repeats, say)
     raise ValueError(f"Unknown bench task {task!r}: choose generate, classify, recognize, translate or transcribe.")
 
 
@@ -918,16 +920,16 @@ class _RealTimeReplay:
 
 
 def _bench_transcribe(
-    store: ModelStore, model: str | None, device: str, methods: list[Compression], audio: list[str] | None, repeats: int,
-    say: Callable[[str], None],
+    store: ModelStore, model: str | None, device: str, methods: list[Compression], audio: list[str] | None,
+    spoken: tuple[str, ...], repeats: int, say: Callable[[str], None],
 ) -> BenchReport:
     with tempfile.TemporaryDirectory(prefix="desktop-ai-bench-") as scratch:
-        return _bench_transcribe_in(store, model, device, methods, audio, repeats, say, Path(scratch), TASK_TRANSCRIBE)
+        return _bench_transcribe_in(store, model, device, methods, audio, spoken, repeats, say, Path(scratch), TASK_TRANSCRIBE)
 
 
 def _bench_transcribe_in(
-    store: ModelStore, model: str | None, device: str, methods: list[Compression], audio: list[str] | None, repeats: int,
-    say: Callable[[str], None], scratch: Path, task: str,
+    store: ModelStore, model: str | None, device: str, methods: list[Compression], audio: list[str] | None,
+    spoken: tuple[str, ...], repeats: int, say: Callable[[str], None], scratch: Path, task: str,
 ) -> BenchReport:
     import numpy as np
 
@@ -949,18 +951,18 @@ def _bench_transcribe_in(
         say(f"Audio: {path}")
     else:
         say("Speaking the test sentences with espeak-ng")
-        path, samples, times = bench_speech(scratch)
-        reference = " ".join(BENCH_SPEECH)
+        path, samples, times = bench_speech(scratch, spoken)
+        reference = " ".join(spoken)
     duration = probe_audio(path).duration_s
     engines = [engine_for_model(store, model)] if model else ["whisper", "wav2vec2", "sphinx"]
     choice = pick_device(device)
     report = BenchReport(task, "speech recognizers" if not model else model, choice.describe(), environment=_environment())
     notes: list[str] = []
 
-    def accuracy(text: str) -> str:
-        if reference is None:
+    def accuracy(text: str, against: str | None = reference) -> str:
+        if against is None:
             return "n/a"
-        return f"{100 * word_errors(text, reference) / len(reference.split()):.1f}%"
+        return f"{100 * word_errors(text, against) / len(against.split()):.1f}%"
 
     def timed(run: Callable[[], str]) -> tuple[float, str]:
         runs, text = [], ""
@@ -1054,26 +1056,25 @@ def _bench_transcribe_in(
 
     latency_note = ""
     if "whisper" in engines and times:
-        say(f"whisper: end-of-phrase latency, replaying {LATENCY_PHRASES} phrases in real time")
-        end = int((times[LATENCY_PHRASES - 1][1] + BENCH_PAUSE_S) * 16000)
+        phrases = min(LATENCY_PHRASES, len(times))
+        say(f"whisper: end-of-phrase latency, replaying {phrases} phrases in real time")
+        end = int((times[phrases - 1][1] + BENCH_PAUSE_S) * 16000)
         replay = _RealTimeReplay(samples[:end])
         whisper_model = model if model and engine_for_model(store, model) == "whisper" else ENGINE_DEFAULT_MODELS["whisper"]
         session = DictationSession(replay, lambda: make_recognizer(store, "whisper", whisper_model, device, Compression.INT8, live_options()))
         result = session.run(lambda event: None, threading.Event(), max_seconds=end / 16000)
         latencies = result.latencies_s
-        plain = make_recognizer(store, "whisper", whisper_model, device, Compression.INT8)
-        report.rows.append(BenchRow("desktop-ai dictation, end of speech → final text", "int8", {
+        report.rows.append(BenchRow("desktop-ai dictation: end-of-phrase latency (end of speech → final text)", "int8", {
             "median latency s": _median(latencies), "max latency s": max(latencies) if latencies else float("nan"),
-            "WER": accuracy_part(result, reference_words=BENCH_SPEECH[:LATENCY_PHRASES]),
+            "WER": accuracy(" ".join(p.text for p in result.segments), " ".join(spoken[:phrases])),
             "partials": session.partials, "finals from partial": session.finals_from_partial,
         }))
         latency = _median(latencies)
         latency_note = f"; end-of-phrase latency {latency:.2f} s ({'met' if latency < 1.0 else 'not met'})"
-        del plain
     rtf_note = (f"whisper int8 real-time factor {whisper_int8_rtf:.3f} ({'met' if whisper_int8_rtf < 0.15 else 'not met'})"
                 if whisper_int8_rtf is not None else "whisper int8 was not run")
     notes.insert(0, (
-        f"Audio: {path.name}, {duration:.1f} s" + (f", {len(BENCH_SPEECH)} espeak-ng sentences with {BENCH_PAUSE_S} s pauses over a "
+        f"Audio: {path.name}, {duration:.1f} s" + (f", {len(spoken)} espeak-ng sentences with {BENCH_PAUSE_S} s pauses over a "
         "-65 dBFS noise floor" if reference else "") + f"; {repeats} timed runs each, medians, after a warm-up run. Models are loaded "
         "before timing, in ours and the baselines alike. WER: word error rate against the sentences spoken."
     ))
@@ -1088,8 +1089,3 @@ def _bench_transcribe_in(
     report.notes.extend(notes)
     return report
 
-
-def accuracy_part(result: Any, reference_words: tuple[str, ...]) -> str:
-    text = " ".join(s.text for s in result.segments)
-    reference = " ".join(reference_words)
-    return f"{100 * word_errors(text, reference) / len(reference.split()):.1f}%"
