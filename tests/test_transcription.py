@@ -382,3 +382,42 @@ def test_prune_is_not_for_whisper_so_int8_is_used_and_said(workspace):
     recognizer = _whisper(workspace, compression="prune")
     assert recognizer.compression == {"cpu": "int8", "cuda": "int8_float16"}[recognizer.device]
     assert any("Pruning does not apply" in notice and "int8" in notice for notice in recognizer.notices)
+
+
+# --- grouped decoding and damaged files ------------------------------------------------------------
+
+
+def test_neighbouring_phrases_are_decoded_together_at_their_own_times(workspace, speech, tmp_path):
+    import soundfile as sf
+
+    sentence = read_audio(speech["raw"])
+    pause = _noise(1.5, -65)
+    audio = np.concatenate([pause, sentence, pause, sentence, pause, sentence, pause])
+    path = tmp_path / "three.wav"
+    sf.write(path, audio, SAMPLE_RATE)
+    starts = [1.5 + i * (len(sentence) / SAMPLE_RATE + 1.5) for i in range(3)]
+    transcriber = FileTranscriber(_whisper(workspace), None)
+    result = transcriber.run(path)
+    assert transcriber.phrases_recognized == 1, "three short phrases make one Whisper input"
+    assert len(result.segments) == 3, result.segments
+    for segment, start in zip(result.segments, starts):
+        assert abs(segment.start - start) < 0.5, (segment, start)
+        assert segment.end <= start + len(sentence) / SAMPLE_RATE + 0.4
+        assert _word_errors(segment.text) <= 2, segment.text
+
+
+def test_a_file_damaged_part_way_keeps_what_came_before(workspace, speech, tmp_path):
+    import soundfile as sf
+
+    sentence = read_audio(speech["raw"])
+    audio = np.concatenate([_noise(1.0, -65), sentence, _noise(80.0, -65)])  # damage after the first 30 s chunk
+    whole = tmp_path / "whole.flac"
+    sf.write(whole, audio, SAMPLE_RATE)
+    data = whole.read_bytes()
+    damaged = tmp_path / "damaged.flac"
+    damaged.write_bytes(data[: len(data) * 7 // 10])
+    result = FileTranscriber(_whisper(workspace), workspace.cache).run(damaged)
+    assert _word_errors(result.text) <= 2, result.text
+    assert any("damaged.flac" in n and "is damaged or truncated" in n and "kept" in n for n in result.notices), result.notices
+    again = FileTranscriber(_whisper(workspace), workspace.cache).run(damaged)
+    assert not again.cached, "a damaged file's partial transcript is not cached as if it were whole"

@@ -38,6 +38,10 @@ ENGINE_DEFAULT_MODELS = {"whisper": "whisper-tiny.en", "wav2vec2": "wav2vec2-bas
 ENGINE_KINDS = {"whisper": KIND_WHISPER, "wav2vec2": KIND_SPEECH_CTC, "sphinx": KIND_SPHINX}
 ENGINE_TITLES = {"whisper": "Whisper (faster-whisper)", "wav2vec2": "wav2vec2 (transformers)", "sphinx": "PocketSphinx"}
 FILE_CHUNK_S = 30.0
+# Whisper reads 30 s windows however short the input: neighbouring phrases of a file are decoded together,
+# up to this much speech, and their timestamps mapped back (one encoder pass instead of one per phrase).
+GROUP_S = 24.0
+GROUP_GAP_S = 0.3  # silence put between grouped phrases, so Whisper still hears the pause
 
 
 @dataclass
@@ -110,6 +114,11 @@ def _check_stop(cancel: threading.Event | None) -> None:
 
 class WhisperRecognizer:
     engine = "whisper"
+
+    @property
+    def timed_segments(self) -> bool:
+        """Whisper times its own segments, so phrases can be decoded in groups (FileTranscriber)."""
+        return self.options.timestamps
 
     def __init__(
         self,
@@ -340,6 +349,38 @@ def recognize_phrase(recognizer: Recognizer, phrase: SpeechPhrase, draft: bool =
     return [Phrase(segments[0].start, segments[-1].end, " ".join(s.text for s in segments))]
 
 
+def recognize_group(recognizer: Recognizer, phrases: list[SpeechPhrase]) -> list[Phrase]:
+    """Decode several phrases as one input, then put each segment back at its own time in the file."""
+    gap = np.zeros(int(GROUP_GAP_S * SAMPLE_RATE), dtype=np.float32)
+    pieces: list[np.ndarray] = []
+    spans: list[tuple[float, float, float]] = []  # (start in the joined audio, end there, start in the file)
+    position = 0.0
+    for phrase in phrases:
+        pieces += [phrase.samples, gap]
+        spans.append((position, position + phrase.duration_s, phrase.start_s))
+        position += phrase.duration_s + GROUP_GAP_S
+
+    def start_span(t: float) -> int:
+        # A segment that starts at the very end of a phrase (Whisper often starts the next segment where the last
+        # one ended) belongs to the next phrase.
+        return next((i for i, (_, joined_end, _) in enumerate(spans) if t < joined_end - 0.15), len(spans) - 1)
+
+    def in_span(i: int, t: float) -> float:
+        joined_start, joined_end, file_start = spans[i]
+        return file_start + min(max(t - joined_start, 0.0), joined_end - joined_start)
+
+    def mapped(segment: Phrase) -> Phrase:
+        first = last = start_span(segment.start)
+        # Whisper's end times run late: an end only belongs to a later phrase when it is well inside it.
+        while last + 1 < len(spans) and segment.end > spans[last + 1][0] + 0.5:
+            last += 1
+        start = in_span(first, segment.start)
+        return Phrase(start, max(in_span(last, segment.end), start), segment.text)
+
+    found = recognizer.recognize(np.concatenate(pieces), 0.0)
+    return [mapped(segment) for segment in found]
+
+
 class FileTranscriber:
     """Audio files, in chunks: progress per chunk, Stop between phrases, cached by file bytes and options."""
 
@@ -380,15 +421,30 @@ class FileTranscriber:
             )
         segmenter = PhraseSegmenter(self.vad)
         segments: list[Phrase] = []
-        stopped = False
+        group: list[SpeechPhrase] = []
+        stopped, damaged = False, None
+
+        def flush(check: bool = True) -> None:
+            if not group:
+                return
+            if check:
+                _check_stop(cancel)
+            if len(group) == 1 or not getattr(r, "timed_segments", False):
+                for phrase in group:
+                    segments.extend(recognize_phrase(r, phrase))
+                    self.phrases_recognized += 1
+            else:
+                segments.extend(recognize_group(r, group))
+                self.phrases_recognized += 1
+            group.clear()
+            if on_segments is not None:
+                on_segments(list(segments))
 
         def take(phrases: list[SpeechPhrase]) -> None:
             for phrase in phrases:
-                _check_stop(cancel)
-                segments.extend(recognize_phrase(r, phrase))
-                self.phrases_recognized += 1
-                if on_segments is not None:
-                    on_segments(list(segments))
+                if group and sum(p.duration_s for p in group) + phrase.duration_s + GROUP_GAP_S * len(group) > GROUP_S:
+                    flush()
+                group.append(phrase)
 
         try:
             for chunk in iter_audio_chunks(path, FILE_CHUNK_S):
@@ -399,14 +455,25 @@ class FileTranscriber:
                     progress(f"{_clock(done)} of {_clock(info.duration_s)}", done / info.duration_s if info.duration_s else None)
             last = segmenter.flush()
             take([last] if last is not None else [])
+            flush()
         except CancelledError:
             stopped = True
+            flush(check=False)  # the phrases already cut (at most one group) are the transcript so far
+        except InvalidInputError as error:  # damaged part-way: keep what was heard before the damage
+            if not segments and not group:
+                raise
+            damaged = str(error)
+            last = segmenter.flush()
+            take([last] if last is not None else [])
+            flush()
         notices = list(r.notices)
         if stopped:
             notices.append(f"Stopped at {_clock(segmenter.time_s)} of {_clock(info.duration_s)}; the transcript so far is kept.")
+        elif damaged:
+            notices.append(f"{damaged} The transcript up to there is kept.")
         elif not segments:
             notices.append("No speech was found in this file.")
-        if not stopped and self.cache is not None:
+        if not stopped and not damaged and self.cache is not None:
             self.cache.put(key, {"segments": [asdict(s) for s in segments]})
         return TranscriptionResult(
             str(path), join_segments(segments), segments, info.duration_s, r.engine, r.model_id, r.device, r.compression,
