@@ -626,10 +626,14 @@ def _segment_line(segment: Any) -> str:
     return f"[{_clock_tenths(segment.start)} → {_clock_tenths(segment.end)}] {segment.text}"
 
 
-def _speech_options(args: argparse.Namespace) -> Any:
-    from desktop_ai.engine.transcription import TranscriptionOptions
+def _speech_options(args: argparse.Namespace, live: bool = False) -> Any:
+    """Files get Whisper's full decoding; dictation the live options (one decode a phrase, phrase-length context)."""
+    from dataclasses import replace
 
-    return TranscriptionOptions(language=args.language or None, beam_size=args.beam_size)
+    from desktop_ai.engine.transcription import TranscriptionOptions, live_options
+
+    base = live_options() if live else TranscriptionOptions()
+    return replace(base, language=args.language or None, beam_size=args.beam_size)
 
 
 def _check_speech_model(store: Any, engine: str | None, model: str | None) -> None:
@@ -834,7 +838,7 @@ def cmd_dictate(args: argparse.Namespace) -> int:
         from desktop_ai.engine.transcription import make_recognizer
         from desktop_ai.engine.workspace import open_workspace
 
-        options = _speech_options(args)
+        options = _speech_options(args, live=True)
         workspace = open_workspace(use_disk_cache=False)
     except BaseException:
         stream.stop()
