@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from desktop_ai.engine.audio_files import read_audio
+from desktop_ai.engine.benchmark import word_errors
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.transcript import Phrase
 from desktop_ai.engine.transcription import (
@@ -37,19 +38,8 @@ def _run(*args: str | Path) -> None:
     subprocess.run([str(a) for a in args], check=True, capture_output=True, timeout=60)
 
 
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]+", " ", text.lower()).split()
-
-
 def _word_errors(text: str, reference: str = SENTENCE) -> int:
-    """Word-level edit distance (substitutions + insertions + deletions)."""
-    hyp, ref = _words(text), _words(reference)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return row[-1]
+    return word_errors(text, reference)
 
 
 def test_word_errors_counts_what_it_should():
@@ -185,7 +175,7 @@ def test_telephone_rate_8k_keeps_the_words_the_band_keeps(workspace, speech):
     the model's, not the pipeline's). What is asserted is a floor, not the goal."""
     result = FileTranscriber(_whisper(workspace, options=TranscriptionOptions(beam_size=1))).run(speech["wav8k"])
     assert _word_errors(result.text) <= 5, result.text
-    assert {"quick", "over", "dog"} <= set(_words(result.text))
+    assert {"quick", "over", "dog"} <= set(re.sub(r"[^a-z ]+", " ", result.text.lower()).split())
     assert result.duration_s == pytest.approx(sf.info(str(speech["wav"])).duration, abs=0.01)
     _assert_inside(result.segments, result.duration_s)
 
@@ -421,3 +411,15 @@ def test_a_file_damaged_part_way_keeps_what_came_before(workspace, speech, tmp_p
     assert any("damaged.flac" in n and "is damaged or truncated" in n and "kept" in n for n in result.notices), result.notices
     again = FileTranscriber(_whisper(workspace), workspace.cache).run(damaged)
     assert not again.cached, "a damaged file's partial transcript is not cached as if it were whole"
+
+
+def test_a_live_decode_that_repeats_itself_is_redone_with_the_full_window(workspace, speech, monkeypatch):
+    from desktop_ai.engine.transcription import _repeats_itself, live_options
+
+    assert _repeats_itself("The quick brown fox jumps. The quick brown fox jumps.")
+    assert not _repeats_itself("The quick brown fox jumps over the lazy dog.")
+    recognizer = _whisper(workspace, engine="whisper", options=live_options())
+    samples = read_audio(speech["wav"])
+    monkeypatch.setattr(recognizer, "_recognize_short", lambda s, o, d, lang: [Phrase(o, o + 1.0, "the dog the dog the dog the dog")])
+    found = recognizer.recognize(samples, 0.0)
+    assert len(found) == 1 and _word_errors(found[0].text) <= 2, found

@@ -931,8 +931,6 @@ def _bench_transcribe_in(
     store: ModelStore, model: str | None, device: str, methods: list[Compression], audio: list[str] | None,
     spoken: tuple[str, ...], repeats: int, say: Callable[[str], None], scratch: Path, task: str,
 ) -> BenchReport:
-    import numpy as np
-
     from desktop_ai.engine.audio_files import probe_audio, read_audio
     from desktop_ai.engine.dictation import DictationSession
     from desktop_ai.engine.transcription import (

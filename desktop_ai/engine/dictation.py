@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from desktop_ai.engine.transcript import Phrase
 from desktop_ai.engine.transcription import Recognizer, recognize_phrase
 from desktop_ai.engine.voice_activity import SAMPLE_RATE, PhraseSegmenter, SpeechPhrase, VadSettings

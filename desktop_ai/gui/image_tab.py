@@ -52,7 +52,7 @@ from desktop_ai.engine.image_classification import IMAGE_SUFFIXES, ImageResult, 
 from desktop_ai.engine.store import ModelStore
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
-from desktop_ai.gui.widgets import FROM_DISK, SCORE_ROLE, CompressionPicker, ModelPicker, ScoreBarDelegate
+from desktop_ai.gui.widgets import CompressionPicker, FROM_DISK, ModelPicker, SCORE_ROLE, ScoreBarDelegate, accept_url_drag
 from desktop_ai.gui.worker import EngineThread
 
 logger = logging.getLogger(__name__)
@@ -77,24 +77,16 @@ class ImageDropView(QTreeWidget):
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
         self._hovering = False
 
-    def _accept(self, event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> bool:
-        if not event.mimeData().hasUrls():
-            event.ignore()
-            return False
-        event.setDropAction(Qt.DropAction.CopyAction)
-        event.accept()
-        return True
-
     def _hover(self, on: bool) -> None:
         if self._hovering != on:
             self._hovering = on
             self.viewport().update()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        self._hover(self._accept(event))
+        self._hover(accept_url_drag(event))
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        self._accept(event)
+        accept_url_drag(event)
 
     def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
         self._hover(False)
@@ -102,7 +94,7 @@ class ImageDropView(QTreeWidget):
 
     def dropEvent(self, event: QDropEvent) -> None:
         self._hover(False)
-        if self._accept(event):
+        if accept_url_drag(event):
             self.urls_dropped.emit(list(event.mimeData().urls()))
 
     def paintEvent(self, event: QPaintEvent) -> None:

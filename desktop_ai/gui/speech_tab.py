@@ -31,7 +31,7 @@ from desktop_ai.engine.transcript import Phrase, TranscriptAutosave, TranscriptD
 from desktop_ai.engine.transcription import ENGINE_DEFAULT_MODELS, ENGINE_KINDS, ENGINE_TITLES, ENGINES
 from desktop_ai.gui.job_page import JobPage, labelled_button
 from desktop_ai.gui.settings import read
-from desktop_ai.gui.widgets import CompressionPicker, ModelPicker
+from desktop_ai.gui.widgets import CompressionPicker, ModelPicker, accept_url_drag
 from desktop_ai.gui.worker import EngineThread
 
 logger = logging.getLogger(__name__)
@@ -67,22 +67,14 @@ class TranscriptView(QTableWidget):
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
         self.setToolTip("Double-click a phrase to correct it. Drop audio files here to transcribe them.")
 
-    def _accept(self, event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> bool:
-        if not event.mimeData().hasUrls():
-            event.ignore()
-            return False
-        event.setDropAction(Qt.DropAction.CopyAction)
-        event.accept()
-        return True
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        self._accept(event)
+        accept_url_drag(event)
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        self._accept(event)
+        accept_url_drag(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
-        if self._accept(event):
+        if accept_url_drag(event):
             self.urls_dropped.emit(list(event.mimeData().urls()))
 
     def show_document(self, document: TranscriptDocument) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QRect, Qt, Signal
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QDragEnterEvent, QDragMoveEvent, QDropEvent, QPainter
 from PySide6.QtWidgets import QComboBox, QFileDialog, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from desktop_ai.engine.catalogue import TASK_RECOGNIZE, entries_for
@@ -11,6 +11,16 @@ from desktop_ai.engine.compression import COMPRESSION_LABELS, Compression
 from desktop_ai.engine.store import ModelStore
 
 FROM_DISK = "__from_disk__"
+
+
+def accept_url_drag(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> bool:
+    """Files (and links, which the tabs then refuse with a message) are taken as a copy; anything else is not."""
+    if not event.mimeData().hasUrls():
+        event.ignore()
+        return False
+    event.setDropAction(Qt.DropAction.CopyAction)
+    event.accept()
+    return True
 SCORE_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
