@@ -10,7 +10,7 @@ import multiprocessing
 import threading
 from typing import Any
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QThread, Qt, Signal
 
 from desktop_ai.engine import process as engine_process
 from desktop_ai.logging_setup import log_file
@@ -27,6 +27,10 @@ class EngineThread(QThread):
     failed = Signal(int, str)
     cache_stats = Signal(object)
     busy_changed = Signal(bool)
+    # The listening thread hands each message to the GUI thread, and the public signals above are emitted there:
+    # every receiver (widgets, and the tests' signal blockers) is then called in the thread that owns it, and no
+    # queued call can reach a receiver that was torn down between the emit in one thread and the call in another.
+    _message = Signal(object)
 
     _ids = itertools.count(1)
 
@@ -44,6 +48,7 @@ class EngineThread(QThread):
         self._stopping = False
         self._skipped: set[int] = set()
         self.ready_info: dict | None = None
+        self._message.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)  # runs where this object lives
 
     # --- the GUI thread's side -----------------------------------------------------------
     @property
@@ -159,11 +164,14 @@ class EngineThread(QThread):
             except (EOFError, OSError, ValueError):
                 self._engine_ended(process)
                 continue
-            self._dispatch(message)
+            self._message.emit(message)
 
     def _dispatch(self, message: tuple) -> None:
+        """In the GUI thread (see _message)."""
         kind = message[0]
-        if kind == "ready":
+        if kind == "lost":
+            self._report_lost(message[1], message[2])
+        elif kind == "ready":
             self.ready_info = message[1]
             self.ready.emit(message[1])
             self.cache_stats.emit(message[2])
@@ -214,10 +222,11 @@ class EngineThread(QThread):
         if stopping:
             return
         logger.error("The engine process ended unexpectedly (exit code %s)", code)
+        message = (f"The engine stopped unexpectedly (exit code {code}); it restarts with the next job. "
+                   f"Your text is kept. Details are in the log file: {log_file()}")
+        self._message.emit(("lost", lost, message))
+
+    def _report_lost(self, lost: list[int], message: str) -> None:
         for job_id in lost:
-            self.failed.emit(
-                job_id,
-                f"The engine stopped unexpectedly (exit code {code}); it restarts with the next job. "
-                f"Your text is kept. Details are in the log file: {log_file()}",
-            )
+            self.failed.emit(job_id, message)
         self.busy_changed.emit(False)
