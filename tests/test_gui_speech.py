@@ -97,7 +97,8 @@ def test_record_speak_stop(speech_window, qtbot):
     worst = probe.stop()
     text = tab.document.phrases[-1].text
     assert word_errors(text, FOX) <= 2, [p.text for p in tab.document.phrases]
-    assert partial and word_errors(partial, FOX) < len(FOX.split()), "the partial line showed words of the phrase"
+    partials = [e["text"] for e in events if e.get("type") == "partial" and e["text"]]
+    assert partial and any(word_errors(p, FOX) <= 6 for p in partials), f"the partial line showed words of the phrase: {partials}"
     assert meter and max(meter) > -40, "the level meter showed the speech"
     assert tab.transcript.rowCount() == len(tab.document.phrases)
     assert tab.transcript.item(0, 2).text() == tab.document.phrases[0].text
