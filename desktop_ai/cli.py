@@ -402,19 +402,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_text_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"The file {path} does not exist.") from None
+    except UnicodeDecodeError:
+        raise CliError(f"The file {path} is not UTF-8 text.") from None
+    except OSError as error:
+        raise CliError(f"The file {path} cannot be read: {error.strerror or error}.") from None
+
+
 def _read_texts(args: argparse.Namespace) -> list[str]:
     texts: list[str] = []
     for text in args.texts:
         texts.extend(sys.stdin.read().splitlines() if text == "-" else [text])
     if args.file is not None:
-        try:
-            texts.extend(args.file.read_text(encoding="utf-8").splitlines())
-        except FileNotFoundError:
-            raise CliError(f"The file {args.file} does not exist.") from None
-        except UnicodeDecodeError:
-            raise CliError(f"The file {args.file} is not UTF-8 text.") from None
-        except OSError as error:
-            raise CliError(f"The file {args.file} cannot be read: {error.strerror or error}.") from None
+        texts.extend(_read_text_file(args.file).splitlines())
     return texts
 
 
@@ -545,14 +549,7 @@ def _read_translation_text(args: argparse.Namespace) -> str:
     if args.file is not None:
         if args.texts:
             raise CliError("Give the text either as TEXT or with --file, not both.")
-        try:
-            return args.file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise CliError(f"The file {args.file} does not exist.") from None
-        except UnicodeDecodeError:
-            raise CliError(f"The file {args.file} is not UTF-8 text.") from None
-        except OSError as error:
-            raise CliError(f"The file {args.file} cannot be read: {error.strerror or error}.") from None
+        return _read_text_file(args.file)
     if args.texts == ["-"]:
         return sys.stdin.read()
     return " ".join(args.texts)
@@ -634,20 +631,6 @@ def _speech_options(args: argparse.Namespace, live: bool = False) -> Any:
 
     base = live_options() if live else TranscriptionOptions()
     return replace(base, language=args.language or None, beam_size=args.beam_size)
-
-
-def _check_speech_model(store: Any, engine: str | None, model: str | None) -> None:
-    """Catch an unknown model, or one for another engine, before any file is made or anything loaded: the same
-    checks make_recognizer does, which dictation only calls once it is already listening."""
-    from desktop_ai.engine.catalogue import TASK_TRANSCRIBE
-    from desktop_ai.engine.errors import InvalidInputError
-    from desktop_ai.engine.transcription import ENGINE_KINDS, engine_for_model
-
-    if not model:
-        return
-    needed = engine_for_model(store, model)
-    if engine is not None and store.resolve_entry(model, TASK_TRANSCRIBE).kind != ENGINE_KINDS[engine]:
-        raise InvalidInputError(f"{model} is a model for the {needed} engine, not for {engine}.")
 
 
 def _speech_device_notice(requested: str, recognizer: Any) -> list[str]:
@@ -835,7 +818,7 @@ def cmd_dictate(args: argparse.Namespace) -> int:
         from desktop_ai.engine.dictation import DictationSession
         from desktop_ai.engine.errors import EngineError
         from desktop_ai.engine.transcript import Phrase, TranscriptDocument, new_autosave_path
-        from desktop_ai.engine.transcription import make_recognizer
+        from desktop_ai.engine.transcription import choose_engine, make_recognizer
         from desktop_ai.engine.workspace import open_workspace
 
         options = _speech_options(args, live=True)
@@ -852,7 +835,7 @@ def cmd_dictate(args: argparse.Namespace) -> int:
     save_failed: list[str] = []
     document = TranscriptDocument(title=f"Dictation {datetime.now():%Y-%m-%d %H:%M}", source="microphone")
     try:
-        _check_speech_model(workspace.store, args.engine, args.model)
+        choose_engine(workspace.store, args.engine, args.model)  # a wrong --model fails before any file is made
         transcript_path = new_autosave_path("dictation")
         recording_path = transcript_path.with_suffix(".wav")
 

@@ -370,6 +370,17 @@ def engine_for_model(store: ModelStore, model: str) -> str:
     return next(name for name, engine_kind in ENGINE_KINDS.items() if engine_kind == kind)
 
 
+def choose_engine(store: ModelStore, engine: str | None, model: str | None) -> str:
+    """The engine to use, checked against the model before anything loads (the CLI asks before it records)."""
+    if engine is None:
+        return engine_for_model(store, model) if model else "whisper"
+    if engine not in ENGINES:
+        raise InvalidInputError(f"Unknown speech engine {engine!r}: use one of {', '.join(ENGINES)}.")
+    if model and store.resolve_entry(model, TASK_TRANSCRIBE).kind != ENGINE_KINDS[engine]:
+        raise InvalidInputError(f"{model} is a model for the {engine_for_model(store, model)} engine, not for {engine}.")
+    return engine
+
+
 def make_recognizer(
     store: ModelStore,
     engine: str | None = None,
@@ -380,14 +391,7 @@ def make_recognizer(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> Recognizer:
-    if engine is None:
-        engine = engine_for_model(store, model) if model else "whisper"
-    if engine not in ENGINES:
-        raise InvalidInputError(f"Unknown speech engine {engine!r}: use one of {', '.join(ENGINES)}.")
-    if model:
-        kind = store.resolve_entry(model, TASK_TRANSCRIBE).kind
-        if kind != ENGINE_KINDS[engine]:
-            raise InvalidInputError(f"{model} is a model for the {engine_for_model(store, model)} engine, not for {engine}.")
+    engine = choose_engine(store, engine, model)
     if engine == "whisper":
         return WhisperRecognizer(store, model, device, compression, options, progress, cancel)
     if engine == "wav2vec2":
