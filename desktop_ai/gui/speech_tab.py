@@ -305,6 +305,16 @@ class SpeechTab(JobPage):
             if event.get("notices"):
                 self.show_notice(" ".join(event["notices"]))
 
+    def _keep_partial(self) -> bool:
+        """The words of a phrase that never got its final text become a phrase of their own (timed at the end)."""
+        if not self._partial_text:
+            return False
+        at = max(self.document.phrases[-1].end if self.document.phrases else 0.0, self._offset_s)
+        self._add_phrase(Phrase(at, at, self._partial_text))
+        self._partial_text = ""
+        self.partial_label.clear()
+        return True
+
     def _add_phrase(self, phrase: Phrase) -> None:
         self.document.add(phrase)
         self.transcript.add_phrase(phrase)
@@ -385,10 +395,7 @@ class SpeechTab(JobPage):
 
     def handle_result(self, result: Any) -> None:
         kind, self.job_kind = self.job_kind, None
-        if self._partial_text:  # a phrase the engine could not finish (it was stopped hard): keep its words
-            self._add_phrase(Phrase(self.document.phrases[-1].end if self.document.phrases else 0.0, self._offset_s, self._partial_text))
-            self._partial_text = ""
-            self.partial_label.clear()
+        self._keep_partial()  # a phrase the engine could not finish (it was stopped hard): keep its words
         if kind == "dictate":
             notes = list(result.get("notices", []))
             if result.get("error"):
@@ -435,11 +442,18 @@ class SpeechTab(JobPage):
     def new_document(self) -> None:
         if self.running:
             return
+        self._drop_empty_reservation()
         self.document = TranscriptDocument(source="microphone")
         self.autosave = TranscriptAutosave(self.document)
         self.recording_paths = []
         self.transcript.show_document(self.document)
         self._update_saved_label()
+
+    def _drop_empty_reservation(self) -> None:
+        """new_autosave_path() reserves a file name at once; one that never got a phrase is removed again."""
+        path = self.autosave.path
+        if not self.document.phrases and path.is_file() and path.stat().st_size == 0:
+            self.autosave.discard()
 
     def load_document(self, path: Path) -> bool:
         try:
@@ -447,6 +461,7 @@ class SpeechTab(JobPage):
         except EngineError as error:
             self.show_notice(str(error), error=True)
             return False
+        self._drop_empty_reservation()
         self.document = document
         self.autosave = TranscriptAutosave(document, path)
         self.transcript.show_document(document)
@@ -472,12 +487,9 @@ class SpeechTab(JobPage):
     # --- settings ------------------------------------------------------------------------------
     def save_settings(self, settings: QSettings) -> None:
         """Called when the window closes: the phrase still being spoken is kept too."""
-        if self._partial_text:
-            start = self.document.phrases[-1].end if self.document.phrases else self._offset_s
-            self._add_phrase(Phrase(start, start, self._partial_text))
-            self._partial_text = ""
-        elif self.document.phrases:
+        if not self._keep_partial() and self.document.phrases:
             self.save_document()
+        self._drop_empty_reservation()
         settings.setValue("speech/engine", self.speech_engine())
         settings.setValue("speech/model", self.model_picker.model_ref())
         settings.setValue("speech/compression", self.compression_picker.compression().value)
@@ -490,8 +502,9 @@ class SpeechTab(JobPage):
             self.model_picker.select(model)
         self.compression_picker.select(read(settings, "speech/compression", "int8"))
         document = read(settings, "speech/document", "")
+        if not settings.contains("speech/document"):
+            # The window never closed normally (a crash, a power cut): bring back the newest autosave.
+            document = str(latest_autosave() or "")
         if document and Path(document).is_file():
             self.load_document(Path(document))
-        elif (latest := latest_autosave()) is not None and not document:
-            self.saved_label.setText(f"Last dictation: {latest.name}")
         self._update_saved_label()
