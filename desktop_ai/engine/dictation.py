@@ -29,6 +29,8 @@ PARTIAL_INTERVAL_S = 0.9  # refresh the partial line at least once a second
 # waits out the rest of the pause, and the final text is ready the moment the pause is confirmed.
 SPECULATIVE_FINAL_S = 0.2
 LEVEL_INTERVAL_S = 0.1
+# A draft of the first few hundred milliseconds is mostly invented ("That's it."): the first partial waits for this.
+FIRST_PARTIAL_S = 0.8
 CATCH_UP_BACKLOG_S = 1.5  # behind by more than this: skip partials until the final text has caught up
 
 EventCallback = Callable[[dict[str, Any]], None]
@@ -149,7 +151,8 @@ class DictationSession:
                 covered = (current is not None and partial_phrase_start == current.start_s
                            and partial_covered_s >= current.end_s - quiet + SPECULATIVE_FINAL_S - 1e-6)
                 speculative = current is not None and quiet >= SPECULATIVE_FINAL_S and not covered
-                periodic = current is not None and quiet < SPECULATIVE_FINAL_S / 2 and now - last_partial >= self.partial_interval_s
+                periodic = (current is not None and quiet < SPECULATIVE_FINAL_S / 2 and current.duration_s >= FIRST_PARTIAL_S
+                            and now - last_partial >= self.partial_interval_s)
                 if (speculative or periodic) and backlog < CATCH_UP_BACKLOG_S:
                     partial_segments = recognize_phrase(recognizer, current, draft=not speculative)
                     # Only a full-quality decode may stand in for the final text.
