@@ -220,17 +220,28 @@ class WhisperRecognizer:
             if not short or not _repeats_itself(short[0].text):
                 return short
             logger.debug("Short-context decode repeated itself (%r); decoding with the full window", short[0].text)
+        duration = len(samples) / SAMPLE_RATE
+        segments = []
+        for piece in self._pieces(samples, language, draft):
+            start = max(0.0, piece.start)
+            end = min(max(piece.end, start), duration)
+            segments.append(Phrase(offset_s + start, offset_s + end, piece.text.strip()))
+        return segments
+
+    def _pieces(self, samples: np.ndarray, language: str | None, draft: bool, words: bool = False) -> list[Any]:
+        """faster-whisper's segments, less what Whisper makes up in silence and in the padding."""
         pieces, _ = self.model.transcribe(
             np.asarray(samples, dtype=np.float32),
             language=language,
             beam_size=1 if draft else self.options.beam_size,  # drafts are greedy: the partial line must keep up
             temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if self.options.temperature_fallback else 0.0,
             without_timestamps=not self.options.timestamps,
+            word_timestamps=words,
             condition_on_previous_text=False,  # each phrase stands alone: an error cannot snowball
             vad_filter=False,  # the phrase was cut by voice activity already
         )
         duration = len(samples) / SAMPLE_RATE
-        segments = []
+        kept = []
         for piece in pieces:
             text = piece.text.strip()
             # Whisper's own rule for text made up in silence: likely no speech and not confident.
@@ -240,10 +251,15 @@ class WhisperRecognizer:
             # times past the end of the audio. Such pieces hold no words; real ones are kept inside the phrase.
             if not any(ch.isalnum() for ch in text) or piece.start >= duration:
                 continue
-            start = max(0.0, piece.start)
-            end = min(max(piece.end, start), duration)
-            segments.append(Phrase(offset_s + start, offset_s + end, text))
-        return segments
+            kept.append(piece)
+        return kept
+
+    def recognize_words(self, samples: np.ndarray) -> list[tuple[float, float, str]]:
+        """Each word with its time (cross-attention alignment): far more exact than Whisper's segment times."""
+        if _is_silent(samples):
+            return []
+        language = self.options.language or (None if self.model.model.is_multilingual else "en")
+        return [(w.start, w.end, w.word) for piece in self._pieces(samples, language, False, words=True) for w in piece.words or []]
 
 
     def _recognize_short(self, samples: np.ndarray, offset_s: float, draft: bool, language: str) -> list[Phrase]:
@@ -411,8 +427,8 @@ def recognize_phrase(recognizer: Recognizer, phrase: SpeechPhrase, draft: bool =
     return [Phrase(segments[0].start, segments[-1].end, " ".join(s.text for s in segments))]
 
 
-def recognize_group(recognizer: Recognizer, phrases: list[SpeechPhrase]) -> list[Phrase]:
-    """Decode several phrases as one input, then put each segment back at its own time in the file."""
+def recognize_group(recognizer: Any, phrases: list[SpeechPhrase]) -> list[Phrase]:
+    """Decode several phrases as one input (a recognizer with recognize_words: Whisper), one line per phrase."""
     gap = np.zeros(int(GROUP_GAP_S * SAMPLE_RATE), dtype=np.float32)
     pieces: list[np.ndarray] = []
     spans: list[tuple[float, float, float]] = []  # (start in the joined audio, end there, start in the file)
@@ -422,25 +438,26 @@ def recognize_group(recognizer: Recognizer, phrases: list[SpeechPhrase]) -> list
         spans.append((position, position + phrase.duration_s, phrase.start_s))
         position += phrase.duration_s + GROUP_GAP_S
 
-    def start_span(t: float) -> int:
-        # A segment that starts at the very end of a phrase (Whisper often starts the next segment where the last
-        # one ended) belongs to the next phrase.
-        return next((i for i, (_, joined_end, _) in enumerate(spans) if t < joined_end - 0.15), len(spans) - 1)
+    # Whisper's segment times drift by seconds over a joined input; its word times do not. Each word goes to the
+    # phrase it was spoken in, and each phrase's words become its line of the transcript.
+    words: dict[int, list[tuple[float, float, str]]] = {}
+    for word in recognizer.recognize_words(np.concatenate(pieces)):
+        middle = (word[0] + word[1]) / 2
+        index = min(range(len(spans)), key=lambda i: max(spans[i][0] - middle, middle - spans[i][1], 0.0))
+        words.setdefault(index, []).append(word)
 
-    def in_span(i: int, t: float) -> float:
+    def in_file(i: int, t: float) -> float:
         joined_start, joined_end, file_start = spans[i]
         return file_start + min(max(t - joined_start, 0.0), joined_end - joined_start)
 
-    def mapped(segment: Phrase) -> Phrase:
-        first = last = start_span(segment.start)
-        # Whisper's end times run late: an end only belongs to a later phrase when it is well inside it.
-        while last + 1 < len(spans) and segment.end > spans[last + 1][0] + 0.5:
-            last += 1
-        start = in_span(first, segment.start)
-        return Phrase(start, max(in_span(last, segment.end), start), segment.text)
-
-    found = recognizer.recognize(np.concatenate(pieces), 0.0)
-    return [mapped(segment) for segment in found]
+    found = []
+    for index in sorted(words):
+        mine = words[index]
+        text = "".join(w[2] for w in mine).strip()
+        if any(ch.isalnum() for ch in text):
+            start = in_file(index, mine[0][0])
+            found.append(Phrase(float(start), float(max(in_file(index, mine[-1][1]), start)), text))
+    return found
 
 
 class FileTranscriber:
@@ -491,7 +508,7 @@ class FileTranscriber:
                 return
             if check:
                 _check_stop(cancel)
-            if len(group) == 1 or not getattr(r, "timed_segments", False):
+            if len(group) == 1 or not getattr(r, "timed_segments", False) or not hasattr(r, "recognize_words"):
                 for phrase in group:
                     segments.extend(recognize_phrase(r, phrase))
                     self.phrases_recognized += 1
