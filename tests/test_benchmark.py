@@ -80,14 +80,63 @@ def test_translate_bench_rows_goal_and_cache(workspace, tiny_marian_dir: Path) -
     assert "| baseline: transformers MarianMTModel.generate" in report.to_markdown()
 
 
-def test_translate_bench_without_a_model(workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_translate_bench_without_a_model_runs_on_an_opus_mt_shaped_stand_in(
+    workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No opus-mt here: the bench builds a random-weight MarianMT of opus-mt-en-de's shape and says so."""
     from huggingface_hub import constants
+    from transformers import AutoConfig, GenerationConfig
 
-    from desktop_ai.engine.errors import ModelUnavailableError
+    from desktop_ai import paths
+    from desktop_ai.engine.marian_stand_in import BUILD, OPUS_MT_EN_DE, stand_in_note
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
-    with pytest.raises(ModelUnavailableError, match="--model FOLDER"):
-        run_benchmark("translate", device="cpu", repeats=1, store=workspace.store)
+    report = run_benchmark("translate", device="cpu", repeats=1, beams=1, compressions=["none", "int8"], store=workspace.store)
+    assert report.model == "opus-mt-en-de stand-in (random weights)"
+    folder = paths.cache_dir() / "bench-stand-ins" / f"marian-opus-mt-en-de-v{BUILD}"
+    config = AutoConfig.from_pretrained(folder)
+    assert (config.d_model, config.encoder_layers, config.decoder_layers, config.vocab_size) == (512, 6, 6, 58101)
+    assert (config.encoder_ffn_dim, config.encoder_attention_heads, config.activation_function) == (2048, 8, "swish")
+    assert stand_in_note(config) == "random weights in opus-mt-en-de's shape, built by desktop-ai; not a translation model"
+    generation = GenerationConfig.from_pretrained(folder)
+    assert generation.min_new_tokens == generation.max_new_tokens == OPUS_MT_EN_DE.new_tokens
+    first = report.notes[0]
+    assert first.startswith("opus-mt-en-de is not downloaded") and "--model FOLDER" in first
+    assert "M parameters" in first and "architecture's" in first
+    goal = next(note for note in report.notes if note.startswith("Goal"))
+    assert "on this model's architecture" in goal and "judged only with a real opus-mt model" in goal
+    rows = {(row.name, row.compression): row for row in report.rows}
+    int8 = rows[("desktop-ai Translator", "int8")]
+    assert int8.values["weights MB"] < 0.7 * report.rows[0].values["weights MB"]  # the 58 101 x 512 embedding stays fp32
+    assert rows[("desktop-ai Translator", "none")].values["words = baseline"] == "100%", "fp32 must match the baseline"
+    built = folder.stat().st_mtime
+    run_benchmark("translate", device="cpu", repeats=1, beams=1, compressions=["none"], store=workspace.store)
+    assert folder.stat().st_mtime == built, "the stand-in is built once and kept in the cache"
+
+
+def test_translate_bench_stand_in_and_model_are_exclusive(workspace, tiny_marian_dir: Path) -> None:
+    from desktop_ai.engine.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="not both"):
+        run_benchmark("translate", model=str(tiny_marian_dir), stand_in="tiny", device="cpu", store=workspace.store)
+    with pytest.raises(InvalidInputError, match="Unknown stand-in"):
+        run_benchmark("translate", stand_in="opus-mt-xx", device="cpu", store=workspace.store)
+
+
+def test_a_model_that_never_reaches_end_of_sentence_is_not_taken_for_a_translation_model(tiny_marian_dir: Path) -> None:
+    import torch
+    from transformers import AutoTokenizer, MarianMTModel
+
+    from desktop_ai.engine.benchmark import _ends_sentences
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_marian_dir)
+    model = MarianMTModel.from_pretrained(tiny_marian_dir).eval()
+    texts = ["Hello world.", "The cat sits on the mat."]
+    model.final_logits_bias[0, model.config.eos_token_id] = -1e4  # random weights that never pick </s>
+    assert not _ends_sentences(model, tokenizer, texts, "cpu")
+    with torch.no_grad():
+        model.final_logits_bias[0, model.config.eos_token_id] = 1e4  # a model that ends at once
+    assert _ends_sentences(model, tokenizer, texts, "cpu")
 
 
 def test_transcribe_bench_whisper_rows_latency_and_goal(workspace) -> None:

@@ -130,6 +130,15 @@ def test_bench_arguments_parse() -> None:
     assert (images.task, images.images, images.arch, images.labels) == ("recognize", ["a.jpg", "photos"], "mobilenet_v2", "labels.txt")
 
 
+def test_bench_translate_on_the_tiny_stand_in(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "--task", "translate", "--stand-in", "tiny", "--device", "cpu", "--repeats", "1",
+                     "--beams", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["task"] == "translate" and report["model"] == "tiny stand-in (random weights)"
+    assert [row["compression"] for row in report["rows"]] == ["none (fp32)", "none", "int8", "none"]
+    assert any("a tiny model" in note and "random weights" in note for note in report["notes"])
+
+
 def test_recognize_arguments_parse() -> None:
     args = cli.build_parser().parse_args(["recognize", "a.jpg", "photos", "--top", "3", "--arch", "mobilenet_v2",
                                           "--labels", "l.txt", "--batch-size", "4", "--compression", "int8", "--json"])
@@ -147,6 +156,7 @@ def test_recognize_arguments_parse() -> None:
         ["bench", "--task", "summarize"],
         ["bench", "--task", "generate", "--compressions", "int4"],
         ["bench", "--task", "generate", "--repeats", "0"],
+        ["bench", "--task", "translate", "--stand-in", "opus-mt-xx-yy"],
         ["recognize"],  # at least one image
         ["recognize", "a.jpg", "--top", "0"],
         ["transcribe"],  # at least one file

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from desktop_ai.engine.marian_stand_in import TINY
+from desktop_ai.engine.marian_stand_in import build_marian as build_marian_stand_in
+
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "[CLS]", "[SEP]"]
 
 CHAT_TEMPLATE = (
@@ -184,51 +187,9 @@ def build_embedding_model(path: str | Path) -> Path:
     return path
 
 
-MARIAN_LINES = [
-    "Hello world.", "This is a test.", "The cat sits on the mat.", "How are you today?",
-    "Guten Tag.", "Das ist ein Test.", "Die Katze sitzt auf der Matte.", "Wie geht es dir heute?",
-    "Привет, мир.", "这是一个测试。", "A long sentence, with commas, and more words.",
-]
-
-
 def build_marian(path: str | Path) -> Path:
-    """A MarianMT model with random weights and a SentencePiece vocabulary trained on a few lines."""
-    import json
-    import shutil
-
-    import sentencepiece as spm
-    import torch
-    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
-
-    path = Path(path)
-    work = path / "spm"
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "corpus.txt").write_text("\n".join(MARIAN_LINES * 10), encoding="utf-8")
-    spm.SentencePieceTrainer.train(
-        input=str(work / "corpus.txt"), model_prefix=str(work / "sp"), vocab_size=120, model_type="unigram",
-        character_coverage=1.0, bos_id=-1, eos_id=-1, unk_id=2, pad_id=-1, hard_vocab_limit=False, minloglevel=2,
-    )
-    shutil.copy(work / "sp.model", work / "source.spm")
-    shutil.copy(work / "sp.model", work / "target.spm")
-    processor = spm.SentencePieceProcessor(model_file=str(work / "sp.model"))
-    vocab = {"</s>": 0, "<unk>": 1, "<pad>": 2}
-    for i in range(processor.get_piece_size()):
-        vocab.setdefault(processor.id_to_piece(i), len(vocab))
-    (work / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    tokenizer = MarianTokenizer(str(work / "source.spm"), str(work / "target.spm"), str(work / "vocab.json"),
-                                source_lang="en", target_lang="de")
-    config = MarianConfig(
-        vocab_size=len(vocab), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=512,
-        pad_token_id=2, eos_token_id=0, decoder_start_token_id=2, forced_eos_token_id=0,
-    )
-    torch.manual_seed(0)
-    model = MarianMTModel(config)
-    model.generation_config.max_new_tokens = 6
-    out = path / "model"
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    """A MarianMT model with random weights (d_model 32) and a SentencePiece vocabulary trained on a few lines."""
+    return build_marian_stand_in(Path(path) / "model", TINY)
 
 
 WAV2VEC2_LETTERS = "abcdefghijklmnopqrstuvwxyz'"
