@@ -128,3 +128,9 @@ def test_int8_and_beams(workspace, tiny_marian_dir: Path) -> None:
     assert result.compression == "int8" and result.translated == 1
     with pytest.raises(InvalidInputError, match="Beam"):
         Translator(workspace.store, None, model=str(tiny_marian_dir), device="cpu").run("Hi.", TranslationOptions(beams=0))
+
+
+def test_source_punctuation_is_normalized_as_opus_mt_was_trained(translator: Translator) -> None:
+    # MarianTokenizer uses sacremoses' Moses punctuation normalizer when it is installed (a dependency).
+    loaded = translator.load()
+    assert loaded.tokenizer.normalize("He said „hello“ … and left") == 'He said "hello" ... and left'
