@@ -60,7 +60,9 @@ def workspace(_isolated_home: Path):
 
 @pytest.fixture(scope="session")
 def tiny_marian_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_models.build_marian(tmp_path_factory.mktemp("tiny-marian"))
+    from desktop_ai.engine.marian_stand_in import TINY, build_marian
+
+    return build_marian(tmp_path_factory.mktemp("tiny-marian") / "model", TINY)
 
 
 @pytest.fixture

@@ -121,6 +121,11 @@ def test_translate_bench_stand_in_and_model_are_exclusive(workspace, tiny_marian
         run_benchmark("translate", model=str(tiny_marian_dir), stand_in="tiny", device="cpu", store=workspace.store)
     with pytest.raises(InvalidInputError, match="Unknown stand-in"):
         run_benchmark("translate", stand_in="opus-mt-xx", device="cpu", store=workspace.store)
+    from desktop_ai import paths
+
+    with pytest.raises(InvalidInputError, match="Beam"):
+        run_benchmark("translate", stand_in="opus-mt-en-de", beams=20, device="cpu", store=workspace.store)
+    assert not (paths.cache_dir() / "bench-stand-ins").exists(), "a bad --beams is refused before a stand-in is built"
 
 
 def test_a_model_that_never_reaches_end_of_sentence_is_not_taken_for_a_translation_model(tiny_marian_dir: Path) -> None:

@@ -4,14 +4,13 @@ Each builder writes a real model folder (save_pretrained: config.json, model.saf
 so the tests exercise the app's real loading code. Importable from any test module:
 
     from tests.tiny_models import build_causal_lm   # or: from tiny_models import ...
+
+The tiny MarianMT comes from desktop_ai.engine.marian_stand_in (TINY), where the bench builds its stand-ins too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from desktop_ai.engine.marian_stand_in import TINY
-from desktop_ai.engine.marian_stand_in import build_marian as build_marian_stand_in
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "[CLS]", "[SEP]"]
 
@@ -185,11 +184,6 @@ def build_embedding_model(path: str | Path) -> Path:
     model = BertModel(config)
     model.save_pretrained(path)
     return path
-
-
-def build_marian(path: str | Path) -> Path:
-    """A MarianMT model with random weights (d_model 32) and a SentencePiece vocabulary trained on a few lines."""
-    return build_marian_stand_in(Path(path) / "model", TINY)
 
 
 WAV2VEC2_LETTERS = "abcdefghijklmnopqrstuvwxyz'"

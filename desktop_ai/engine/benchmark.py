@@ -8,6 +8,7 @@ import gc
 import logging
 import math
 import platform
+import shutil
 import statistics
 import tempfile
 import threading
@@ -692,9 +693,7 @@ def stand_in_folder(name: str, say: Callable[[str], None]) -> Path:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}-") as scratch:
             built = build_marian(Path(scratch) / "model", shape, lines=bench_page().splitlines())
-            if folder.exists():
-                import shutil
-
+            if folder.exists():  # a half-built one (no config.json)
                 shutil.rmtree(folder)
             built.rename(folder)
     return folder
@@ -723,6 +722,7 @@ def _bench_translate(
 
     if model is not None and stand_in is not None:
         raise InvalidInputError("Give a translation model (--model) or a stand-in (--stand-in), not both.")
+    TranslationOptions(beams=beams).validate()  # before a stand-in is built (20 s)
     absent = ""
     if model is None and stand_in is None:
         entry = find_entry("opus-mt-en-de")
@@ -734,7 +734,6 @@ def _bench_translate(
                       "for the real model pass --model FOLDER or run `desktop-ai translate Hello.` once while online. ")
     if stand_in is not None:
         model = str(stand_in_folder(stand_in, say))
-    TranslationOptions(beams=beams).validate()
     page = bench_page()
     segments = split_text(page)
     sentences = [s.text for s in segments if s.translatable]
@@ -905,7 +904,6 @@ def word_errors(hypothesis: str, reference: str) -> int:
 def bench_speech(folder: Path, sentences: tuple[str, ...] = BENCH_SPEECH) -> tuple[Path, Any, list[tuple[float, float]]]:
     """Sentences spoken by espeak-ng with pauses and a low noise floor, as one 16 kHz recording.
     Returns the WAV, its samples and each sentence's (start, end) in seconds."""
-    import shutil
     import subprocess
 
     import numpy as np
