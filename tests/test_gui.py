@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit, QSpinBox, QDoubleSpinBox
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLineEdit, QPlainTextEdit, QSpinBox, QDoubleSpinBox
 
 from desktop_ai.gui.main_window import MainWindow
 
@@ -39,6 +40,25 @@ class EventLoopProbe:
     def stop(self) -> float:
         self._timer.stop()
         return self.worst
+
+
+def url_mime(*urls: QUrl) -> QMimeData:
+    mime = QMimeData()
+    mime.setUrls(list(urls))
+    return mime
+
+
+def drag_and_drop(target, mime: QMimeData) -> None:
+    """What a drag from a file manager delivers to a widget (a view's viewport): enter, move, drop, each accepted."""
+    assert target.acceptDrops()
+    events = (
+        QDragEnterEvent(QPoint(40, 40), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier),
+        QDragMoveEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier),
+        QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier),
+    )
+    for event in events:
+        QApplication.sendEvent(target, event)
+        assert event.isAccepted(), type(event).__name__
 
 
 @pytest.fixture

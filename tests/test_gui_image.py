@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent
 from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QFileDialog, QLineEdit, QSpinBox
 
 from desktop_ai.engine.image_classification import ImageResult, LabelScore, RecognitionBatch
@@ -20,7 +20,7 @@ from desktop_ai.gui.main_window import MainWindow
 from desktop_ai.gui.widgets import FROM_DISK
 from desktop_ai.gui.worker import EngineThread
 
-from test_gui import JOB_MS, EventLoopProbe, window  # noqa: F401
+from test_gui import JOB_MS, EventLoopProbe, drag_and_drop, url_mime, window  # noqa: F401
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 MODEL = SHARED / "mobilenet_v2_int8" / "model.pt"
@@ -28,25 +28,8 @@ SAMPLES = SHARED / "sample_images"
 needs_shared = pytest.mark.skipif(not MODEL.exists(), reason="../shared/models is absent")
 
 
-def _mime(*urls: QUrl) -> QMimeData:
-    mime = QMimeData()
-    mime.setUrls(list(urls))
-    return mime
-
-
 def _drop(tab: ImageTab, mime: QMimeData) -> None:
-    """What a drag from a file manager delivers: enter, move, drop, on the results view's viewport."""
-    target = tab.results.viewport()
-    assert target.acceptDrops()
-    enter = QDragEnterEvent(QPoint(40, 40), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(target, enter)
-    assert enter.isAccepted()
-    move = QDragMoveEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(target, move)
-    assert move.isAccepted()
-    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(target, drop)
-    assert drop.isAccepted()
+    drag_and_drop(tab.results.viewport(), mime)
 
 
 def _use_shared_model(tab: ImageTab) -> None:
@@ -84,7 +67,7 @@ def test_dropped_photos_folders_and_a_text_file_are_recognised(qtbot, window, tm
     probe = EventLoopProbe()
     probe.start()
     with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
-        _drop(tab, _mime(*(QUrl.fromLocalFile(str(f)) for f in files)))
+        _drop(tab, url_mime(*(QUrl.fromLocalFile(str(f)) for f in files)))
         assert tab.stop_button.isEnabled()
     worst = probe.stop()
     batch: RecognitionBatch = blocker.args[1]
@@ -120,7 +103,7 @@ def test_dropped_photos_folders_and_a_text_file_are_recognised(qtbot, window, tm
 
 
 def test_a_web_address_is_listed_with_a_message_and_never_sent(qtbot, lone_tab):
-    _drop(lone_tab, _mime(QUrl("https://example.com/cat.jpg")))
+    _drop(lone_tab, url_mime(QUrl("https://example.com/cat.jpg")))
     assert NOT_LOCAL_MESSAGE.lower().startswith("only files on this computer can be recognised; save the image first")
     assert "only files on this computer can be recognised; save the image first" in lone_tab.notice.text().lower()
     assert lone_tab.job_id is None
@@ -172,7 +155,7 @@ def test_stop_during_a_big_folder_keeps_the_results_so_far(qtbot, window, tmp_pa
     _use_shared_model(tab)
     window.engine.partial.connect(lambda job, payload: tab.stop_button.isEnabled() and tab.stop_button.click())
     with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
-        _drop(tab, _mime(QUrl.fromLocalFile(str(folder))))
+        _drop(tab, url_mime(QUrl.fromLocalFile(str(folder))))
     batch: RecognitionBatch = blocker.args[1]
     assert batch.stopped
     assert 0 < tab.results.topLevelItemCount() < 300

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtCore import QUrl
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from desktop_ai.engine.benchmark import word_errors
@@ -20,7 +19,7 @@ from desktop_ai.engine.transcript import TranscriptDocument
 from desktop_ai.gui.main_window import MainWindow
 from desktop_ai.gui.speech_tab import NOT_LOCAL_MESSAGE, SpeechTab
 
-from test_gui import ENGINE_START_MS, JOB_MS, EventLoopProbe
+from test_gui import ENGINE_START_MS, JOB_MS, EventLoopProbe, drag_and_drop, url_mime
 
 FOX = "the quick brown fox jumps over the lazy dog"
 
@@ -43,18 +42,7 @@ def speech_window(virtual_microphone, qtbot):
 
 
 def _drop(tab: SpeechTab, *paths: Path | str, urls: list[QUrl] | None = None) -> None:
-    mime = QMimeData()
-    mime.setUrls(urls or [QUrl.fromLocalFile(str(p)) for p in paths])
-    target = tab.transcript.viewport()
-    assert target.acceptDrops()
-    enter = QDragEnterEvent(QPoint(30, 30), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(target, enter)
-    assert enter.isAccepted()
-    move = QDragMoveEvent(QPoint(40, 40), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(target, move)
-    drop = QDropEvent(QPointF(40, 40), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(target, drop)
-    assert drop.isAccepted()
+    drag_and_drop(tab.transcript.viewport(), url_mime(*(urls or [QUrl.fromLocalFile(str(p)) for p in paths])))
 
 
 def _espeak(path: Path, text: str = FOX) -> Path:

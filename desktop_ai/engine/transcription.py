@@ -261,9 +261,8 @@ class WhisperRecognizer:
         language = self.options.language or (None if self.model.model.is_multilingual else "en")
         return [(w.start, w.end, w.word) for piece in self._pieces(samples, language, False, words=True) for w in piece.words or []]
 
-
     def _recognize_short(self, samples: np.ndarray, offset_s: float, draft: bool, language: str) -> list[Phrase]:
-        """Live phrases: encode only the phrase plus a second of padding instead of a whole 30 s window.
+        """Live phrases: encode only the phrase plus 2 s of padding instead of a whole 30 s window.
 
         faster-whisper's transcribe() always pads to 30 s, and on a 2-core CPU that encoder pass alone takes
         ~0.5 s (tiny.en), whatever the phrase's length; the encoder accepts shorter inputs (whisper.cpp calls this

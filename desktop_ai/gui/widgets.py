@@ -11,6 +11,7 @@ from desktop_ai.engine.compression import COMPRESSION_LABELS, Compression
 from desktop_ai.engine.store import ModelStore
 
 FROM_DISK = "__from_disk__"
+SCORE_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def accept_url_drag(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> bool:
@@ -21,7 +22,6 @@ def accept_url_drag(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> boo
     event.setDropAction(Qt.DropAction.CopyAction)
     event.accept()
     return True
-SCORE_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class ModelPicker(QComboBox):
