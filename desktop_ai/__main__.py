@@ -1,4 +1,4 @@
-from desktop_ai.cli import main
+from desktop_ai.cli.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

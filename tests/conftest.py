@@ -60,7 +60,7 @@ def workspace(_isolated_home: Path):
 
 @pytest.fixture(scope="session")
 def tiny_marian_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from desktop_ai.engine.marian_stand_in import TINY, build_marian
+    from desktop_ai.bench.marian_stand_in import TINY, build_marian
 
     return build_marian(tmp_path_factory.mktemp("tiny-marian") / "model", TINY)
 

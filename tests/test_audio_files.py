@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from desktop_ai.engine.audio_files import (
+from desktop_ai.engine.audio.audio_files import (
     SAMPLE_RATE,
     AudioChunk,
     file_digest,

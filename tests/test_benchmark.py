@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop_ai.engine.benchmark import run_benchmark, shared_models_dir
+from desktop_ai.bench import run_benchmark
+from desktop_ai.bench.recognize import shared_models_dir
 
 SAMPLE_IMAGES = shared_models_dir() / "sample_images"
 
@@ -88,7 +89,7 @@ def test_translate_bench_without_a_model_runs_on_an_opus_mt_shaped_stand_in(
     from transformers import AutoConfig, GenerationConfig
 
     from desktop_ai import paths
-    from desktop_ai.engine.marian_stand_in import BUILD, OPUS_MT_EN_DE, stand_in_note
+    from desktop_ai.bench.marian_stand_in import BUILD, OPUS_MT_EN_DE, stand_in_note
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     report = run_benchmark("translate", device="cpu", repeats=1, beams=1, compressions=["none", "int8"], store=workspace.store)
@@ -132,7 +133,7 @@ def test_a_model_that_never_reaches_end_of_sentence_is_not_taken_for_a_translati
     import torch
     from transformers import AutoTokenizer, MarianMTModel
 
-    from desktop_ai.engine.benchmark import _ends_sentences
+    from desktop_ai.bench.translate import _ends_sentences
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_marian_dir)
     model = MarianMTModel.from_pretrained(tiny_marian_dir).eval()

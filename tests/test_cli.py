@@ -20,7 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from desktop_ai import cli
+from desktop_ai.cli import bench as bench_command
+from desktop_ai.cli import images as images_command
+from desktop_ai.cli import main as cli
+from desktop_ai.cli import options
+from desktop_ai.cli import speech as speech_command
 
 try:
     from tests.tiny_models import build_causal_lm, build_embedding_model
@@ -78,32 +82,32 @@ def _assert_one_clean_error(err: str, needle: str) -> None:
 # --- parser ---------------------------------------------------------------------------------------
 
 def test_parser_choices_match_the_engine() -> None:
-    from desktop_ai.engine.catalogue import TASKS
-    from desktop_ai.engine.compression import Compression
-    from desktop_ai.engine.devices import DEVICE_PREFERENCES
+    from desktop_ai.engine.models.catalogue import TASKS
+    from desktop_ai.engine.models.compression import Compression
+    from desktop_ai.engine.models.devices import DEVICE_PREFERENCES
 
-    assert set(cli.COMPRESSION_CHOICES) == {c.value for c in Compression}
-    assert tuple(cli.DEVICE_CHOICES) == tuple(DEVICE_PREFERENCES)
-    assert tuple(cli.TASK_CHOICES) == tuple(TASKS)
+    assert set(options.COMPRESSION_CHOICES) == {c.value for c in Compression}
+    assert tuple(options.DEVICE_CHOICES) == tuple(DEVICE_PREFERENCES)
+    assert tuple(options.TASK_CHOICES) == tuple(TASKS)
 
 
 def test_speech_engine_choices_match_the_engine() -> None:
-    from desktop_ai.engine.transcription import ENGINES
+    from desktop_ai.engine.tasks.transcription import ENGINES
 
-    assert tuple(cli.SPEECH_ENGINE_CHOICES) == tuple(ENGINES)
+    assert tuple(options.SPEECH_ENGINE_CHOICES) == tuple(ENGINES)
 
 
 def test_speech_arguments_parse() -> None:
     args = cli.build_parser().parse_args(["transcribe", "a.wav", "b.mp3", "--engine", "sphinx", "--model", "m",
                                           "--compression", "none", "--beam-size", "2", "--language", "de", "--json"])
-    assert args.handler is cli.cmd_transcribe
+    assert args.handler is speech_command.cmd_transcribe
     assert (args.audio, args.engine, args.model, args.compression) == (["a.wav", "b.mp3"], "sphinx", "m", "none")
     assert (args.beam_size, args.language, args.json, args.device, args.no_cache) == (2, "de", True, "auto", False)
     defaults = cli.build_parser().parse_args(["transcribe", "a.wav"])
     assert (defaults.engine, defaults.model, defaults.compression, defaults.beam_size, defaults.language) == (
         None, None, "int8", 5, None)  # int8 is the speech default, unlike the other tasks
     dictate = cli.build_parser().parse_args(["dictate", "--device", "3", "--seconds", "2.5", "--compute-device", "CPU"])
-    assert dictate.handler is cli.cmd_dictate
+    assert dictate.handler is speech_command.cmd_dictate
     assert (dictate.input_device, dictate.seconds, dictate.device, dictate.compression) == (3, 2.5, "cpu", "int8")
     assert dictate.beam_size == 5  # greedy (1) loses words of the test phrase that beam search gets right
     by_name = cli.build_parser().parse_args(["dictate", "--device", "USB Headset", "--list-devices", "--json"])
@@ -118,7 +122,7 @@ def test_bench_arguments_parse() -> None:
         ["bench", "--task", "generate", "--model", "m", "--device", "CPU", "--compressions", "none, int8,prune,int8",
          "--max-new-tokens", "8", "--repeats", "2", "--json", "--markdown", "out/bench.md"]
     )
-    assert args.handler is cli.cmd_bench
+    assert args.handler is bench_command.cmd_bench
     assert (args.task, args.model, args.device) == ("generate", "m", "cpu")
     assert args.compressions == ["none", "int8", "prune"]
     assert (args.max_new_tokens, args.repeats, args.json, args.markdown) == (8, 2, True, Path("out/bench.md"))
@@ -142,7 +146,7 @@ def test_bench_translate_on_the_tiny_stand_in(capsys: pytest.CaptureFixture[str]
 def test_recognize_arguments_parse() -> None:
     args = cli.build_parser().parse_args(["recognize", "a.jpg", "photos", "--top", "3", "--arch", "mobilenet_v2",
                                           "--labels", "l.txt", "--batch-size", "4", "--compression", "int8", "--json"])
-    assert args.handler is cli.cmd_recognize
+    assert args.handler is images_command.cmd_recognize
     assert (args.images, args.top, args.arch, args.labels, args.batch_size) == (["a.jpg", "photos"], 3, "mobilenet_v2", Path("l.txt"), 4)
     assert (args.compression, args.json, args.no_cache) == ("int8", True, False)
     defaults = cli.build_parser().parse_args(["recognize", "a.jpg"])
@@ -255,7 +259,7 @@ def test_generate_missing_model_folder(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_unexpected_failure_goes_to_the_log_file(tiny_lm: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from desktop_ai.engine import text_generation
+    from desktop_ai.engine.tasks import text_generation
     from desktop_ai.logging_setup import log_file
 
     def broken(*args: object, **kwargs: object) -> None:
@@ -273,7 +277,7 @@ def test_unexpected_failure_goes_to_the_log_file(tiny_lm: Path, capsys: pytest.C
 
 
 def test_ctrl_c_prints_stopped(tiny_lm: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from desktop_ai.engine import text_generation
+    from desktop_ai.engine.tasks import text_generation
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
@@ -569,7 +573,7 @@ def test_transcribe_unknown_model(tmp_path: Path, capsys: pytest.CaptureFixture[
 @needs_speech
 def test_transcribe_ctrl_c_keeps_the_transcript_so_far(speech: dict[str, Path], capsys: pytest.CaptureFixture[str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from desktop_ai.engine import audio_files
+    from desktop_ai.engine.audio import audio_files
 
     read_chunks = audio_files.iter_audio_chunks
 
@@ -596,7 +600,7 @@ def test_transcribe_ctrl_c_keeps_the_transcript_so_far(speech: dict[str, Path], 
 # --- dictate --------------------------------------------------------------------------------------
 
 def _cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "desktop_ai.cli", *args]
+    return [sys.executable, "-m", "desktop_ai", *args]
 
 
 def _transcripts(home: Path) -> Path:
@@ -736,7 +740,7 @@ class _UnpluggedMicrophone:
     def read(self, timeout: float | None = 0.5):  # noqa: ANN201 - numpy array
         import numpy as np
 
-        from desktop_ai.engine.microphone import DEVICE_LOST_MESSAGE
+        from desktop_ai.engine.audio.microphone import DEVICE_LOST_MESSAGE
 
         if self.blocks and self.active:
             return self.blocks.pop(0)
@@ -745,7 +749,7 @@ class _UnpluggedMicrophone:
         return np.zeros(0, dtype=np.float32)
 
     def level(self) -> object:
-        from desktop_ai.engine.microphone import Level
+        from desktop_ai.engine.audio.microphone import Level
 
         return Level(-30.0, 0.1)
 
@@ -759,7 +763,7 @@ def test_dictate_reports_an_unplugged_microphone(speech: dict[str, Path], isolat
     import soundfile as sf
     import soxr
 
-    from desktop_ai.engine import microphone
+    from desktop_ai.engine.audio import microphone
 
     samples, rate = sf.read(speech["fox"], dtype="float32")
     fake = _UnpluggedMicrophone(soxr.resample(samples, rate, 16000))
@@ -782,7 +786,7 @@ def test_dictate_reports_an_unplugged_microphone(speech: dict[str, Path], isolat
 # --- models, install-desktop --------------------------------------------------------------------
 
 def test_models_json(capsys: pytest.CaptureFixture[str]) -> None:
-    from desktop_ai.engine.catalogue import CATALOGUE, DEFAULT_MODELS
+    from desktop_ai.engine.models.catalogue import CATALOGUE, DEFAULT_MODELS
 
     assert cli.main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -801,7 +805,7 @@ def test_models_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_models_table_for_one_task(capsys: pytest.CaptureFixture[str]) -> None:
-    from desktop_ai.engine.catalogue import DEFAULT_MODELS
+    from desktop_ai.engine.models.catalogue import DEFAULT_MODELS
 
     assert cli.main(["models", "--task", "classify"]) == 0
     out = capsys.readouterr().out
@@ -862,7 +866,7 @@ def test_no_command_opens_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_headless_commands_never_import_qt(tmp_path: Path) -> None:
     code = (
-        "import sys; from desktop_ai.cli import main; code = main(['models', '--json']); "
+        "import sys; from desktop_ai.cli.main import main; code = main(['models', '--json']); "
         "assert 'PySide6' not in sys.modules, 'Qt was imported'; sys.exit(code)"
     )
     env = {**os.environ, "DESKTOP_AI_HOME": str(tmp_path / "qt-home"), "HF_HUB_OFFLINE": "1"}

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from desktop_ai.engine.compression import (
+from desktop_ai.engine.models.compression import (
     DEFAULT_PRUNE_AMOUNT,
     Compression,
     compress,

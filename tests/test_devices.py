@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from desktop_ai.engine.catalogue import TASK_GENERATE
-from desktop_ai.engine.compression import Compression
-from desktop_ai.engine.devices import DeviceChoice, cpu_fallback_notice, is_out_of_memory, pick_device
-from desktop_ai.engine.loading import run_with_cpu_fallback
+from desktop_ai.engine.models.catalogue import TASK_GENERATE
+from desktop_ai.engine.models.compression import Compression
+from desktop_ai.engine.models.devices import DeviceChoice, cpu_fallback_notice, is_out_of_memory, pick_device
+from desktop_ai.engine.models.loading import run_with_cpu_fallback
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 cpu_only_machine = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without a CUDA GPU")
@@ -176,7 +176,7 @@ def test_real_cuda_out_of_memory_falls_back_to_the_cpu(workspace, tiny_causal_lm
 @pytest.mark.gpu
 @needs_cuda
 def test_text_generation_on_cuda_in_fp16(workspace, tiny_causal_lm_dir) -> None:
-    from desktop_ai.engine.text_generation import GenerationOptions, TextGenerator
+    from desktop_ai.engine.tasks.text_generation import GenerationOptions, TextGenerator
 
     generator = TextGenerator(workspace.store, workspace.cache, model=str(tiny_causal_lm_dir), device="cuda", compression="fp16")
     assert generator.device.device == "cuda"

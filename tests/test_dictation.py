@@ -12,10 +12,10 @@ import pytest
 import soundfile as sf
 import soxr
 
-from desktop_ai.engine.benchmark import _RealTimeReplay, word_errors
-from desktop_ai.engine.dictation import DictationSession
-from desktop_ai.engine.microphone import MicrophoneStream
-from desktop_ai.engine.transcription import live_options, make_recognizer
+from desktop_ai.bench.transcribe import _RealTimeReplay, word_errors
+from desktop_ai.engine.tasks.dictation import DictationSession
+from desktop_ai.engine.audio.microphone import MicrophoneStream
+from desktop_ai.engine.tasks.transcription import live_options, make_recognizer
 
 FOX = "the quick brown fox jumps over the lazy dog"
 SHELLS = "please call stella and ask her to bring these things with her from the store"
@@ -59,7 +59,7 @@ class FastStream(_RealTimeReplay):
 
 @pytest.fixture(scope="module")
 def whisper_live():
-    from desktop_ai.engine.store import ModelStore
+    from desktop_ai.engine.models.store import ModelStore
 
     store = ModelStore(Path("/nonexistent-converted"))
     return make_recognizer(store, "whisper", options=live_options())

@@ -14,8 +14,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from desktop_ai.engine.catalogue import CATALOGUE  # noqa: E402
-from desktop_ai.engine.store import ModelStore  # noqa: E402
+from desktop_ai.engine.models.catalogue import CATALOGUE  # noqa: E402
+from desktop_ai.engine.models.store import ModelStore  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +51,7 @@ def _is_fluent_english(text: str) -> bool:
 
 @pytest.mark.parametrize("compression", ["none", "int8"])
 def test_embedded_model_writes_fluent_english(home, compression):
-    from desktop_ai.engine.text_generation import GenerationOptions, TextGenerator
+    from desktop_ai.engine.tasks.text_generation import GenerationOptions, TextGenerator
     from desktop_ai.engine.workspace import open_workspace
 
     workspace = open_workspace()
@@ -67,7 +67,7 @@ def test_embedded_model_writes_fluent_english(home, compression):
 
 
 def test_embedded_classifier_gets_sentiment_right(home):
-    from desktop_ai.engine.text_classification import TextClassifier
+    from desktop_ai.engine.tasks.text_classification import TextClassifier
     from desktop_ai.engine.workspace import open_workspace
 
     workspace = open_workspace()
@@ -78,7 +78,7 @@ def test_embedded_classifier_gets_sentiment_right(home):
 
 
 def test_embedded_zero_shot_labels(home):
-    from desktop_ai.engine.text_classification import TextClassifier
+    from desktop_ai.engine.tasks.text_classification import TextClassifier
     from desktop_ai.engine.workspace import open_workspace
 
     workspace = open_workspace()

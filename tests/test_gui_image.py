@@ -14,7 +14,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent
 from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QFileDialog, QLineEdit, QSpinBox
 
-from desktop_ai.engine.image_classification import ImageResult, LabelScore, RecognitionBatch
+from desktop_ai.engine.tasks.image_classification import ImageResult, LabelScore, RecognitionBatch
 from desktop_ai.gui.image_tab import NOT_LOCAL_MESSAGE, ImageTab, save_image_results
 from desktop_ai.gui.main_window import MainWindow
 from desktop_ai.gui.widgets import FROM_DISK
@@ -44,7 +44,7 @@ def _rows(tab: ImageTab) -> dict[str, object]:
 @pytest.fixture
 def lone_tab(qtbot):
     """The tab on an engine that is never started: for what must not reach the engine at all."""
-    from desktop_ai.engine.store import ModelStore
+    from desktop_ai.engine.models.store import ModelStore
 
     engine = EngineThread()
     tab = ImageTab(engine, ModelStore(Path(os.environ["DESKTOP_AI_HOME"]) / "models"), lambda: "cpu")

@@ -14,8 +14,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QUrl
 from PySide6.QtWidgets import QApplication, QFileDialog
 
-from desktop_ai.engine.benchmark import word_errors
-from desktop_ai.engine.transcript import TranscriptDocument
+from desktop_ai.bench.transcribe import word_errors
+from desktop_ai.engine.audio.transcript import TranscriptDocument
 from desktop_ai.gui.main_window import MainWindow
 from desktop_ai.gui.speech_tab import NOT_LOCAL_MESSAGE, SpeechTab
 
@@ -198,7 +198,7 @@ def test_stop_a_long_file(qtbot, tmp_path):
 
 
 def test_after_a_crash_the_newest_autosave_comes_back(qtbot):
-    from desktop_ai.engine.transcript import Phrase, new_autosave_path
+    from desktop_ai.engine.audio.transcript import Phrase, new_autosave_path
 
     saved = TranscriptDocument(source="microphone")
     saved.add(Phrase(0.5, 2.0, "Words dictated before the power cut."))

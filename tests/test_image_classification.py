@@ -16,7 +16,7 @@ from PIL import Image
 
 from desktop_ai.engine.cache import ResultCache
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
-from desktop_ai.engine.image_classification import ImageClassifier, collect_images, load_image
+from desktop_ai.engine.tasks.image_classification import ImageClassifier, collect_images, load_image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/models is absent")
@@ -140,7 +140,7 @@ def test_catalogue_model_offline_says_how_to_get_one(workspace, tmp_path, monkey
     _png(tmp_path / "a.png")
     with pytest.raises(ModelUnavailableError, match="offline.*From file"):
         ImageClassifier(workspace.store, None, model="mobilenet_v3_large").run([tmp_path / "a.png"])
-    assert workspace.store.availability(next(e for e in __import__("desktop_ai.engine.catalogue", fromlist=["x"]).CATALOGUE if e.id == "resnet50")) == "needs download"
+    assert workspace.store.availability(next(e for e in __import__("desktop_ai.engine.models.catalogue", fromlist=["x"]).CATALOGUE if e.id == "resnet50")) == "needs download"
 
 
 # --- images of every kind ------------------------------------------------------------------------

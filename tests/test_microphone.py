@@ -21,9 +21,9 @@ import soxr
 # must rescan to see devices that appear later.
 import sounddevice  # noqa: F401
 
-from desktop_ai.engine import microphone
+from desktop_ai.engine.audio import microphone
 from desktop_ai.engine.errors import EngineError
-from desktop_ai.engine.microphone import (
+from desktop_ai.engine.audio.microphone import (
     DEVICE_LOST_MESSAGE,
     InputDevice,
     Level,
@@ -134,7 +134,7 @@ def test_ring_buffer_is_bounded_and_drops_are_counted_and_logged(caplog: pytest.
     assert stream.captured_seconds == pytest.approx(1.5)
     assert stream.pending_seconds == pytest.approx(1.0)
     assert stream.dropped_seconds == pytest.approx(0.5)
-    with caplog.at_level(logging.WARNING, logger="desktop_ai.engine.microphone"):
+    with caplog.at_level(logging.WARNING, logger="desktop_ai.engine.audio.microphone"):
         audio = stream.read(timeout=0)
     assert len(audio) == rate
     assert audio[0] == 10 and audio[-1] == 29  # the oldest audio went, the newest is kept
@@ -201,7 +201,7 @@ def test_unplugged_mid_recording_keeps_what_was_captured(caplog: pytest.LogCaptu
     stream, fake = open_fake(rate=48000)
     push_in_blocks(fake, tone(300, 0.5, 48000), 2400)
     fake.push(np.zeros(2400, dtype=np.float32), overflow=True)
-    with caplog.at_level(logging.WARNING, logger="desktop_ai.engine.microphone"):
+    with caplog.at_level(logging.WARNING, logger="desktop_ai.engine.audio.microphone"):
         fake.unplug()
     assert not stream.active
     assert stream.error == DEVICE_LOST_MESSAGE

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop_ai.engine.catalogue import (
+from desktop_ai.engine.models.catalogue import (
     CATALOGUE,
     KIND_CAUSAL_LM,
     KIND_SENTENCE_EMBEDDING,
@@ -25,7 +25,7 @@ from desktop_ai.engine.catalogue import (
     entries_for,
 )
 from desktop_ai.engine.errors import EngineError, ModelUnavailableError
-from desktop_ai.engine.store import LoadedModels, ModelStore, hub_reachable
+from desktop_ai.engine.models.store import LoadedModels, ModelStore, hub_reachable
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def _copy_with(tmp_path: Path, source: Path, name: str, **replace: bytes) -> Pat
     ids=["garbage", "a-list", "unknown-model-type", "empty-object"],
 )
 def test_garbage_config_gives_a_clear_error(workspace, tiny_causal_lm_dir: Path, tmp_path: Path, config_bytes: bytes) -> None:
-    from desktop_ai.engine.text_generation import TextGenerator
+    from desktop_ai.engine.tasks.text_generation import TextGenerator
 
     folder = _copy_with(tmp_path, tiny_causal_lm_dir, "broken", config__json=config_bytes)
     with pytest.raises(ModelUnavailableError) as info:
@@ -165,7 +165,7 @@ def test_garbage_config_gives_a_clear_error(workspace, tiny_causal_lm_dir: Path,
 
 
 def test_corrupt_weights_give_a_clear_error(workspace, tiny_causal_lm_dir: Path, tmp_path: Path) -> None:
-    from desktop_ai.engine.text_generation import TextGenerator
+    from desktop_ai.engine.tasks.text_generation import TextGenerator
 
     folder = _copy_with(tmp_path, tiny_causal_lm_dir, "bad-weights", model__safetensors=b"\x00" * 64)
     generator = TextGenerator(workspace.store, workspace.cache, model=str(folder), device="cpu")
@@ -176,7 +176,7 @@ def test_corrupt_weights_give_a_clear_error(workspace, tiny_causal_lm_dir: Path,
 
 
 def test_garbage_gguf_file_gives_a_clear_error(workspace, tmp_path: Path) -> None:
-    from desktop_ai.engine.text_generation import TextGenerator
+    from desktop_ai.engine.tasks.text_generation import TextGenerator
 
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF" + os.urandom(256))
@@ -211,7 +211,7 @@ def test_uncached_hub_model_offline_says_so_quickly(store: ModelStore, empty_hub
 
 
 def test_uncached_catalogue_model_offline_fails_through_the_task(workspace, empty_hub_cache: Path) -> None:
-    from desktop_ai.engine.text_generation import TextGenerator
+    from desktop_ai.engine.tasks.text_generation import TextGenerator
 
     generator = TextGenerator(workspace.store, workspace.cache, model="distilgpt2", device="cpu")
     started = time.perf_counter()
@@ -233,7 +233,7 @@ def test_availability_of_embedded_and_hub_entries(store: ModelStore, empty_hub_c
 def test_a_cached_hub_model_is_downloaded_and_loads_offline(
     workspace, empty_hub_cache: Path, tiny_causal_lm_dir: Path
 ) -> None:
-    from desktop_ai.engine.text_generation import GenerationOptions, TextGenerator
+    from desktop_ai.engine.tasks.text_generation import GenerationOptions, TextGenerator
 
     snapshot = _fake_hub_snapshot(empty_hub_cache, "tiny-owner/tiny-llama", tiny_causal_lm_dir)
     entry = workspace.store.resolve_entry("tiny-owner/tiny-llama", TASK_GENERATE)
@@ -353,7 +353,7 @@ def test_concurrent_requests_for_one_model_load_it_once() -> None:
 
 
 def test_workspace_shares_one_loaded_model(workspace, tiny_causal_lm_dir: Path) -> None:
-    from desktop_ai.engine.text_generation import GenerationOptions, TextGenerator
+    from desktop_ai.engine.tasks.text_generation import GenerationOptions, TextGenerator
 
     options = GenerationOptions(max_new_tokens=3, temperature=0)
     first = TextGenerator(workspace.store, None, model=str(tiny_causal_lm_dir), device="cpu")
@@ -367,8 +367,8 @@ def test_workspace_shares_one_loaded_model(workspace, tiny_causal_lm_dir: Path) 
 def test_default_model_is_the_embedded_one_until_a_better_one_is_downloaded(
     workspace, empty_hub_cache: Path, tiny_sequence_classifier_dir: Path
 ) -> None:
-    from desktop_ai.engine.catalogue import DEFAULT_MODELS, TASK_CLASSIFY, TASK_GENERATE, find_entry
-    from desktop_ai.engine.text_classification import TextClassifier
+    from desktop_ai.engine.models.catalogue import DEFAULT_MODELS, TASK_CLASSIFY, TASK_GENERATE, find_entry
+    from desktop_ai.engine.tasks.text_classification import TextClassifier
 
     assert workspace.store.default_model(TASK_GENERATE) == DEFAULT_MODELS[TASK_GENERATE]
     assert workspace.store.default_model(TASK_CLASSIFY) == DEFAULT_MODELS[TASK_CLASSIFY]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from desktop_ai.engine.errors import CancelledError, InvalidInputError
-from desktop_ai.engine.text_classification import (
+from desktop_ai.engine.tasks.text_classification import (
     MAX_TEXTS,
     ClassificationBatch,
     TextClassifier,

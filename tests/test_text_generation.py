@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from desktop_ai.engine.errors import InvalidInputError
-from desktop_ai.engine.text_generation import GenerationOptions, GenerationResult, TextGenerator
+from desktop_ai.engine.tasks.text_generation import GenerationOptions, GenerationResult, TextGenerator
 
 GREEDY = dict(temperature=0.0)
 

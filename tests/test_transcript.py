@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from desktop_ai import paths
-from desktop_ai.engine import transcript as transcript_module
+from desktop_ai.engine.audio import transcript as transcript_module
 from desktop_ai.engine.errors import EngineError, InvalidInputError
-from desktop_ai.engine.transcript import (
+from desktop_ai.engine.audio.transcript import (
     Phrase,
     TranscriptAutosave,
     TranscriptDocument,

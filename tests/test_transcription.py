@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from desktop_ai.engine.audio_files import read_audio
-from desktop_ai.engine.benchmark import word_errors
+from desktop_ai.engine.audio.audio_files import read_audio
+from desktop_ai.bench.transcribe import word_errors
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
-from desktop_ai.engine.transcript import Phrase
-from desktop_ai.engine.transcription import (
+from desktop_ai.engine.audio.transcript import Phrase
+from desktop_ai.engine.tasks.transcription import (
     FileTranscriber,
     SphinxRecognizer,
     TranscriptionOptions,
@@ -359,7 +359,7 @@ def test_a_folder_that_is_not_a_speech_model(workspace, tmp_path):
 
 @pytest.mark.parametrize("model", ["wav2vec2-base-960h", "whisper-base"])
 def test_a_hub_model_offline_says_what_to_do(workspace, model):
-    from desktop_ai.engine.catalogue import find_entry
+    from desktop_ai.engine.models.catalogue import find_entry
 
     if workspace.store.availability(find_entry(model)) != "needs download":
         pytest.skip(f"{model} is in the Hub cache on this machine")
@@ -422,7 +422,7 @@ def test_a_file_damaged_part_way_keeps_what_came_before(workspace, speech, tmp_p
 
 
 def test_a_live_decode_that_repeats_itself_is_redone_with_the_full_window(workspace, speech, monkeypatch):
-    from desktop_ai.engine.transcription import _repeats_itself, live_options
+    from desktop_ai.engine.tasks.transcription import _repeats_itself, live_options
 
     assert _repeats_itself("The quick brown fox jumps. The quick brown fox jumps.")
     assert not _repeats_itself("The quick brown fox jumps over the lazy dog.")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
-from desktop_ai.engine.translation import Segment, TranslationOptions, Translator, split_text
+from desktop_ai.engine.tasks.translation import Segment, TranslationOptions, Translator, split_text
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop_ai.engine.audio_files import read_audio
-from desktop_ai.engine.voice_activity import SAMPLE_RATE, PhraseSegmenter, SileroVad, SpeechPhrase, VadSettings
+from desktop_ai.engine.audio.audio_files import read_audio
+from desktop_ai.engine.audio.voice_activity import SAMPLE_RATE, PhraseSegmenter, SileroVad, SpeechPhrase, VadSettings
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 

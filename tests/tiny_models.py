@@ -5,7 +5,7 @@ so the tests exercise the app's real loading code. Importable from any test modu
 
     from tests.tiny_models import build_causal_lm   # or: from tiny_models import ...
 
-The tiny MarianMT comes from desktop_ai.engine.marian_stand_in (TINY), where the bench builds its stand-ins too.
+The tiny MarianMT comes from desktop_ai.bench.marian_stand_in (TINY), where the bench builds its stand-ins too.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Two things PulseAudio 16 does that the helper works around:
   ("keepalive") plus one suspend/resume of the sink makes the monitor deliver 50 ms blocks at once and
   for as long as the daemon lives, like a real microphone's steady stream of (here digital) silence;
 - PortAudio enumerates devices once (Pa_Initialize), and without a running server the ALSA "pulse" and
-  "default" devices are missing from that list; desktop_ai.engine.microphone rescans, other code must
+  "default" devices are missing from that list; desktop_ai.engine.audio.microphone rescans, other code must
   re-initialise sounddevice itself.
 """
 

@@ -31,21 +31,21 @@ class JobCallbacks:
 
 
 def _generate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
-    from desktop_ai.engine.text_generation import GenerationOptions, TextGenerator
+    from desktop_ai.engine.tasks.text_generation import GenerationOptions, TextGenerator
 
     generator = TextGenerator(workspace.store, workspace.cache, params["model"], params["device"], params["compression"])
     return generator.run(params["prompt"], GenerationOptions(**params["options"]), cb.partial, cb.progress, cb.cancel)
 
 
 def _classify(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
-    from desktop_ai.engine.text_classification import TextClassifier
+    from desktop_ai.engine.tasks.text_classification import TextClassifier
 
     classifier = TextClassifier(workspace.store, workspace.cache, params["model"], params["device"], params["compression"])
     return classifier.run(params["texts"], params.get("labels"), cb.progress, cb.cancel)
 
 
 def _recognize(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
-    from desktop_ai.engine.image_classification import ImageClassifier
+    from desktop_ai.engine.tasks.image_classification import ImageClassifier
 
     classifier = ImageClassifier(
         workspace.store, workspace.cache, params.get("model"), params["device"], params["compression"],
@@ -58,7 +58,7 @@ def _recognize(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
 
 
 def _translate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
-    from desktop_ai.engine.translation import TranslationOptions, Translator
+    from desktop_ai.engine.tasks.translation import TranslationOptions, Translator
 
     translator = Translator(
         workspace.store, workspace.cache, params.get("model"), params.get("src", "en"), params.get("tgt", "de"),
@@ -68,7 +68,7 @@ def _translate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
 
 
 def _speech_options(params: dict[str, Any]) -> Any:
-    from desktop_ai.engine.transcription import TranscriptionOptions
+    from desktop_ai.engine.tasks.transcription import TranscriptionOptions
 
     return TranscriptionOptions(language=params.get("language"), beam_size=params.get("beam_size", 5))
 
@@ -77,7 +77,7 @@ def _transcribe(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any
     """Files one after another; each file's segments stream as partial {"path", "index", "segments"}."""
     from dataclasses import asdict
 
-    from desktop_ai.engine.transcription import FileTranscriber, make_recognizer
+    from desktop_ai.engine.tasks.transcription import FileTranscriber, make_recognizer
 
     recognizer = make_recognizer(
         workspace.store, params.get("engine"), params.get("model"), params["device"], params["compression"],
@@ -111,9 +111,9 @@ def _transcribe(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any
 
 def _dictate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     """Runs until Stop; every event (level, partial, final, status) goes to the window as a partial message."""
-    from desktop_ai.engine.dictation import DictationSession
-    from desktop_ai.engine.microphone import MicrophoneStream
-    from desktop_ai.engine.transcription import live_options, make_recognizer
+    from desktop_ai.engine.tasks.dictation import DictationSession
+    from desktop_ai.engine.audio.microphone import MicrophoneStream
+    from desktop_ai.engine.tasks.transcription import live_options, make_recognizer
 
     stream = MicrophoneStream(params.get("input_device"))
     stream.start()  # before the model loads, so the first words are not lost
@@ -131,7 +131,7 @@ def _dictate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
 def _audio_devices(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     from dataclasses import asdict
 
-    from desktop_ai.engine.microphone import list_input_devices
+    from desktop_ai.engine.audio.microphone import list_input_devices
 
     return [asdict(device) for device in list_input_devices()]
 
@@ -155,7 +155,7 @@ JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
 
 def _warm_up() -> dict[str, Any]:
     """Import the heavy libraries before the first job, so the first answer starts sooner."""
-    from desktop_ai.engine.devices import DEVICE_PREFERENCES, pick_device
+    from desktop_ai.engine.models.devices import DEVICE_PREFERENCES, pick_device
     import transformers  # noqa: F401
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from desktop_ai import paths
 from desktop_ai.engine.cache import ResultCache
-from desktop_ai.engine.store import ModelStore
+from desktop_ai.engine.models.store import ModelStore
 
 CACHE_FILE_NAME = "results.sqlite"
 

@@ -47,9 +47,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_ai.engine.catalogue import TASK_RECOGNIZE, find_entry
-from desktop_ai.engine.image_classification import IMAGE_SUFFIXES, ImageResult, RecognitionBatch
-from desktop_ai.engine.store import ModelStore
+from desktop_ai.engine.models.catalogue import TASK_RECOGNIZE, find_entry
+from desktop_ai.engine.tasks.image_classification import IMAGE_SUFFIXES, ImageResult, RecognitionBatch
+from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.widgets import CompressionPicker, FROM_DISK, ModelPicker, SCORE_ROLE, ScoreBarDelegate, accept_url_drag

@@ -8,7 +8,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QWidget
 
-from desktop_ai.engine.store import ModelStore
+from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.gui.worker import EngineThread
 
 

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from desktop_ai import __version__, paths
 from desktop_ai.engine.cache import CacheStats
-from desktop_ai.engine.store import ModelStore
+from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.gui.image_tab import ImageTab
 from desktop_ai.gui.settings import app_settings, read
 from desktop_ai.gui.speech_tab import SpeechTab

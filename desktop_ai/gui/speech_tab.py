@@ -24,11 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_ai.engine.catalogue import TASK_TRANSCRIBE, find_entry
+from desktop_ai.engine.models.catalogue import TASK_TRANSCRIBE, find_entry
 from desktop_ai.engine.errors import EngineError
-from desktop_ai.engine.store import ModelStore
-from desktop_ai.engine.transcript import Phrase, TranscriptAutosave, TranscriptDocument, latest_autosave, new_autosave_path
-from desktop_ai.engine.transcription import ENGINE_DEFAULT_MODELS, ENGINE_KINDS, ENGINE_TITLES, ENGINES
+from desktop_ai.engine.models.store import ModelStore
+from desktop_ai.engine.audio.transcript import Phrase, TranscriptAutosave, TranscriptDocument, latest_autosave, new_autosave_path
+from desktop_ai.engine.tasks.transcription import ENGINE_DEFAULT_MODELS, ENGINE_KINDS, ENGINE_TITLES, ENGINES
 from desktop_ai.gui.job_page import JobPage, labelled_button
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.widgets import CompressionPicker, ModelPicker, accept_url_drag

@@ -33,10 +33,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_ai.engine.catalogue import TASK_CLASSIFY, TASK_GENERATE
-from desktop_ai.engine.store import ModelStore
-from desktop_ai.engine.text_classification import ClassificationBatch
-from desktop_ai.engine.text_generation import GenerationOptions, GenerationResult
+from desktop_ai.engine.models.catalogue import TASK_CLASSIFY, TASK_GENERATE
+from desktop_ai.engine.models.store import ModelStore
+from desktop_ai.engine.tasks.text_classification import ClassificationBatch
+from desktop_ai.engine.tasks.text_generation import GenerationOptions, GenerationResult
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.widgets import SCORE_ROLE, CompressionPicker, ModelPicker, ScoreBarDelegate

@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_ai.engine.catalogue import LANGUAGE_NAMES, TRANSLATION_PAIRS, find_entry
-from desktop_ai.engine.store import ModelStore
-from desktop_ai.engine.translation import MAX_CHARS, TranslationResult
+from desktop_ai.engine.models.catalogue import LANGUAGE_NAMES, TRANSLATION_PAIRS, find_entry
+from desktop_ai.engine.models.store import ModelStore
+from desktop_ai.engine.tasks.translation import MAX_CHARS, TranslationResult
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.widgets import FROM_DISK, CompressionPicker

@@ -6,9 +6,9 @@ from PySide6.QtCore import QModelIndex, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDragMoveEvent, QDropEvent, QPainter
 from PySide6.QtWidgets import QComboBox, QFileDialog, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
-from desktop_ai.engine.catalogue import TASK_RECOGNIZE, entries_for
-from desktop_ai.engine.compression import COMPRESSION_LABELS, Compression
-from desktop_ai.engine.store import ModelStore
+from desktop_ai.engine.models.catalogue import TASK_RECOGNIZE, entries_for
+from desktop_ai.engine.models.compression import COMPRESSION_LABELS, Compression
+from desktop_ai.engine.models.store import ModelStore
 
 FROM_DISK = "__from_disk__"
 SCORE_ROLE = Qt.ItemDataRole.UserRole + 1

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from desktop_ai.engine.cache import ResultCache, make_cache_key
-from desktop_ai.engine.catalogue import (
+from desktop_ai.engine.models.catalogue import (
     KIND_IMAGE_CLASSIFIER,
     SOURCE_LOCAL,
     SOURCE_TORCHVISION,
@@ -27,10 +27,10 @@ from desktop_ai.engine.catalogue import (
     ModelEntry,
     find_entry,
 )
-from desktop_ai.engine.compression import Compression, CompressionReport, compress, model_size_bytes
-from desktop_ai.engine.devices import cpu_fallback_notice, is_out_of_memory, pick_device, release_gpu_memory
+from desktop_ai.engine.models.compression import Compression, CompressionReport, compress, model_size_bytes
+from desktop_ai.engine.models.devices import cpu_fallback_notice, is_out_of_memory, pick_device, release_gpu_memory
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
-from desktop_ai.engine.store import ModelStore, ProgressCallback, torch_hub_checkpoints
+from desktop_ai.engine.models.store import ModelStore, ProgressCallback, torch_hub_checkpoints
 
 if TYPE_CHECKING:
     from PIL import Image

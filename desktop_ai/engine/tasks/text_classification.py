@@ -15,12 +15,12 @@ if TYPE_CHECKING:
     import torch
 
 from desktop_ai.engine.cache import ResultCache, make_cache_key
-from desktop_ai.engine.catalogue import KIND_SENTENCE_EMBEDDING, KIND_SEQUENCE_CLASSIFIER, TASK_CLASSIFY
-from desktop_ai.engine.compression import Compression
-from desktop_ai.engine.devices import pick_device
+from desktop_ai.engine.models.catalogue import KIND_SENTENCE_EMBEDDING, KIND_SEQUENCE_CLASSIFIER, TASK_CLASSIFY
+from desktop_ai.engine.models.compression import Compression
+from desktop_ai.engine.models.devices import pick_device
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
-from desktop_ai.engine.loading import LoadedModel, run_with_cpu_fallback
-from desktop_ai.engine.store import ModelLocation, ModelStore, ProgressCallback
+from desktop_ai.engine.models.loading import LoadedModel, run_with_cpu_fallback
+from desktop_ai.engine.models.store import ModelLocation, ModelStore, ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class TextClassifier:
         return AutoModelForSequenceClassification if self.entry.kind == KIND_SEQUENCE_CLASSIFIER else AutoModel
 
     def load(self, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> LoadedModel:
-        from desktop_ai.engine.loading import load_pretrained
+        from desktop_ai.engine.models.loading import load_pretrained
 
         return load_pretrained(self.store, self.entry, self.auto_class, self.device, self.compression, progress, cancel)
 

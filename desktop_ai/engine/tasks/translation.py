@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from desktop_ai.engine.cache import ResultCache, make_cache_key
-from desktop_ai.engine.catalogue import KIND_TRANSLATION, TASK_TRANSLATE, find_entry
-from desktop_ai.engine.compression import Compression
-from desktop_ai.engine.devices import pick_device
+from desktop_ai.engine.models.catalogue import KIND_TRANSLATION, TASK_TRANSLATE, find_entry
+from desktop_ai.engine.models.compression import Compression
+from desktop_ai.engine.models.devices import pick_device
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
-from desktop_ai.engine.loading import LoadedModel, run_with_cpu_fallback
-from desktop_ai.engine.store import ModelStore, ProgressCallback
+from desktop_ai.engine.models.loading import LoadedModel, run_with_cpu_fallback
+from desktop_ai.engine.models.store import ModelStore, ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class Translator:
     def load(self, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> LoadedModel:
         from transformers import MarianMTModel
 
-        from desktop_ai.engine.loading import load_pretrained
+        from desktop_ai.engine.models.loading import load_pretrained
 
         return load_pretrained(self.store, self.entry, MarianMTModel, self.device, self.compression, progress, cancel)
 

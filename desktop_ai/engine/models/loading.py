@@ -9,11 +9,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from desktop_ai.engine.compression import Compression, CompressionReport, compress, model_size_bytes
-from desktop_ai.engine.catalogue import ModelEntry
-from desktop_ai.engine.devices import DeviceChoice, cpu_fallback_notice, is_out_of_memory, release_gpu_memory
+from desktop_ai.engine.models.compression import Compression, CompressionReport, compress, model_size_bytes
+from desktop_ai.engine.models.catalogue import ModelEntry
+from desktop_ai.engine.models.devices import DeviceChoice, cpu_fallback_notice, is_out_of_memory, release_gpu_memory
 from desktop_ai.engine.errors import CancelledError, ModelUnavailableError
-from desktop_ai.engine.store import ModelLocation, ModelStore, ProgressCallback
+from desktop_ai.engine.models.store import ModelLocation, ModelStore, ProgressCallback
 
 logger = logging.getLogger(__name__)
 

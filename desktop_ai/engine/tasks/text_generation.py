@@ -13,12 +13,12 @@ if TYPE_CHECKING:
     import torch
 
 from desktop_ai.engine.cache import ResultCache, make_cache_key
-from desktop_ai.engine.catalogue import KIND_CAUSAL_LM, TASK_GENERATE
-from desktop_ai.engine.compression import Compression
-from desktop_ai.engine.devices import pick_device
+from desktop_ai.engine.models.catalogue import KIND_CAUSAL_LM, TASK_GENERATE
+from desktop_ai.engine.models.compression import Compression
+from desktop_ai.engine.models.devices import pick_device
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
-from desktop_ai.engine.loading import LoadedModel, run_with_cpu_fallback
-from desktop_ai.engine.store import ModelLocation, ModelStore, ProgressCallback
+from desktop_ai.engine.models.loading import LoadedModel, run_with_cpu_fallback
+from desktop_ai.engine.models.store import ModelLocation, ModelStore, ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class TextGenerator:
 
     def load(self, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> LoadedModel:
         from transformers import AutoModelForCausalLM
-        from desktop_ai.engine.loading import load_pretrained
+        from desktop_ai.engine.models.loading import load_pretrained
 
         return load_pretrained(self.store, self.entry, AutoModelForCausalLM, self.device, self.compression, progress, cancel)
 

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import psutil
 
-from desktop_ai.engine.catalogue import (
+from desktop_ai.engine.models.catalogue import (
     CATALOGUE,
     DEFAULT_MODELS,
     PREFERRED_WHEN_PRESENT,

@@ -23,13 +23,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from desktop_ai.engine.cache import ResultCache, make_cache_key
-from desktop_ai.engine.catalogue import KIND_SPEECH_CTC, KIND_SPHINX, KIND_WHISPER, TASK_TRANSCRIBE
-from desktop_ai.engine.compression import Compression
-from desktop_ai.engine.devices import cpu_fallback_notice, is_out_of_memory, pick_device
+from desktop_ai.engine.models.catalogue import KIND_SPEECH_CTC, KIND_SPHINX, KIND_WHISPER, TASK_TRANSCRIBE
+from desktop_ai.engine.models.compression import Compression
+from desktop_ai.engine.models.devices import cpu_fallback_notice, is_out_of_memory, pick_device
 from desktop_ai.engine.errors import CancelledError, InvalidInputError, ModelUnavailableError
-from desktop_ai.engine.store import ModelStore, ProgressCallback
-from desktop_ai.engine.transcript import Phrase
-from desktop_ai.engine.voice_activity import DIGITAL_SILENCE, SAMPLE_RATE, PhraseSegmenter, SpeechPhrase, VadSettings
+from desktop_ai.engine.models.store import ModelStore, ProgressCallback
+from desktop_ai.engine.audio.transcript import Phrase
+from desktop_ai.engine.audio.voice_activity import DIGITAL_SILENCE, SAMPLE_RATE, PhraseSegmenter, SpeechPhrase, VadSettings
 
 logger = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ class Wav2Vec2Recognizer:
     ) -> None:
         from transformers import AutoFeatureExtractor, AutoModelForCTC
 
-        from desktop_ai.engine.loading import load_pretrained
+        from desktop_ai.engine.models.loading import load_pretrained
 
         self.entry = _engine_entry(store, "wav2vec2", model)
         self.model_id = self.entry.id
@@ -480,7 +480,7 @@ class FileTranscriber:
         cancel: threading.Event | None = None,
     ) -> TranscriptionResult:
         """`on_segments` gets all segments found so far, after every phrase."""
-        from desktop_ai.engine.audio_files import file_digest, iter_audio_chunks, probe_audio
+        from desktop_ai.engine.audio.audio_files import file_digest, iter_audio_chunks, probe_audio
 
         started = time.perf_counter()
         path = Path(path)

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop_ai.engine.transcript import Phrase
-from desktop_ai.engine.transcription import Recognizer, recognize_phrase
-from desktop_ai.engine.voice_activity import SAMPLE_RATE, PhraseSegmenter, SpeechPhrase, VadSettings
+from desktop_ai.engine.audio.transcript import Phrase
+from desktop_ai.engine.tasks.transcription import Recognizer, recognize_phrase
+from desktop_ai.engine.audio.voice_activity import SAMPLE_RATE, PhraseSegmenter, SpeechPhrase, VadSettings
 
 logger = logging.getLogger(__name__)
 

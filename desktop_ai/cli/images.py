@@ -1,0 +1,120 @@
+"""`recognize`: ImageNet labels for image files and folders, printed in input order."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from desktop_ai.cli.options import add_model_options, positive_int
+from desktop_ai.cli.output import (
+    EXIT_OK,
+    CliError,
+    device_notice,
+    err,
+    notes,
+    out,
+    print_json,
+    progress_for,
+    quiet_libraries,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _recognition_lines(result: Any) -> list[str]:
+    """The path, then one indented "label  score%" line per prediction, labels aligned."""
+    width = max((len(p.label) for p in result.predictions), default=0)
+    return [result.path] + [f"  {p.label.ljust(width)}  {100 * p.score:.1f}%" for p in result.predictions]
+
+
+class InOrder:
+    """Results arrive batch by batch (cache hits and unreadable files at once, the others when their batch
+    is done); hand them on in the order the files were given, each as soon as all before it are out."""
+
+    def __init__(self, paths: Sequence[Path], emit: Callable[[Any], None]) -> None:
+        self._expected = [str(p) for p in paths]
+        self._next = 0
+        self._waiting: dict[str, list[Any]] = {}
+        self._emit = emit
+
+    def __call__(self, results: Sequence[Any]) -> None:
+        for result in results:
+            self._waiting.setdefault(result.path, []).append(result)
+        while self._next < len(self._expected) and self._waiting.get(self._expected[self._next]):
+            self._emit(self._waiting[self._expected[self._next]].pop(0))
+            self._next += 1
+
+    def rest(self, results: Sequence[Any]) -> None:
+        """Whatever is still held once the run is over (none, unless the engine skipped one)."""
+        for result in results[self._next:]:
+            self._emit(result)
+
+
+def cmd_recognize(args: argparse.Namespace) -> int:
+    """One result per image in the order given, streamed as batches finish: JSON lines for scripts, labels for
+    people. A file that cannot be recognised is a note, not a failure, unless every file failed."""
+    quiet_libraries(args.verbose)
+    from desktop_ai.engine.tasks.image_classification import (
+        ImageClassifier,
+        collect_images,
+    )
+    from desktop_ai.engine.workspace import open_workspace
+
+    files = collect_images(args.images)
+    if not files:
+        raise CliError("No images to recognise: " + ", ".join(args.images) + " holds no image files.")
+
+    def emit(result: Any) -> None:
+        progress.finish()
+        if args.json:
+            print_json(result.to_dict())
+        elif result.ok:
+            for line in _recognition_lines(result):
+                out(line)
+        elif len(files) > 1:  # a single file that fails is the error line itself
+            err(f"note: {result.path}: {result.error}")
+
+    progress = progress_for(args)
+    in_order = InOrder(files, emit)
+    workspace = open_workspace(use_disk_cache=not args.no_cache)
+    try:
+        classifier = ImageClassifier(workspace.store, workspace.cache, model=args.model, device=args.device,
+                                     compression=args.compression, arch=args.arch, labels=args.labels)
+        notes(device_notice(args.device, classifier.device))
+        progress.message(f"Using {classifier.entry.title} on {classifier.device.describe()}")
+        batch = classifier.run(files, top_k=args.top, batch_size=args.batch_size, on_results=in_order, progress=progress)
+        in_order.rest(batch.results)
+    finally:
+        progress.finish()
+        workspace.close()
+    failed = [r for r in batch.results if not r.ok]
+    if batch.results and len(failed) == len(batch.results):
+        if len(failed) == 1:
+            raise CliError(f"{failed[0].path}: {failed[0].error}")
+        raise CliError(f"None of the {len(failed)} files could be recognised; each one says why.")
+    notes(batch.notices)
+    hits = sum(1 for r in batch.results if r.from_cache)
+    progress.message(f"{len(batch.results) - len(failed)} images in {batch.seconds:.2f} s "
+                     f"({batch.images_per_second:.1f} images/s) on {batch.device}" + (f" ({hits} from the cache)" if hits else ""))
+    return EXIT_OK
+
+
+def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    """recognize."""
+    recognize = commands.add_parser("recognize", parents=[common], help="ImageNet top-k labels for image files and folders",
+                                    description="Recognise what each image shows (ImageNet-1k classes); folders are "
+                                    "searched for image files. Files that cannot be read are reported and skipped.")
+    recognize.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders of them")
+    recognize.add_argument("--top", type=positive_int, default=5, metavar="K", help="labels per image (default: 5)")
+    recognize.add_argument("--arch", metavar="A",
+                           help="torchvision architecture of a state_dict file given with --model (for example mobilenet_v2)")
+    recognize.add_argument("--labels", type=Path, metavar="F",
+                           help="class names, one per line (default: the labels.txt beside the model file)")
+    recognize.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                           help="images per model call (default: 16 on a CPU, 64 on a GPU)")
+    add_model_options(recognize, "catalogue id (see `models --task recognize`), a TorchScript file, or a state_dict "
+                       "file with --arch")
+    recognize.set_defaults(handler=cmd_recognize)

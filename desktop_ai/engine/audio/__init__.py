@@ -1,0 +1,1 @@
+"""Audio plumbing the speech tasks share: microphone capture, voice activity, audio files, the transcript."""
