@@ -33,7 +33,8 @@ class JobCallbacks:
 def _generate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     from desktop_ai.engine.tasks.text_generation import GenerationOptions, TextGenerator
 
-    generator = TextGenerator(workspace.store, workspace.cache, params["model"], params["device"], params["compression"])
+    generator = TextGenerator(workspace.store, workspace.cache, params["model"], params["device"], params["compression"],
+                              runtime=params.get("runtime", "auto"))
     return generator.run(params["prompt"], GenerationOptions(**params["options"]), cb.partial, cb.progress, cb.cancel)
 
 
