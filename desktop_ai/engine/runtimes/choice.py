@@ -119,8 +119,9 @@ def open_causal_lm(
             progress(f"Loading {entry.title} ({runtime})", None)
         if runtime == RUNTIME_LLAMA_CPP:
             path = location.path / (location.gguf_file or "")
-            check_fits(llama_cpp.estimate(entry.title, path, device.device))
-            lm = llama_cpp.LlamaCppLM(entry.id, entry.title, path, device.device)
+            shape = llama_cpp.read_shape(path)
+            check_fits(llama_cpp.estimate(entry.title, path, device.device, shape))
+            lm = llama_cpp.LlamaCppLM(entry.id, entry.title, path, device.device, shape)
         elif runtime == RUNTIME_CTRANSLATE2:
             source = store.gguf_as_folder(location, progress) if location.gguf_file else location.path
             check_fits(ctranslate2_lm.estimate(entry.title, source, compression, device.device))
