@@ -160,6 +160,10 @@ def _warm_up() -> dict[str, Any]:
     import transformers  # noqa: F401
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
+    from desktop_ai.engine.runtimes import llama_cpp
+
+    llama_cpp.available()  # imports llama-cpp-python (and its shared library) when it is installed
+
     devices = {}
     for preference in DEVICE_PREFERENCES:
         choice = pick_device(preference)

@@ -90,6 +90,10 @@ class CausalLM(ABC):
     def resident_bytes(self) -> int:
         """Memory the loaded weights hold (memory-mapped files count at their size)."""
 
+    def weights_bytes(self) -> int:
+        """The weights alone (without the context's key/value cache), as the runtime holds them."""
+        return self.resident_bytes()
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 

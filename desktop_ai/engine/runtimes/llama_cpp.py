@@ -52,9 +52,11 @@ def read_shape(path: Path) -> KVShape | None:
     """The model's shape from its GGUF metadata, read by llama.cpp without the weights (80 ms for SmolLM2, where the
     gguf package's pure-Python reader takes seconds)."""
     from llama_cpp import Llama
+    from llama_cpp._utils import suppress_stdout_stderr
 
     try:
-        header = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        with suppress_stdout_stderr(disable=False):  # a vocab-only load warns about its context on stderr
+            header = Llama(model_path=str(path), vocab_only=True, verbose=False)
     except Exception as error:  # the real load reports an unreadable file to the user
         logger.debug("llama.cpp could not read the header of %s: %s", path, error)
         return None
@@ -171,6 +173,9 @@ class LlamaCppLM(CausalLM):
 
     def resident_bytes(self) -> int:
         return self.path.stat().st_size + self._kv_bytes
+
+    def weights_bytes(self) -> int:
+        return self.path.stat().st_size
 
     def stream(self, prompt_tokens: Sequence[int], options: SamplingOptions, on_text: TextCallback | None = None,
                cancel: threading.Event | None = None) -> StreamResult:
