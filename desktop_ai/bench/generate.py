@@ -266,8 +266,6 @@ def bench_generate(
                         "resident memory growth while that variant loaded (a memory-mapped GGUF counts as its pages are read).")
     report.notes.extend(_goals(report, default_runtime))
     report.notes.append(f"Process memory after loading every variant: {rss_mb():.0f} MB RSS.")
-    del baseline
-    gc.collect()
     return report
 
 

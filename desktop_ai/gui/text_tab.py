@@ -109,6 +109,7 @@ class GeneratePage(JobPage):
         self.runtime_picker = RuntimePicker()
         self.compression_picker = CompressionPicker()
         self.compression_picker.select(Compression.INT8.value)  # the fastest on a CPU, not fp32
+        self._compression_tip = self.compression_picker.toolTip()
         self.max_tokens = QSpinBox()
         self.max_tokens.setRange(1, 4096)
         self.max_tokens.setValue(200)
@@ -197,7 +198,7 @@ class GeneratePage(JobPage):
         items = self.compression_picker.model()
         gguf_on_llama = runtime == RUNTIME_LLAMA_CPP
         self.compression_picker.setEnabled(not gguf_on_llama)
-        self.compression_picker.setToolTip(GGUF_COMPRESSION_TIP if gguf_on_llama else CompressionPicker().toolTip())
+        self.compression_picker.setToolTip(GGUF_COMPRESSION_TIP if gguf_on_llama else self._compression_tip)
         for index in range(self.compression_picker.count()):
             method = Compression(self.compression_picker.itemData(index))
             disabled = runtime == RUNTIME_CTRANSLATE2 and method is Compression.PRUNE

@@ -16,7 +16,6 @@ from desktop_ai.engine.errors import CancelledError, ModelUnavailableError
 from desktop_ai.engine.models.compression import Compression
 from desktop_ai.engine.models.memory import (
     MemoryEstimate,
-    check_fits,
     gb,
     kv_shape_from_config,
     read_config,

@@ -39,7 +39,7 @@ KV_BYTES_PER_VALUE = 2  # llama.cpp keeps its key/value cache in float16
 def available() -> bool:
     """Whether llama-cpp-python imports here (it is built from source, so it may be missing)."""
     try:
-        import llama_cpp  # noqa: F401
+        import llama_cpp  # noqa: F401  (the library, not this module)
     except ImportError:  # also when a test hides it with sys.modules["llama_cpp"] = None
         return False
     except OSError as error:  # the package is there but its shared library does not load
