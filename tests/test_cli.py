@@ -97,6 +97,12 @@ def test_speech_engine_choices_match_the_engine() -> None:
     assert tuple(options.SPEECH_ENGINE_CHOICES) == tuple(ENGINES)
 
 
+def test_runtime_choices_match_the_engine() -> None:
+    from desktop_ai.engine.runtimes.causal_lm import RUNTIME_CHOICES
+
+    assert tuple(options.RUNTIME_CHOICES) == tuple(RUNTIME_CHOICES)
+
+
 def test_speech_arguments_parse() -> None:
     args = cli.build_parser().parse_args(["transcribe", "a.wav", "b.mp3", "--engine", "sphinx", "--model", "m",
                                           "--compression", "none", "--beam-size", "2", "--language", "de", "--json"])
@@ -210,6 +216,36 @@ def test_generate_json(tiny_lm: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert result["device"] == "cpu" or result["device"].startswith(("cuda", "mps"))
     assert isinstance(result["notices"], list)
     assert "note:" not in captured.err
+
+
+@pytest.mark.parametrize("runtime", ["ctranslate2", "transformers"])
+def test_generate_runtime_is_forced_and_reported(tiny_lm: Path, capsys: pytest.CaptureFixture[str], runtime: str) -> None:
+    argv = ["generate", "hello", "--model", str(tiny_lm), "--max-new-tokens", "4", "--temperature", "0",
+            "--device", "cpu", "--runtime", runtime]
+    assert cli.main([*argv, "--json"]) == 0
+    (result,) = _json_lines(capsys.readouterr().out)
+    assert result["runtime"] == runtime
+    assert 1 <= result["new_tokens"] <= 4
+    assert cli.main(argv) == 0  # from the cache now, keyed by runtime: the same text
+    assert capsys.readouterr().out.rstrip("\n") == result["text"]
+
+
+def test_generate_auto_runtime_on_a_llama_folder_is_ctranslate2(tiny_lm: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["generate", "hello", "--model", str(tiny_lm), "--max-new-tokens", "3", "--temperature", "0",
+                     "--json", "--no-cache"]) == 0
+    (result,) = _json_lines(capsys.readouterr().out)
+    assert result["runtime"] == "ctranslate2"
+    assert result["compression"] == "int8"  # the command's default: the fastest on a CPU
+
+
+def test_generate_llama_cpp_on_a_folder_is_a_clear_error(tiny_lm: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["generate", "hello", "--model", str(tiny_lm), "--runtime", "llama.cpp"]) == 2
+    _assert_one_clean_error(capsys.readouterr().err, "llama.cpp runs .gguf files")
+
+
+def test_generate_unknown_runtime_is_a_usage_error(tiny_lm: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["generate", "hello", "--model", str(tiny_lm), "--runtime", "onnx"]) == 2
+    assert "invalid choice: 'onnx'" in capsys.readouterr().err
 
 
 def test_generate_text_streams_tokens_and_uses_the_cache(tiny_lm: Path, capsys: pytest.CaptureFixture[str]) -> None:

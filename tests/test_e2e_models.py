@@ -32,7 +32,7 @@ def _require_embedded() -> None:
 
 @pytest.fixture(scope="module")
 def shared_home(tmp_path_factory) -> Path:
-    """One home for the module, so the GGUF is converted once, not once per test."""
+    """One home for the module, so the GGUF's plain copy (transformers and CTranslate2 only) is made once."""
     _require_embedded()
     return tmp_path_factory.mktemp("e2e-home")
 
@@ -49,20 +49,32 @@ def _is_fluent_english(text: str) -> bool:
     return len(words) >= 6 and ascii_share > 0.95 and len(COMMON_WORDS & set(words)) >= 2
 
 
-@pytest.mark.parametrize("compression", ["none", "int8"])
-def test_embedded_model_writes_fluent_english(home, compression):
+def _llama_cpp_available() -> bool:
+    from desktop_ai.engine.runtimes.llama_cpp import available
+
+    return available()
+
+
+@pytest.mark.parametrize(("runtime", "compression", "reported"), [
+    pytest.param("auto", "none", "Q4_1 (GGUF)", marks=pytest.mark.skipif(not _llama_cpp_available(), reason="llama-cpp-python is not installed")),
+    ("ctranslate2", "int8", "int8"),
+    ("transformers", "none", "none"),
+    ("transformers", "int8", "int8"),
+])
+def test_embedded_model_writes_fluent_english(home, runtime, compression, reported):
     from desktop_ai.engine.tasks.text_generation import GenerationOptions, TextGenerator
     from desktop_ai.engine.workspace import open_workspace
 
     workspace = open_workspace()
-    generator = TextGenerator(workspace.store, workspace.cache, compression=compression)
+    generator = TextGenerator(workspace.store, workspace.cache, compression=compression, runtime=runtime)
     pieces: list[str] = []
     result = generator.run(
         "Write one sentence about the sea.", GenerationOptions(max_new_tokens=40, temperature=0.0), on_partial=pieces.append
     )
     assert _is_fluent_english(result.text), result.text
     assert len(pieces) > 3, "the answer must stream, not arrive at once"
-    assert result.compression == compression
+    assert result.compression == reported
+    assert result.runtime == ("llama.cpp" if runtime == "auto" else runtime)
     workspace.close()
 
 

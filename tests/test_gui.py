@@ -259,3 +259,81 @@ def test_window_stays_responsive_while_a_model_loads_and_runs(qtbot, window, tin
     _generate(qtbot, window, "responsive?", tiny_causal_lm_dir, max_tokens=64, temperature=0.7)
     worst = probe.stop()
     assert worst < 0.1, f"the event loop stalled for {worst * 1000:.0f} ms"
+
+
+# --- runtimes in the Text tab ----------------------------------------------------------------------
+
+def _compression_item(page, value: str):
+    picker = page.compression_picker
+    index = picker.findData(value)
+    return picker.model().item(index), picker.itemData(index, Qt.ItemDataRole.ToolTipRole)
+
+
+def test_text_tab_runtime_setting_and_compression_that_does_not_apply(qtbot, tiny_causal_lm_dir):
+    from desktop_ai.engine.runtimes import llama_cpp
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    page = win.text_tab.generate_page
+    # Defaults: the fastest runtime for the model, int8 (not fp32) where compression applies.
+    assert page.runtime_picker.runtime() == "auto"
+    assert page.runtime_picker.accessibleName() == "Runtime"
+    assert page.model_picker.model_ref() == "smollm2-135m-instruct-q4"  # the embedded GGUF
+    if llama_cpp.available():
+        assert page.effective_runtime() == "llama.cpp"
+        assert not page.compression_picker.isEnabled()
+        assert "already quantized" in page.compression_picker.toolTip()
+    page.runtime_picker.select("transformers")
+    assert page.compression_picker.isEnabled()
+    assert page.compression_picker.compression().value == "int8"
+    page.compression_picker.select("prune")
+    # CTranslate2 cannot prune: the choice is greyed out with the reason, and int8 takes its place.
+    page.model_picker.select(str(tiny_causal_lm_dir))
+    page.runtime_picker.select("ctranslate2")
+    prune, tip = _compression_item(page, "prune")
+    assert not prune.isEnabled() and "does not prune" in tip
+    assert page.compression_picker.compression().value == "int8"
+    assert _compression_item(page, "int8")[0].isEnabled()
+    win.close()
+    # The runtime setting survives a restart.
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.text_tab.generate_page.runtime_picker.runtime() == "ctranslate2"
+    again.close()
+
+
+def test_without_llama_cpp_the_window_says_how_to_get_it(qtbot, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    win = MainWindow()
+    qtbot.addWidget(win)
+    picker = win.text_tab.generate_page.runtime_picker
+    index = picker.findData("llama.cpp")
+    assert not picker.model().item(index).isEnabled()
+    assert "pip install llama-cpp-python==0.3.36" in picker.itemData(index, Qt.ItemDataRole.ToolTipRole)
+    page = win.text_tab.generate_page
+    assert page.effective_runtime() == "transformers"  # the embedded GGUF then runs on transformers
+    assert page.compression_picker.isEnabled()
+    win.close()
+
+
+def test_the_status_bar_says_which_runtime_ran(qtbot, window, tiny_causal_lm_dir):
+    page = window.text_tab.generate_page
+    page.runtime_picker.select("ctranslate2")
+    result = _generate(qtbot, window, "which runtime?", tiny_causal_lm_dir, max_tokens=4)
+    assert result.runtime == "ctranslate2"
+    assert window.runtime_label.text() == "Runtime: ctranslate2"
+    assert "ctranslate2 on cpu" in page.stats.text()
+
+
+def test_the_embedded_gguf_answers_through_llama_cpp_in_the_window(qtbot, window):
+    from desktop_ai.engine.runtimes import llama_cpp
+
+    if not llama_cpp.available():
+        pytest.skip("llama-cpp-python is not installed")
+    page = window.text_tab.generate_page
+    result = _generate(qtbot, window, "Say hello.", "smollm2-135m-instruct-q4", max_tokens=12)
+    assert result.runtime == "llama.cpp" and result.compression == "Q4_1 (GGUF)"
+    assert result.text.strip() and page.output.toPlainText().strip() == result.text.strip()
+    assert window.runtime_label.text() == "Runtime: llama.cpp"

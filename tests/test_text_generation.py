@@ -154,29 +154,39 @@ def test_very_long_prompt_is_truncated_with_a_notice(generator: TextGenerator, w
     assert len(prompt) == 100_000
     options = GenerationOptions(max_new_tokens=8, **GREEDY)
     result = generator.run(prompt, options)
-    context = generator.load().model.config.max_position_embeddings
+    context = generator.load().context_length
+    assert context == 256  # the tiny model's max_position_embeddings
     assert any("truncated" in notice for notice in result.notices)
     assert result.prompt_tokens <= context - options.max_new_tokens
     assert 1 <= result.new_tokens <= 8
 
 
-def test_chat_template_is_used_when_the_model_has_one(generator: TextGenerator) -> None:
+@pytest.mark.parametrize("runtime", ["ctranslate2", "transformers"])
+def test_chat_template_is_used_when_the_model_has_one(workspace, tiny_causal_lm_dir: Path, runtime: str) -> None:
+    from transformers import AutoTokenizer
+
+    generator = TextGenerator(workspace.store, None, model=str(tiny_causal_lm_dir), device="cpu", runtime=runtime)
     loaded = generator.load()
+    assert loaded.runtime == runtime
+    assert loaded.chat_template and "<|im_start|>" in loaded.chat_template
     with_template, _ = generator.prepare(loaded, "hello", GenerationOptions())
     plain, _ = generator.prepare(loaded, "hello", GenerationOptions(use_chat_template=False))
-    im_start = loaded.tokenizer.convert_tokens_to_ids("<|im_start|>")
-    assert im_start in with_template[0].tolist()
-    assert im_start not in plain[0].tolist()
-    assert with_template.shape[1] > plain.shape[1]
+    im_start = AutoTokenizer.from_pretrained(tiny_causal_lm_dir).convert_tokens_to_ids("<|im_start|>")
+    assert im_start in with_template
+    assert im_start not in plain
+    assert len(with_template) > len(plain)
 
 
 @pytest.mark.parametrize("compression", ["int8", "prune"])
 def test_compressed_models_run_and_report_their_method(workspace, tiny_causal_lm_dir: Path, compression: str) -> None:
-    generator = TextGenerator(workspace.store, workspace.cache, model=str(tiny_causal_lm_dir), device="cpu", compression=compression)
+    """torch.ao int8 and pruning are the transformers runtime's (auto sends int8 to CTranslate2: tests/test_runtimes.py)."""
+    generator = TextGenerator(workspace.store, workspace.cache, model=str(tiny_causal_lm_dir), device="cpu",
+                              compression=compression, runtime="transformers")
     result = generator.run("Tell me a story", GenerationOptions(max_new_tokens=6, **GREEDY))
     assert result.compression == compression
+    assert result.runtime == "transformers"
     assert 1 <= result.new_tokens <= 6
-    report = generator.load().compression
+    report = generator.load().loaded.compression
     assert report.method == compression
     if compression == "int8":
         assert report.size_bytes < report.size_bytes_before

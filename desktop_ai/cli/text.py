@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from desktop_ai.cli.options import add_model_options, positive_int
+from desktop_ai.cli.options import RUNTIME_CHOICES, add_model_options, positive_int
 from desktop_ai.cli.output import (
     EXIT_OK,
     device_notice,
@@ -40,6 +40,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         options.temperature = args.temperature
     if args.top_p is not None:
         options.top_p = args.top_p
+    if args.top_k is not None:
+        options.top_k = args.top_k
+    if args.repetition_penalty is not None:
+        options.repetition_penalty = args.repetition_penalty
+    options.stop = list(args.stop)
     progress = progress_for(args)
     streamed: list[str] = []
 
@@ -51,11 +56,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     workspace = open_workspace(use_disk_cache=not args.no_cache)
     try:
         generator = TextGenerator(workspace.store, workspace.cache, model=args.model, device=args.device,
-                                  compression=args.compression)
+                                  compression=args.compression, runtime=args.runtime)
         device_notices = device_notice(args.device, generator.device)
         if not args.json:
             notes(device_notices)
-        progress.message(f"Using {generator.entry.title} on {generator.device.describe()}")
+        runtime = "" if args.runtime == "auto" else f" ({args.runtime})"
+        progress.message(f"Using {generator.entry.title}{runtime} on {generator.device.describe()}")
         try:
             result = generator.run(prompt, options, on_partial=None if args.json else on_partial, progress=progress)
         except KeyboardInterrupt:
@@ -72,7 +78,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if streamed:
             out()
         notes(result.notices)
-        source = "from the cache" if result.from_cache else f"on {result.device}"
+        source = "from the cache" if result.from_cache else f"on {result.device} with {result.runtime}"
         progress.message(f"{result.new_tokens} tokens in {result.seconds:.2f} s "
                          f"({result.tokens_per_second:.1f} tokens/s) {source}")
     return EXIT_OK
@@ -146,7 +152,15 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
                           help="sampling temperature; 0 is greedy and repeatable (default: 0.7)")
     generate.add_argument("--top-p", type=float, default=None, metavar="P", help="nucleus sampling (default: 0.9)")
     generate.add_argument("--seed", type=int, default=None, metavar="S", help="seed for repeatable sampling")
-    add_model_options(generate)
+    generate.add_argument("--top-k", type=int, default=None, metavar="K", help="sample from the K most likely tokens; 0 is off (default: 40)")
+    generate.add_argument("--repetition-penalty", type=float, default=None, metavar="R",
+                          help="discourage repeating tokens; 1 is none (default: 1.1)")
+    generate.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                          help="end the answer before TEXT (repeat for several)")
+    generate.add_argument("--runtime", choices=RUNTIME_CHOICES, default="auto",
+                          help="what runs the model: auto picks llama.cpp for a .gguf file, CTranslate2 for a "
+                          "transformers folder it converts, transformers otherwise (default: auto)")
+    add_model_options(generate, compression_default="int8")
     generate.set_defaults(handler=cmd_generate)
 
     classify = commands.add_parser("classify", parents=[common], help="sentiment, or zero-shot into labels you give",

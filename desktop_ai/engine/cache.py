@@ -36,11 +36,20 @@ def make_cache_key(
     compression: str,
     options: dict[str, Any],
     input_data: str | bytes,
+    *,
+    runtime: str = "",
 ) -> str:
-    """A hash of everything that changes the output; the input is hashed as bytes so nothing is normalised away."""
+    """A hash of everything that changes the output; the input is hashed as bytes so nothing is normalised away.
+
+    `runtime` (llama.cpp, ctranslate2, transformers...) is part of the key when given: two runtimes may word the
+    same answer differently. Without it the key is what it always was, so existing cache entries still match.
+    """
     data = input_data.encode("utf-8") if isinstance(input_data, str) else input_data
+    fields = {"task": task, "model": model_id, "revision": revision, "compression": compression, "options": options}
+    if runtime:
+        fields["runtime"] = runtime
     header = json.dumps(
-        {"task": task, "model": model_id, "revision": revision, "compression": compression, "options": options},
+        fields,
         sort_keys=True,
         default=str,
     )

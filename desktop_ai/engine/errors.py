@@ -17,3 +17,7 @@ class InvalidInputError(EngineError):
 
 class CancelledError(EngineError):
     """The user stopped the job."""
+
+
+class ModelTooLargeError(ModelUnavailableError):
+    """The model would not fit in free memory; the message gives the numbers and what would fit."""

@@ -33,7 +33,8 @@ class JobCallbacks:
 def _generate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     from desktop_ai.engine.tasks.text_generation import GenerationOptions, TextGenerator
 
-    generator = TextGenerator(workspace.store, workspace.cache, params["model"], params["device"], params["compression"])
+    generator = TextGenerator(workspace.store, workspace.cache, params["model"], params["device"], params["compression"],
+                              runtime=params.get("runtime", "auto"))
     return generator.run(params["prompt"], GenerationOptions(**params["options"]), cb.partial, cb.progress, cb.cancel)
 
 
@@ -158,6 +159,10 @@ def _warm_up() -> dict[str, Any]:
     from desktop_ai.engine.models.devices import DEVICE_PREFERENCES, pick_device
     import transformers  # noqa: F401
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+    from desktop_ai.engine.runtimes import llama_cpp
+
+    llama_cpp.available()  # imports llama-cpp-python (and its shared library) when it is installed
 
     devices = {}
     for preference in DEVICE_PREFERENCES:

@@ -54,15 +54,18 @@ class MainWindow(QMainWindow):
         self.device_label.setAccessibleName("Device")
         self.model_label = QLabel()
         self.model_label.setAccessibleName("Model")
+        self.runtime_label = QLabel()
+        self.runtime_label.setAccessibleName("Runtime")
         self.cache_label = QLabel()
         self.cache_label.setAccessibleName("Cache hits and misses")
         bar = self.statusBar()
-        for widget in (self.state_label, self.device_label, self.model_label, self.cache_label):
+        for widget in (self.state_label, self.device_label, self.model_label, self.runtime_label, self.cache_label):
             bar.addPermanentWidget(widget)
 
         for page in (*self.text_tab.pages, self.translate_tab, self.image_tab, self.speech_tab):
             page.status_message.connect(self.show_message)
             page.model_in_use.connect(lambda model: self.model_label.setText(f"Model: {model}"))
+        self.text_tab.generate_page.runtime_used.connect(lambda runtime: self.runtime_label.setText(f"Runtime: {runtime}"))
         self.engine.busy_changed.connect(self._on_busy)
         self.engine.cache_stats.connect(self._on_cache_stats)
         self._build_menus()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import logging
@@ -10,11 +11,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QFont, QGuiApplication, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -33,8 +35,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_ai.engine.models.catalogue import TASK_CLASSIFY, TASK_GENERATE
+from desktop_ai.engine.models.catalogue import TASK_CLASSIFY, TASK_GENERATE, find_entry
+from desktop_ai.engine.models.compression import Compression
 from desktop_ai.engine.models.store import ModelStore
+from desktop_ai.engine.runtimes.causal_lm import RUNTIME_AUTO, RUNTIME_CTRANSLATE2, RUNTIME_LLAMA_CPP, RUNTIME_TRANSFORMERS
+from desktop_ai.engine.runtimes.llama_cpp import INSTALL_HINT
 from desktop_ai.engine.tasks.text_classification import ClassificationBatch
 from desktop_ai.engine.tasks.text_generation import GenerationOptions, GenerationResult
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
@@ -45,11 +50,66 @@ from desktop_ai.gui.worker import EngineThread
 logger = logging.getLogger(__name__)
 
 
+RUNTIME_LABELS = {
+    RUNTIME_AUTO: "Auto (fastest for the model)",
+    RUNTIME_LLAMA_CPP: "llama.cpp",
+    RUNTIME_CTRANSLATE2: "CTranslate2",
+    RUNTIME_TRANSFORMERS: "transformers (reference)",
+}
+GGUF_COMPRESSION_TIP = "A GGUF file is already quantized: llama.cpp runs it as it is, so compression does not apply."
+PRUNE_TIP = "CTranslate2 does not prune: choose the transformers runtime for pruning."
+
+
+def llama_cpp_installed() -> bool:
+    """Checked without importing it (the window loads no model library)."""
+    try:
+        return importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):  # ValueError: hidden with sys.modules["llama_cpp"] = None
+        return False
+
+
+def is_gguf(model_ref: str) -> bool:
+    entry = find_entry(model_ref)
+    if entry is not None:
+        return entry.gguf_file is not None
+    return model_ref.lower().endswith(".gguf")
+
+
+class RuntimePicker(QComboBox):
+    """Auto, or one runtime forced; llama.cpp is greyed out (with how to get it) when it is not installed."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Runtime")
+        self.setToolTip("What runs the model. Auto: llama.cpp for a GGUF file, CTranslate2 for a transformers "
+                        "folder it converts, transformers otherwise.")
+        for runtime, label in RUNTIME_LABELS.items():
+            self.addItem(label, runtime)
+        self.llama_cpp_installed = llama_cpp_installed()
+        if not self.llama_cpp_installed:
+            index = self.findData(RUNTIME_LLAMA_CPP)
+            self.model().item(index).setEnabled(False)
+            self.setItemData(index, "llama-cpp-python is not installed. " + INSTALL_HINT, Qt.ItemDataRole.ToolTipRole)
+
+    def runtime(self) -> str:
+        return str(self.currentData())
+
+    def select(self, value: str) -> None:
+        index = self.findData(value)
+        if index >= 0 and self.model().item(index).isEnabled():
+            self.setCurrentIndex(index)
+
+
 class GeneratePage(JobPage):
+    runtime_used = Signal(str)  # the runtime that wrote the last answer, for the status bar
+
     def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
         super().__init__(engine, store, device_preference, parent)
         self.model_picker = ModelPicker(TASK_GENERATE, store)
+        self.runtime_picker = RuntimePicker()
         self.compression_picker = CompressionPicker()
+        self.compression_picker.select(Compression.INT8.value)  # the fastest on a CPU, not fp32
+        self._compression_tip = self.compression_picker.toolTip()
         self.max_tokens = QSpinBox()
         self.max_tokens.setRange(1, 4096)
         self.max_tokens.setValue(200)
@@ -91,7 +151,7 @@ class GeneratePage(JobPage):
         options = QFormLayout()
         options.addRow("Model", self.model_picker)
         row = QHBoxLayout()
-        for label, widget in (("Compression", self.compression_picker), ("Max tokens", self.max_tokens), ("Temperature", self.temperature), ("Top-p", self.top_p), ("Seed", self.seed)):
+        for label, widget in (("Runtime", self.runtime_picker), ("Compression", self.compression_picker), ("Max tokens", self.max_tokens), ("Temperature", self.temperature), ("Top-p", self.top_p), ("Seed", self.seed)):
             row.addWidget(QLabel(label))
             row.addWidget(widget)
         row.addStretch(1)
@@ -116,10 +176,36 @@ class GeneratePage(JobPage):
 
         self.generate_button.clicked.connect(self.generate)
         self.stop_button.clicked.connect(self.stop)
+        self.model_picker.model_changed.connect(lambda _: self.update_compression_choices())
+        self.model_picker.currentIndexChanged.connect(lambda _: self.update_compression_choices())
+        self.runtime_picker.currentIndexChanged.connect(lambda _: self.update_compression_choices())
+        self.update_compression_choices()
         self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.output.toPlainText()))
         self.save_button.clicked.connect(self.save)
         QShortcut(QKeySequence("Ctrl+Return"), self, self.generate)
         QShortcut(QKeySequence("Escape"), self, self.stop)
+
+    def effective_runtime(self) -> str:
+        """The runtime the engine will pick, as far as the window can tell without loading anything."""
+        runtime = self.runtime_picker.runtime()
+        if runtime == RUNTIME_AUTO and is_gguf(self.model_picker.model_ref()):
+            return RUNTIME_LLAMA_CPP if self.runtime_picker.llama_cpp_installed else RUNTIME_TRANSFORMERS
+        return runtime
+
+    def update_compression_choices(self) -> None:
+        """Grey out what does not apply to the runtime, saying why: a GGUF on llama.cpp is already quantized."""
+        runtime = self.effective_runtime()
+        items = self.compression_picker.model()
+        gguf_on_llama = runtime == RUNTIME_LLAMA_CPP
+        self.compression_picker.setEnabled(not gguf_on_llama)
+        self.compression_picker.setToolTip(GGUF_COMPRESSION_TIP if gguf_on_llama else self._compression_tip)
+        for index in range(self.compression_picker.count()):
+            method = Compression(self.compression_picker.itemData(index))
+            disabled = runtime == RUNTIME_CTRANSLATE2 and method is Compression.PRUNE
+            items.item(index).setEnabled(not disabled)
+            self.compression_picker.setItemData(index, PRUNE_TIP if disabled else None, Qt.ItemDataRole.ToolTipRole)
+        if not items.item(self.compression_picker.currentIndex()).isEnabled():
+            self.compression_picker.select(Compression.INT8.value)
 
     def options(self) -> GenerationOptions:
         seed = self.seed.value()
@@ -142,7 +228,10 @@ class GeneratePage(JobPage):
         self.stats.clear()
         self.model_in_use.emit(self.model_picker.currentText().split(" — ")[0])
 
-        params = {"model": model, "device": device, "compression": compression.value, "prompt": prompt, "options": asdict(options)}
+        if self.effective_runtime() == RUNTIME_LLAMA_CPP:
+            compression = Compression.NONE  # greyed out: the GGUF runs as it is
+        params = {"model": model, "device": device, "compression": compression.value, "prompt": prompt,
+                  "options": asdict(options), "runtime": self.runtime_picker.runtime()}
         self.submit("generating text", "generate", params)
 
     def set_running(self, running: bool) -> None:
@@ -161,9 +250,12 @@ class GeneratePage(JobPage):
         if self.output.toPlainText().strip() != result.text.strip():
             self.output.setPlainText(result.text)
         source = "from cache" if result.from_cache else f"{result.tokens_per_second:.1f} tokens/s"
-        self.stats.setText(f"{result.new_tokens} tokens, {source}, on {result.device}, compression {result.compression}")
+        self.stats.setText(f"{result.new_tokens} tokens, {source}, {result.runtime} on {result.device}, "
+                           f"compression {result.compression}")
         self.show_notice(" ".join(result.notices))
-        self.status_message.emit("Stopped; the text so far is kept." if result.stopped else "Done.")
+        self.runtime_used.emit(result.runtime)
+        ran = f" ({result.runtime})" if result.runtime else ""
+        self.status_message.emit(f"Stopped; the text so far is kept{ran}." if result.stopped else f"Done{ran}.")
 
     def save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the answer", "answer.txt", "Text files (*.txt);;All files (*)")
@@ -174,6 +266,7 @@ class GeneratePage(JobPage):
     def save_settings(self, settings: QSettings) -> None:
         settings.setValue("generate/model", self.model_picker.model_ref())
         settings.setValue("generate/compression", self.compression_picker.compression().value)
+        settings.setValue("generate/runtime", self.runtime_picker.runtime())
         settings.setValue("generate/max_tokens", self.max_tokens.value())
         settings.setValue("generate/temperature", self.temperature.value())
         settings.setValue("generate/top_p", self.top_p.value())
@@ -185,7 +278,9 @@ class GeneratePage(JobPage):
         model = read(settings, "generate/model", "")
         if model:
             self.model_picker.select(model)
-        self.compression_picker.select(read(settings, "generate/compression", "none"))
+        self.runtime_picker.select(read(settings, "generate/runtime", RUNTIME_AUTO))
+        self.compression_picker.select(read(settings, "generate/compression", Compression.INT8.value))
+        self.update_compression_choices()
         self.max_tokens.setValue(read(settings, "generate/max_tokens", 200, int))
         self.temperature.setValue(read(settings, "generate/temperature", 0.7, float))
         self.top_p.setValue(read(settings, "generate/top_p", 0.9, float))

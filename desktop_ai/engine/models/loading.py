@@ -1,5 +1,5 @@
-"""Turning a catalogue entry into a ready model: locate, convert GGUF once, load, place on a device,
-compress, and keep it loaded. Shared by every transformers-based task so all of them behave the same.
+"""Turning a catalogue entry into a ready transformers model: locate, check it fits in memory, load (a GGUF only
+when the transformers runtime is forced: it is converted once), place on a device, compress, and keep it loaded. Shared by every transformers-based task so all of them behave the same.
 """
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ def load_pretrained(
     key = (entry.id, location.revision, auto_class.__name__, device.device, compression.value)
 
     def load() -> tuple[LoadedModel, int]:
-        loaded = _load(store, location, auto_class, device, compression, progress, cancel)
+        loaded = load_model(store, location, auto_class, device, compression, progress, cancel)
         return loaded, model_size_bytes(loaded.model)
 
     return store.loaded.get_or_load(key, load)
 
 
-def _load(
+def load_model(
     store: ModelStore,
     location: ModelLocation,
     auto_class: Any,
@@ -61,9 +61,13 @@ def _load(
     progress: ProgressCallback | None,
     cancel: threading.Event | None,
 ) -> LoadedModel:
+    """Load without the memory cache (callers that keep their own wrapper cached use this)."""
     import torch
     from transformers import AutoTokenizer
 
+    from desktop_ai.engine.models.memory import check_fits, transformers_estimate
+
+    check_fits(transformers_estimate(location.entry.title, location.path, compression.value, device.device, location.gguf_file))
     folder = store.gguf_as_folder(location, progress) if location.gguf_file else location.path
     if cancel is not None and cancel.is_set():
         raise CancelledError("Stopped before the model was loaded.")

@@ -394,13 +394,16 @@ class ModelStore:
 
     # --- GGUF --------------------------------------------------------------------------------
     def gguf_as_folder(self, location: ModelLocation, progress: ProgressCallback | None = None) -> Path:
-        """Dequantizing GGUF and rebuilding its tokenizer takes ~20 s; do it once and keep a plain copy."""
+        """A plain float32 transformers copy of a GGUF, made once (~20 s and several times the file's size). Only
+        the transformers runtime, when forced or when llama-cpp-python is missing, and the benchmark's baseline use
+        it: llama.cpp runs the GGUF as it is."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         assert location.gguf_file
         slug = hashlib.sha256(f"{location.path / location.gguf_file}:{location.revision}".encode()).hexdigest()[:16]
         target = self.converted_dir / f"{Path(location.gguf_file).stem}-{slug}"
         if (target / "config.json").exists() and (target / "model.safetensors").exists():
+            _drop_gguf_quantization_config(target / "config.json")
             return target
         if progress:
             progress(f"Converting {location.gguf_file} (first use only, about 20 s)", None)
@@ -416,7 +419,20 @@ class ModelStore:
         shutil.rmtree(partial, ignore_errors=True)
         plain.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
+        _drop_gguf_quantization_config(partial / "config.json")
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
         logger.info("Converted %s into %s", location.gguf_file, target)
         return target
+
+
+def _drop_gguf_quantization_config(config_file: Path) -> None:
+    """The copy is plain float32, but transformers keeps the GGUF's quantization_config in it, which makes other
+    readers (CTranslate2's converter) refuse it as quantized; copies made before this fix are mended on use."""
+    import json
+
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    quantization = config.get("quantization_config")
+    if isinstance(quantization, dict) and str(quantization.get("quant_method", "")).lower() == "gguf":
+        del config["quantization_config"]
+        config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

@@ -1,4 +1,8 @@
-"""Text generation: a prompt in, tokens streamed out as they come, stoppable at any token."""
+"""Text generation: a prompt in, tokens streamed out as they come, stoppable at any token.
+
+The model runs on the runtime its format calls for (llama.cpp for GGUF, CTranslate2 for the transformers
+architectures it converts, transformers for the rest), or the one the user forced; the result says which.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import torch
+from typing import Any
 
 from desktop_ai.engine.cache import ResultCache, make_cache_key
+from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.models.catalogue import KIND_CAUSAL_LM, TASK_GENERATE
 from desktop_ai.engine.models.compression import Compression
-from desktop_ai.engine.models.devices import pick_device
-from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
-from desktop_ai.engine.models.loading import LoadedModel, run_with_cpu_fallback
+from desktop_ai.engine.models.devices import DeviceChoice, cpu_fallback_notice, is_out_of_memory, pick_device, release_gpu_memory
 from desktop_ai.engine.models.store import ModelLocation, ModelStore, ProgressCallback
+from desktop_ai.engine.runtimes.causal_lm import RUNTIME_AUTO, CausalLM, SamplingOptions
+from desktop_ai.engine.runtimes.choice import choose_runtime, open_causal_lm, parse_runtime
 
 logger = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 400_000
-MAX_CONTEXT_TOKENS = 8192
 
 
 @dataclass
@@ -32,9 +33,11 @@ class GenerationOptions:
     min_new_tokens: int = 0  # the benchmark fixes the length so runs compare
     temperature: float = 0.7  # 0 means greedy
     top_p: float = 0.9
+    top_k: int = 40  # 0 turns the top-k cut off
     repetition_penalty: float = 1.1
     seed: int | None = None
     use_chat_template: bool = True
+    stop: list[str] = field(default_factory=list)  # generation ends before any of these strings
 
     @property
     def sampling(self) -> bool:
@@ -50,6 +53,17 @@ class GenerationOptions:
             raise InvalidInputError("Max new tokens must be between 1 and 4096.")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise InvalidInputError("Temperature must be 0 or more and top-p between 0 and 1.")
+        if self.top_k < 0:
+            raise InvalidInputError("Top-k must be 0 (off) or more.")
+        if self.repetition_penalty <= 0:
+            raise InvalidInputError("Repetition penalty must be more than 0 (1 is none).")
+
+    def sampling_options(self) -> SamplingOptions:
+        return SamplingOptions(
+            max_new_tokens=self.max_new_tokens, min_new_tokens=self.min_new_tokens, temperature=self.temperature,
+            top_p=self.top_p, top_k=self.top_k, repetition_penalty=self.repetition_penalty, seed=self.seed,
+            stop=list(self.stop),
+        )
 
 
 @dataclass
@@ -65,6 +79,7 @@ class GenerationResult:
     stopped: bool = False
     from_cache: bool = False
     notices: list[str] = field(default_factory=list)
+    runtime: str = ""
 
     @property
     def tokens_per_second(self) -> float:
@@ -76,43 +91,6 @@ class GenerationResult:
         return data
 
 
-class _CallbackStreamer:
-    """transformers' TextStreamer, sending finished words to a callback and timing the first token."""
-
-    def __init__(self, tokenizer: Any, on_text: Callable[[str], None] | None) -> None:
-        from transformers import TextStreamer
-
-        outer = self
-
-        class Streamer(TextStreamer):
-            def put(self, value: torch.Tensor) -> None:
-                if not self.next_tokens_are_prompt and outer.first_token_at is None:
-                    outer.first_token_at = time.perf_counter()
-                super().put(value)
-
-            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-                if text:
-                    outer.pieces.append(text)
-                    if on_text is not None:
-                        on_text(text)
-
-        self.first_token_at: float | None = None
-        self.pieces: list[str] = []
-        self.streamer = Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-
-
-def _stop_criteria(cancel: threading.Event | None) -> Any:
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class StopWhenCancelled(StoppingCriteria):
-        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-            stop = cancel is not None and cancel.is_set()
-            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
-
-    return StoppingCriteriaList([StopWhenCancelled()])
-
-
 class TextGenerator:
     def __init__(
         self,
@@ -121,6 +99,7 @@ class TextGenerator:
         model: str | None = None,
         device: str = "auto",
         compression: Compression | str = Compression.NONE,
+        runtime: str = RUNTIME_AUTO,
     ) -> None:
         self.store = store
         self.cache = cache
@@ -129,41 +108,46 @@ class TextGenerator:
             raise ModelUnavailableError(f"{self.entry.title} cannot generate text.")
         self.device = pick_device(device)
         self.compression = Compression.parse(compression)
+        self.requested_runtime = parse_runtime(runtime)
+        self._choice: tuple[str, list[str]] | None = None
 
-    def load(self, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> LoadedModel:
-        from transformers import AutoModelForCausalLM
-        from desktop_ai.engine.models.loading import load_pretrained
+    def runtime_for(self, location: ModelLocation) -> tuple[str, list[str]]:
+        """The runtime this model runs on (decided once per generator), and what the user should know about it."""
+        if self._choice is None:
+            self._choice = choose_runtime(location, self.requested_runtime, self.compression)
+        return self._choice
 
-        return load_pretrained(self.store, self.entry, AutoModelForCausalLM, self.device, self.compression, progress, cancel)
+    def load(self, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> CausalLM:
+        location = self.store.locate(self.entry, progress, cancel)
+        runtime, _ = self.runtime_for(location)
+        return open_causal_lm(self.store, location, runtime, self.device, self.compression, progress, cancel)
 
-    def prepare(self, loaded: LoadedModel, prompt: str, options: GenerationOptions) -> tuple[torch.Tensor, list[str]]:
+    def prepare(self, lm: CausalLM, prompt: str, options: GenerationOptions) -> tuple[list[int], list[str]]:
         """Tokenize with the chat template when the model has one; keep the end of a prompt that is too long."""
         notices: list[str] = []
-        tokenizer = loaded.tokenizer
         if len(prompt) > MAX_PROMPT_CHARS:
             notices.append(f"The prompt had {len(prompt):,} characters; only the last {MAX_PROMPT_CHARS:,} were read.")
             prompt = prompt[-MAX_PROMPT_CHARS:]
-        if options.use_chat_template and getattr(tokenizer, "chat_template", None):
-            encoded = tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
-            )
-            ids = encoded["input_ids"]
+        if options.use_chat_template and lm.chat_template:
+            ids = lm.chat_tokens([{"role": "user", "content": prompt}])
         else:
-            ids = tokenizer(prompt, return_tensors="pt").input_ids
-        context = min(getattr(loaded.model.config, "max_position_embeddings", MAX_CONTEXT_TOKENS) or MAX_CONTEXT_TOKENS, MAX_CONTEXT_TOKENS)
+            ids = lm.tokenize(prompt)
+        context = lm.context_length
         room = context - options.max_new_tokens
         if room < 16:
             raise InvalidInputError(f"Max new tokens must leave room for the prompt: this model reads {context} tokens in all.")
-        if ids.shape[1] > room:
+        if len(ids) > room:
             notices.append(
-                f"The prompt was {ids.shape[1]:,} tokens, more than this model can read with {options.max_new_tokens} "
+                f"The prompt was {len(ids):,} tokens, more than this model can read with {options.max_new_tokens} "
                 f"new tokens; it was truncated to its last {room:,} tokens."
             )
-            ids = ids[:, -room:]
+            ids = ids[-room:]
         return ids, notices
 
     def cache_key(self, location: ModelLocation, prompt: str, options: GenerationOptions) -> str:
-        return make_cache_key(TASK_GENERATE, location.entry.id, location.revision, self.compression.value, asdict(options), prompt)
+        runtime, _ = self.runtime_for(location)
+        return make_cache_key(TASK_GENERATE, location.entry.id, location.revision, self.compression.value,
+                              asdict(options), prompt, runtime=runtime)
 
     def run(
         self,
@@ -178,12 +162,12 @@ class TextGenerator:
         options.validate()
         if not prompt or not prompt.strip():
             raise InvalidInputError("The prompt is empty: type something for the model to answer.")
-        from transformers import AutoModelForCausalLM
-
         started = time.perf_counter()
+        location = self.store.locate(self.entry, progress, cancel)
+        runtime, choice_notices = self.runtime_for(location)
         key = None
         if self.cache is not None and options.cacheable:
-            key = self.cache_key(self.store.locate(self.entry, progress, cancel), prompt, options)
+            key = self.cache_key(location, prompt, options)
             hit = self.cache.get(key)
             if hit is not None:
                 result = GenerationResult(**{k: v for k, v in hit.items() if k in GenerationResult.__dataclass_fields__})
@@ -194,13 +178,23 @@ class TextGenerator:
                 if on_partial is not None:
                     on_partial(result.text)
                 return result
-
-        def job(loaded: LoadedModel) -> GenerationResult:
-            return self._generate(loaded, prompt, options, on_partial, cancel, started)
-
-        result, loaded, notices = run_with_cpu_fallback(
-            self.store, self.entry, AutoModelForCausalLM, self.device, self.compression, job, progress, cancel
-        )
+        device = self.device
+        notices = list(choice_notices)
+        try:
+            lm = open_causal_lm(self.store, location, runtime, device, self.compression, progress, cancel)
+            notices += lm.notices
+            result = self._generate(lm, prompt, options, on_partial, cancel, started)
+        except Exception as error:
+            if device.device == "cpu" or not is_out_of_memory(error):
+                raise
+            logger.warning("Out of GPU memory running %s on %s; retrying on the CPU", self.entry.id, device.device)
+            self.store.loaded.drop(lambda k: k[0] == self.entry.id and k[3] == device.device)
+            release_gpu_memory()
+            cpu = DeviceChoice("cpu", device.dtype, "GPU out of memory")
+            compression = Compression.NONE if self.compression is Compression.FP16 else self.compression
+            lm = open_causal_lm(self.store, location, runtime, cpu, compression, progress, cancel)
+            notices += lm.notices + [cpu_fallback_notice(device.device)]
+            result = self._generate(lm, prompt, options, on_partial, cancel, started)
         result.notices = notices + result.notices
         if key is not None and not result.stopped:
             self.cache.put(key, result.to_dict())
@@ -208,51 +202,26 @@ class TextGenerator:
 
     def _generate(
         self,
-        loaded: LoadedModel,
+        lm: CausalLM,
         prompt: str,
         options: GenerationOptions,
         on_partial: Callable[[str], None] | None,
         cancel: threading.Event | None,
         started: float,
     ) -> GenerationResult:
-        import torch
-
-        ids, notices = self.prepare(loaded, prompt, options)
-        ids = ids.to(loaded.device)
-        tokenizer = loaded.tokenizer
-        streamer = _CallbackStreamer(tokenizer, on_partial)
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": options.max_new_tokens,
-            "min_new_tokens": min(options.min_new_tokens, options.max_new_tokens),
-            "do_sample": options.sampling,
-            "repetition_penalty": options.repetition_penalty,
-            "streamer": streamer.streamer,
-            "stopping_criteria": _stop_criteria(cancel),
-            "attention_mask": torch.ones_like(ids),
-            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-        }
-        if options.sampling:
-            kwargs.update(temperature=options.temperature, top_p=options.top_p)
-            if options.seed is not None:
-                torch.manual_seed(options.seed)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        gen_started = time.perf_counter()
-        with torch.inference_mode():
-            output = loaded.model.generate(ids, **kwargs)
-        finished = time.perf_counter()
-        new_ids = output[0, ids.shape[1]:]
-        text = tokenizer.decode(new_ids, skip_special_tokens=True)
-        stopped = cancel is not None and cancel.is_set()
+        ids, notices = self.prepare(lm, prompt, options)
+        streamed = lm.stream(ids, options.sampling_options(), on_partial, cancel)
+        stopped = streamed.cancelled
         return GenerationResult(
-            text=text,
-            model_id=loaded.model_id,
-            device=loaded.device,
-            compression=loaded.compression.method,
-            prompt_tokens=int(ids.shape[1]),
-            new_tokens=int(new_ids.shape[0]),
-            seconds=finished - gen_started,
-            first_token_seconds=(streamer.first_token_at - started) if streamer.first_token_at else None,
+            text=streamed.text,
+            model_id=lm.model_id,
+            device=lm.device,
+            compression=lm.compression,
+            prompt_tokens=len(ids),
+            new_tokens=streamed.new_tokens,
+            seconds=streamed.seconds,
+            first_token_seconds=(streamed.first_token_at - started) if streamed.first_token_at else None,
             stopped=stopped,
             notices=notices + (["Stopped: the text so far is kept."] if stopped else []),
+            runtime=lm.runtime,
         )

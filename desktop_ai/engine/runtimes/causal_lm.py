@@ -1,0 +1,146 @@
+"""The one interface every causal language model runtime implements, so the Text tab, the CLI and the
+benchmark drive llama.cpp, CTranslate2 and transformers the same way."""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+RUNTIME_LLAMA_CPP = "llama.cpp"
+RUNTIME_CTRANSLATE2 = "ctranslate2"
+RUNTIME_TRANSFORMERS = "transformers"
+RUNTIME_AUTO = "auto"
+RUNTIMES = (RUNTIME_LLAMA_CPP, RUNTIME_CTRANSLATE2, RUNTIME_TRANSFORMERS)
+RUNTIME_CHOICES = (RUNTIME_AUTO, *RUNTIMES)
+
+Messages = Sequence[dict[str, str]]
+TextCallback = Callable[[str], None]
+
+
+@dataclass
+class SamplingOptions:
+    """What every runtime understands; temperature 0 is greedy, top_k 0 means no top-k cut."""
+
+    max_new_tokens: int = 200
+    min_new_tokens: int = 0
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 40
+    repetition_penalty: float = 1.1
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+
+    @property
+    def sampling(self) -> bool:
+        return self.temperature > 0
+
+
+@dataclass
+class StreamResult:
+    text: str
+    new_tokens: int
+    first_token_at: float | None  # time.perf_counter() when the first new token came
+    seconds: float  # from the start of decoding to the last token
+    cancelled: bool = False
+
+
+class CausalLM(ABC):
+    """A loaded causal language model. Implementations keep their library's objects private."""
+
+    runtime: str = ""
+
+    def __init__(self, model_id: str, device: str, compression: str, context_length: int) -> None:
+        self.model_id = model_id
+        self.device = device
+        self.compression = compression  # what the runtime actually runs, e.g. "int8" or "Q4_1 (GGUF)"
+        self.context_length = context_length
+        self.notices: list[str] = []
+
+    @property
+    @abstractmethod
+    def chat_template(self) -> str | None:
+        """The model's own Jinja chat template, or None when it has none."""
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[int]:
+        """Plain text to token ids, with the model's beginning-of-text token when it uses one."""
+
+    @abstractmethod
+    def chat_tokens(self, messages: Messages) -> list[int]:
+        """Messages rendered with the model's chat template (ready for the assistant's answer), as token ids."""
+
+    @abstractmethod
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """Token ids back to text, special tokens left out."""
+
+    @abstractmethod
+    def stream(
+        self,
+        prompt_tokens: Sequence[int],
+        options: SamplingOptions,
+        on_text: TextCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StreamResult:
+        """Generate after the prompt, sending text to `on_text` as it comes; stops at once when `cancel` is set."""
+
+    @abstractmethod
+    def resident_bytes(self) -> int:
+        """Memory the loaded weights hold (memory-mapped files count at their size)."""
+
+    def weights_bytes(self) -> int:
+        """The weights alone (without the context's key/value cache), as the runtime holds them."""
+        return self.resident_bytes()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def close(self) -> None:
+        """Free what the library holds; the object is not used afterwards."""
+
+
+class IncrementalDecoder:
+    """Turns a growing list of token ids into text pieces, holding back a split multi-byte character."""
+
+    def __init__(self, detokenize: Callable[[Sequence[int]], str], on_text: TextCallback | None) -> None:
+        self._detokenize = detokenize
+        self._on_text = on_text
+        self.tokens: list[int] = []
+        self.text = ""
+        self.first_token_at: float | None = None
+
+    def add(self, token: int) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.tokens.append(token)
+        text = self._detokenize(self.tokens)
+        if text.endswith("\ufffd"):
+            return
+        self._emit(text)
+
+    def finish(self) -> str:
+        self._emit(self._detokenize(self.tokens))
+        return self.text
+
+    def _emit(self, text: str) -> None:
+        if text.startswith(self.text):
+            piece = text[len(self.text):]
+        else:  # a tokenizer that rewrites earlier text (rare): send only what is new by length
+            piece = text[len(self.text):] if len(text) > len(self.text) else ""
+        self.text = text
+        if piece and self._on_text is not None:
+            self._on_text(piece)
+
+
+def stop_index(text: str, stops: Sequence[str]) -> int | None:
+    """Where the earliest stop string starts in `text`, or None."""
+    found = [text.find(stop) for stop in stops if stop and stop in text]
+    return min(found) if found else None
+
+
+def physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1

@@ -1,0 +1,134 @@
+"""transformers + torch: the reference and baseline, the runtime for architectures neither llama.cpp nor CTranslate2
+reads, and the one that prunes or quantizes with torch.ao. A GGUF forced onto it is dequantized into a float32
+copy once (slow, and large: only when the user asks for this runtime)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from desktop_ai.engine.models.loading import LoadedModel
+from desktop_ai.engine.runtimes.causal_lm import (
+    RUNTIME_TRANSFORMERS,
+    CausalLM,
+    IncrementalDecoder,
+    Messages,
+    SamplingOptions,
+    StreamResult,
+    TextCallback,
+    stop_index,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+MAX_CONTEXT_TOKENS = 8192
+
+
+class TransformersLM(CausalLM):
+    runtime = RUNTIME_TRANSFORMERS
+
+    def __init__(self, loaded: LoadedModel, size_bytes: int) -> None:
+        config = loaded.model.config
+        context = getattr(config, "max_position_embeddings", None) or MAX_CONTEXT_TOKENS
+        super().__init__(loaded.model_id, loaded.device, loaded.compression.method, min(context, MAX_CONTEXT_TOKENS))
+        self.loaded = loaded
+        self.notices = list(loaded.notices)
+        self._tokenizer = loaded.tokenizer
+        self._bytes = size_bytes
+
+    @property
+    def chat_template(self) -> str | None:
+        template = getattr(self._tokenizer, "chat_template", None)
+        return template if isinstance(template, str) else None
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self._tokenizer(text).input_ids)
+
+    def chat_tokens(self, messages: Messages) -> list[int]:
+        encoded = self._tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True, return_dict=True)
+        ids = encoded["input_ids"]
+        return list(ids[0] if ids and isinstance(ids[0], list) else ids)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+    def resident_bytes(self) -> int:
+        return self._bytes
+
+    def stream(self, prompt_tokens: Sequence[int], options: SamplingOptions, on_text: TextCallback | None = None,
+               cancel: threading.Event | None = None) -> StreamResult:
+        import torch
+
+        model = self.loaded.model
+        decoder = IncrementalDecoder(self.detokenize, on_text)
+        ids = torch.tensor([list(prompt_tokens)], dtype=torch.long, device=self.loaded.device)
+        stopped_by_text = threading.Event()
+        tokenizer = self._tokenizer
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": options.max_new_tokens,
+            "min_new_tokens": min(options.min_new_tokens, options.max_new_tokens),
+            "do_sample": options.sampling,
+            "repetition_penalty": options.repetition_penalty,
+            "streamer": _Streamer(decoder, options.stop, stopped_by_text),
+            "stopping_criteria": _stop_criteria(cancel, stopped_by_text),
+            "attention_mask": torch.ones_like(ids),
+            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        }
+        if options.sampling:
+            kwargs.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k or None)
+            if options.seed is not None:
+                torch.manual_seed(options.seed)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = model.generate(ids, **kwargs)
+        finished = time.perf_counter()
+        new_ids = output[0, ids.shape[1]:].tolist()
+        eos = tokenizer.eos_token_id
+        while new_ids and new_ids[-1] in (eos, tokenizer.pad_token_id) and eos is not None:
+            new_ids.pop()
+        text = self.detokenize(new_ids)
+        cut = stop_index(text, options.stop)
+        return StreamResult(text[:cut] if cut is not None else text, len(new_ids), decoder.first_token_at,
+                            finished - started, cancel is not None and cancel.is_set())
+
+
+class _Streamer:
+    """transformers' streamer protocol (put/end): the first call is the prompt, then one token at a time."""
+
+    def __init__(self, decoder: IncrementalDecoder, stops: Sequence[str], stopped: threading.Event) -> None:
+        self.decoder = decoder
+        self.stops = list(stops)
+        self.stopped = stopped
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        for token in value.reshape(-1).tolist():
+            self.decoder.add(int(token))
+        if self.stops and stop_index(self.decoder.text, self.stops) is not None:
+            self.stopped.set()
+
+    def end(self) -> None:
+        pass
+
+
+def _stop_criteria(cancel: threading.Event | None, stopped: threading.Event) -> Any:
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopWhenCancelled(StoppingCriteria):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+            stop = (cancel is not None and cancel.is_set()) or stopped.is_set()
+            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopWhenCancelled()])
