@@ -1,0 +1,1 @@
+"""One small interface per kind of model, one implementation per engine (design notes: runtimes/)."""
