@@ -107,7 +107,7 @@ def test_exec_path_with_spaces_is_quoted(tmp_path: Path) -> None:
 
     value = _read_desktop(desktop)["Exec"]
     assert value.startswith('"')
-    assert shlex.split(value) == [str(exe)]
+    assert shlex.split(value) == [str(exe), "%F"]  # files from "Open with" and launcher drops
 
 
 @on_freedesktop
