@@ -91,7 +91,7 @@ def test_dropped_photos_folders_and_a_text_file_are_recognised(qtbot, window, tm
     assert not tab.stop_button.isEnabled() and not tab.progress_bar.isVisible()
     assert "4 image(s), 1 failed" in tab.stats.text()
     assert "could not be recognised" in tab.notice.text()
-    assert window.model_label.text() == f"Model: {MODEL} (from disk)"
+    assert window.model_label.text() == f"Model: {MODEL.name} (from disk) · pytorch", "the model and the runtime that ran it"
 
     tsv = tab.results_as_tsv().splitlines()
     assert len(tsv) == 5 and tsv[1].split("\t")[0] == str(SAMPLES / "dog.jpg")

@@ -2,7 +2,7 @@
 
 With no --model: the embedded EfficientNet-Lite0 on ONNX Runtime against plain PyTorch fp32 of the same model,
 one photo at a time, decoding included, in interleaved rounds. With --model: that model against the torchvision
-seed code (MobileNetV2 from ../shared/models, or a file or catalogue id)."""
+seed code (`--model shared-mobilenet-v2`: MobileNetV2 float and int8 from ../shared/models; or a file or catalogue id)."""
 
 from __future__ import annotations
 
@@ -173,6 +173,7 @@ def _reference_accuracy(files: list[Path], tops: list[str | None]) -> str:
 
 
 EMBEDDED_ID = "efficientnet-lite0"
+SHARED_MOBILENET = "shared-mobilenet-v2"  # --model for the MobileNetV2 float/int8 pair of ../shared/models
 
 
 def _embedded_goal(rows: list[BenchRow], baseline: BenchRow) -> str:
@@ -310,14 +311,15 @@ def _bench_recognize_in(
     notes: list[str] = []
     int8_script: Path | None = None
     title = None
-    if model is None:
+    if model == SHARED_MOBILENET:
         shared = shared_models_dir()
         float_file = shared / "mobilenet_v2_float" / "mobilenet_v2.pth"
         if not float_file.is_file():
             raise ModelUnavailableError(
                 f"bench --task recognize needs an image model, and none can be downloaded here: {float_file} is absent. "
                 "Pass --model: a TorchScript file, or a state_dict file with --arch (a labels.txt beside it or --labels), "
-                "or a catalogue id such as mobilenet_v3_large (downloaded from download.pytorch.org when online)."
+                "or a catalogue id such as mobilenet_v3_large (downloaded from download.pytorch.org when online); "
+                "without --model the bench measures the embedded EfficientNet-Lite0."
             )
         model, arch, labels = str(float_file), "mobilenet_v2", None
         candidate = shared / "mobilenet_v2_int8" / "model.pt"
