@@ -96,6 +96,8 @@ bench: install
 	$(APP) bench --task generate
 	@echo "==> bench: text classification"
 	$(APP) bench --task classify
+	@echo "==> bench: image recognition (embedded EfficientNet-Lite0: ONNX Runtime against plain PyTorch fp32)"
+	$(APP) bench --task recognize
 	@echo "==> bench: translation (opus-mt-en-de when downloaded, else a random-weight stand-in of its shape)"
 	$(APP) bench --task translate
 	@echo "==> bench: speech (Whisper tiny.en, PocketSphinx; wav2vec2 when downloaded)"

@@ -192,7 +192,7 @@ def _embedded_goal(rows: list[BenchRow], baseline: BenchRow) -> str:
 def _bench_embedded(store: ModelStore, device: str, images: list[str] | None, repeats: int,
                     say: Callable[[str], None], scratch: Path) -> BenchReport:
     from PIL import Image
-    from torchvision.transforms import v2
+    from torchvision import transforms
 
     from desktop_ai.engine.models.catalogue import find_entry
     from desktop_ai.engine.runtimes.image_lite import LITE_MEAN, LITE_STD, build_lite, imagenet_categories
@@ -208,8 +208,10 @@ def _bench_embedded(store: ModelStore, device: str, images: list[str] | None, re
     say("Loading the baseline: plain PyTorch fp32 EfficientNet-Lite0")
     net = build_lite("lite0", location.path / entry.files[0])
     labels = imagenet_categories()
-    preprocess = v2.Compose([v2.ToImage(), v2.Resize(256, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
-                             v2.CenterCrop(224), v2.ToDtype(torch.float32, scale=True), v2.Normalize(LITE_MEAN, LITE_STD)])
+    # torchvision.transforms (v1): plain tensors. (v2's ToImage returns a tensor subclass whose __torch_function__
+    # would slow every layer of the model tenfold, which is not a fair baseline.)
+    preprocess = transforms.Compose([transforms.Resize(256, interpolation=transforms.InterpolationMode.BICUBIC),
+                                     transforms.CenterCrop(224), transforms.ToTensor(), transforms.Normalize(LITE_MEAN, LITE_STD)])
     say("Loading ours: EfficientNet-Lite0 on ONNX Runtime (exported into the cache once)")
     ours = ImageClassifier(store, None, model=EMBEDDED_ID, device="cpu")
     loaded = ours.load()
@@ -265,8 +267,8 @@ def _bench_embedded(store: ModelStore, device: str, images: list[str] | None, re
         image_note,
         f"{repeats} interleaved rounds over all {len(files)} images, medians; every timing runs from the file path to the "
         f"labels, decoding and preprocessing included. Threads: torch {torch.get_num_threads()}, ONNX Runtime {loaded.model.threads}.",
-        "Baseline: PIL open and convert('RGB') at full size, torchvision v2 Resize(256, bicubic), CenterCrop(224), "
-        "Normalize(0.5, 0.5), timm's EfficientNet-Lite0 with the package's weights, fp32, batch 1. Ours: JPEG decoded at a "
+        "Baseline: PIL open and convert('RGB') at full size, torchvision.transforms Resize(256, bicubic), CenterCrop(224), "
+        "ToTensor, Normalize(0.5, 0.5), timm's EfficientNet-Lite0 with the package's weights, fp32, batch 1. Ours: JPEG decoded at a "
         "reduced DCT scale, the centre crop resized straight to 224 (PIL box=), the ONNX export of the same model.",
         _embedded_goal(report.rows[1:], report.rows[0]),
         "int8 (static QDQ) is not offered for this model: see docs/benchmarks.md.",
