@@ -31,7 +31,7 @@ PYTEST_ARGS ?=
 # microphone tests use (a private PulseAudio daemon, PortAudio, espeak-ng speech) and audio decoders.
 SYSTEM_DEPS := xvfb xauth libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 \
                libfontconfig1 libdbus-1-3 libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
-               libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 fonts-dejavu-core \
+               libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 fonts-dejavu-core desktop-file-utils \
                pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng sox libsox-fmt-all ffmpeg
 
 STAMP_VENV   := $(VENV)/.created
@@ -118,6 +118,8 @@ bench: install
 	$(APP) bench --task generate
 	@echo "==> bench: text classification"
 	$(APP) bench --task classify
+	@echo "==> bench: image recognition (embedded EfficientNet-Lite0: ONNX Runtime against plain PyTorch fp32)"
+	$(APP) bench --task recognize
 	@echo "==> bench: translation (opus-mt-en-de when downloaded, else a random-weight stand-in of its shape)"
 	$(APP) bench --task translate
 	@echo "==> bench: speech (Whisper tiny.en, PocketSphinx; wav2vec2 when downloaded)"

@@ -5,6 +5,12 @@ application menu knows about. This module writes the XDG desktop entry and the i
 the user's data folder, with `Exec=` pointing at that script by absolute path, so the menu
 entry keeps working although the venv's bin/ is not on the desktop session's PATH.
 
+The entry (resources/desktop-ai.desktop) declares the photos, recordings and .txt files the app reads
+(`MimeType=`) and takes them as arguments (`Exec=desktop-ai %F`), so file managers offer "Open with
+desktop-ai" and files dropped on the launcher open in their tabs (gui/open_files.py). `update-desktop-database`
+(run below when present) is what makes file managers see the MimeType list. The file passes
+`desktop-file-validate` (Debian's desktop-file-utils), which the tests run.
+
 No Qt here: the CLI's `install-desktop` command calls this without starting a GUI.
 """
 

@@ -78,7 +78,7 @@ def test_classify_bench_reports_agreement_and_cache(workspace, tiny_embedding_di
                     reason="../shared/models is absent")
 def test_recognize_bench_rows_agreement_and_cache(workspace) -> None:
     images = [str(SAMPLE_IMAGES / name) for name in ("dog.jpg", "bird.jpg", "grace_hopper.jpg", "wasmedge_input.jpg")]
-    report = run_benchmark("recognize", device="cpu", repeats=1, images=images, store=workspace.store)
+    report = run_benchmark("recognize", model="shared-mobilenet-v2", device="cpu", repeats=1, images=images, store=workspace.store)
     rows = {(row.name, row.compression): row for row in report.rows}
     baseline = report.rows[0]
     assert baseline.name.startswith("baseline: torchvision")
@@ -97,6 +97,20 @@ def test_recognize_bench_rows_agreement_and_cache(workspace) -> None:
     assert any("4 images given" in note for note in report.notes)
     assert any("traced" in note for note in report.notes)
     assert "| baseline: torchvision" in report.to_markdown()
+
+
+@pytest.mark.skipif(not SAMPLE_IMAGES.is_dir(), reason="the photos in ../shared/models/sample_images are absent")
+def test_recognize_bench_embedded_onnx_against_plain_pytorch(workspace) -> None:
+    images = [str(SAMPLE_IMAGES / name) for name in ("dog.jpg", "bird.jpg", "wasmedge_input.jpg")]
+    report = run_benchmark("recognize", device="cpu", repeats=1, images=images, store=workspace.store)
+    assert report.model.startswith("EfficientNet-Lite0")
+    baseline, one, many = report.rows
+    assert baseline.name.startswith("baseline: plain PyTorch fp32") and "one photo at a time" in one.name
+    for row in report.rows:
+        assert row.values["images/s"] > 0 and math.isfinite(row.values["x baseline"])
+        assert row.values["top-1 accuracy"] == "100.0%", "Samoyed, drake and banana, each way"
+    goal = next(n for n in report.notes if n.startswith("Goal"))
+    assert (": met:" in goal) == (one.values["x baseline"] >= 3), goal
 
 
 def test_translate_bench_rows_goal_and_cache(workspace, tiny_marian_dir: Path) -> None:

@@ -6,6 +6,8 @@ the PulseAudio virtual microphone for dictation (those tests skip without them).
 
 from __future__ import annotations
 
+import io
+
 import importlib.util
 import json
 import logging
@@ -423,6 +425,43 @@ def test_classify_missing_file(tiny_embedder: Path, tmp_path: Path, capsys: pyte
 
 
 # --- recognize ------------------------------------------------------------------------------------
+
+SAMPLE_DIR = SHARED_MODELS / "sample_images"
+needs_sample_photos = pytest.mark.skipif(not SAMPLE_DIR.is_dir(), reason="the photos in ../shared/models/sample_images are absent")
+
+
+@needs_sample_photos
+def test_recognize_offline_runs_the_embedded_model(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    photos = [SAMPLE_DIR / n for n in ("dog.jpg", "bird.jpg", "wasmedge_input.jpg", "aicook1.jpg")]
+    assert cli.main(["recognize", *map(str, photos), "--top", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["labels"][0] for r in rows] == ["Samoyed", "drake", "banana", "refrigerator"]
+    assert "download" not in captured.err.lower()
+
+
+@needs_sample_photos
+def test_recognize_sort_into_copies_then_moves_with_yes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("dog.jpg", "bird.jpg", "grace_hopper.jpg"):
+        (photos / name).write_bytes((SAMPLE_DIR / name).read_bytes())
+    out = tmp_path / "sorted"
+    assert cli.main(["recognize", str(photos), "--sort-into", str(out), "--min-score", "60%"]) == 0
+    assert (out / "Samoyed" / "dog.jpg").is_file() and (out / "drake" / "bird.jpg").is_file()
+    assert (out / "unsure" / "grace_hopper.jpg").is_file(), "its top label scores under 60 %"
+    assert "note: Copied 3 photo(s) into 3 folder(s)" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: a move must be confirmed with --yes
+    assert cli.main(["recognize", str(photos), "--sort-into", str(out), "--move"]) == 2
+    assert "--yes" in capsys.readouterr().err and (photos / "dog.jpg").exists()
+    assert cli.main(["recognize", str(photos), "--sort-into", str(out), "--move", "--yes"]) == 0
+    assert not any(photos.iterdir()), "moved"
+    assert (out / "Samoyed" / "dog (2).jpg").is_file(), "the copy made first is not overwritten"
+    assert cli.main(["recognize", str(out), "--min-score", "0.5"]) == 2
+    assert "--sort-into" in capsys.readouterr().err
+
 
 @needs_shared_models
 def test_recognize_json_lines_and_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

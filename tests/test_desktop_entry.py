@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import configparser
+import shutil
+import subprocess
 import shlex
 import stat
 import struct
@@ -107,7 +109,7 @@ def test_exec_path_with_spaces_is_quoted(tmp_path: Path) -> None:
 
     value = _read_desktop(desktop)["Exec"]
     assert value.startswith('"')
-    assert shlex.split(value) == [str(exe)]
+    assert shlex.split(value) == [str(exe), "%F"]  # files from "Open with" and launcher drops
 
 
 @on_freedesktop
@@ -163,3 +165,27 @@ def test_non_freedesktop_platform_is_refused(
     with pytest.raises(RuntimeError, match="freedesktop"):
         install_desktop_entry(tmp_path / "desktop-ai", tmp_path / "share", refresh_caches=False)
     assert not (tmp_path / "share").exists()
+
+
+needs_validator = pytest.mark.skipif(shutil.which("desktop-file-validate") is None,
+                                     reason="desktop-file-validate is not installed (Debian: desktop-file-utils)")
+
+
+@needs_validator
+@on_freedesktop
+def test_shipped_and_installed_entries_pass_desktop_file_validate(tmp_path: Path) -> None:
+    shipped = Path(desktop_entry.__file__).resolve().parent.parent / "resources" / "desktop-ai.desktop"
+    (installed, *_) = install_desktop_entry(_fake_executable(tmp_path / "my apps" / "bin"), tmp_path / "share", refresh_caches=False)
+    for path in (shipped, installed):
+        done = subprocess.run(["desktop-file-validate", str(path)], capture_output=True, text=True)
+        assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+
+
+def test_entry_declares_the_files_it_opens() -> None:
+    from desktop_ai.engine.tasks.image_files import IMAGE_SUFFIXES
+
+    shipped = Path(desktop_entry.__file__).resolve().parent.parent / "resources" / "desktop-ai.desktop"
+    entry = _read_desktop(shipped)
+    types = set(filter(None, entry["MimeType"].split(";")))
+    assert {"image/jpeg", "image/png", "image/webp", "image/tiff", "audio/wav", "audio/mpeg", "audio/flac", "text/plain"} <= types
+    assert len(IMAGE_SUFFIXES) >= 8 and entry["Exec"] == "desktop-ai %F"

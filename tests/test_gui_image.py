@@ -15,7 +15,7 @@ from PySide6.QtGui import QDragEnterEvent
 from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QFileDialog, QLineEdit, QSpinBox
 
 from desktop_ai.engine.tasks.image_classification import ImageResult, LabelScore, RecognitionBatch
-from desktop_ai.gui.image_tab import NOT_LOCAL_MESSAGE, ImageTab, save_image_results
+from desktop_ai.gui.image_tab import NOT_LOCAL_MESSAGE, RESULT_ROLE, ImageTab, save_image_results
 from desktop_ai.gui.main_window import MainWindow
 from desktop_ai.gui.widgets import FROM_DISK
 from desktop_ai.gui.worker import EngineThread
@@ -91,7 +91,7 @@ def test_dropped_photos_folders_and_a_text_file_are_recognised(qtbot, window, tm
     assert not tab.stop_button.isEnabled() and not tab.progress_bar.isVisible()
     assert "4 image(s), 1 failed" in tab.stats.text()
     assert "could not be recognised" in tab.notice.text()
-    assert window.model_label.text() == f"Model: {MODEL} (from disk)"
+    assert window.model_label.text() == f"Model: {MODEL.name} (from disk) · pytorch", "the model and the runtime that ran it"
 
     tsv = tab.results_as_tsv().splitlines()
     assert len(tsv) == 5 and tsv[1].split("\t")[0] == str(SAMPLES / "dog.jpg")
@@ -200,3 +200,54 @@ def test_image_settings_survive_a_restart(qtbot):
     assert tab.model_picker.model_ref() == str(MODEL)
     assert tab.arch_combo.isEnabled()
     second.close()
+
+
+# --- the embedded model, and sorting into folders ---------------------------------------------------------
+
+needs_photos = pytest.mark.skipif(not SAMPLES.exists(), reason="the photos in ../shared/models/sample_images are absent")
+
+
+@needs_photos
+def test_embedded_model_is_the_offline_default_and_a_drop_sorts_into_folders(qtbot, window, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tab = window.image_tab
+    window.tabs.setCurrentWidget(tab)
+    assert tab.model_picker.model_ref() == "efficientnet-lite0", "the embedded model is the default"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    names = ["dog.jpg", "bird.jpg", "wasmedge_input.jpg"]
+    for name in names:
+        (photos / name).write_bytes((SAMPLES / name).read_bytes())
+    assert not tab.sort_button.isEnabled()
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
+        _drop(tab, url_mime(*(QUrl.fromLocalFile(str(photos / n)) for n in names)))
+    batch: RecognitionBatch = blocker.args[1]
+    assert batch.runtime == "onnxruntime"
+    rows = _rows(tab)
+    assert [rows[n].text(1) for n in names] == ["Samoyed", "drake", "banana"]
+    assert "download" not in tab.notice.text().lower()
+    assert "EfficientNet-Lite0" in window.model_label.text() and "onnxruntime" in window.model_label.text()
+    assert tab.sort_button.isEnabled()
+
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    target = tmp_path / "sorted"
+    from desktop_ai.gui import sort_dialog
+
+    def fill(dialog: sort_dialog.SortDialog) -> int:
+        dialog.target.setText(str(target))
+        dialog.move_check.setChecked(True)
+        return sort_dialog.QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(sort_dialog.SortDialog, "exec", fill)
+    tab.sort_button.click()  # a move, refused at the confirmation: nothing happens
+    assert not target.exists() and all((photos / n).exists() for n in names)
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS):
+        tab.sort_button.click()
+    assert (target / "Samoyed" / "dog.jpg").is_file() and (target / "banana" / "wasmedge_input.jpg").is_file()
+    assert not any(photos.iterdir()), "moved after the confirmation"
+    assert "Moved 3 photo(s) into 3 folder(s)" in tab.notice.text()
+    assert _rows(tab)["dog.jpg"].data(0, RESULT_ROLE).path == str(target / "Samoyed" / "dog.jpg"), "rows follow the photos"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ class InOrder:
 def cmd_recognize(args: argparse.Namespace) -> int:
     """One result per image in the order given, streamed as batches finish: JSON lines for scripts, labels for
     people. A file that cannot be recognised is a note, not a failure, unless every file failed."""
+    if (args.move or args.min_score) and args.sort_into is None:
+        raise CliError("--move and --min-score go with --sort-into DIR.")
     quiet_libraries(args.verbose)
     from desktop_ai.engine.tasks.image_classification import (
         ImageClassifier,
@@ -98,8 +101,43 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     notes(batch.notices)
     hits = sum(1 for r in batch.results if r.from_cache)
     progress.message(f"{len(batch.results) - len(failed)} images in {batch.seconds:.2f} s "
-                     f"({batch.images_per_second:.1f} images/s) on {batch.device}" + (f" ({hits} from the cache)" if hits else ""))
+                     f"({batch.images_per_second:.1f} images/s) with {batch.model_title} on {batch.runtime or batch.device}"
+                     + (f" ({hits} from the cache)" if hits else ""))
+    if args.sort_into is not None:
+        _sort(args, batch.results)
     return EXIT_OK
+
+
+def _confirm_move(args: argparse.Namespace, count: int) -> None:
+    """Moving takes photos away from where the user keeps them: ask first, unless --yes."""
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError("--move takes the photos away from where they are: confirm with --yes (no terminal to ask on).")
+    err(f"Move {count} photo(s) into folders in {args.sort_into}? [y/N] ")
+    if input().strip().lower() not in ("y", "yes"):
+        raise CliError("Not moved: nothing was changed.")
+
+
+def _sort(args: argparse.Namespace, results: Sequence[Any]) -> None:
+    from desktop_ai.engine.tasks.photo_sorting import sort_photos
+
+    if args.move:
+        _confirm_move(args, sum(1 for r in results if r.ok))
+    report = sort_photos(results, args.sort_into, move=args.move, min_score=args.min_score)
+    notes([report.describe()])
+    for photo in report.done:
+        logger.debug("%s -> %s", photo.source, photo.destination)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (0-1, or a percentage like 50%)") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside 0-1 (0 %-100 %)")
+    return value
 
 
 def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -115,6 +153,13 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
                            help="class names, one per line (default: the labels.txt beside the model file)")
     recognize.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                            help="images per model call (default: 16 on a CPU, 64 on a GPU)")
+    recognize.add_argument("--sort-into", type=Path, metavar="DIR",
+                           help="then copy each photo into DIR/<top label>/ (never overwriting: a clash gets a number)")
+    recognize.add_argument("--move", action="store_true", help="with --sort-into: move instead of copy (asks first)")
+    recognize.add_argument("--min-score", type=_fraction, default=0.0, metavar="S",
+                           help="with --sort-into: photos whose top label scores below S (0-1, or a percentage like "
+                           "50%%) go into 'unsure' (default: 0)")
+    recognize.add_argument("--yes", action="store_true", help="with --move: do not ask for confirmation")
     add_model_options(recognize, "catalogue id (see `models --task recognize`), a TorchScript file, or a state_dict "
                        "file with --arch")
     recognize.set_defaults(handler=cmd_recognize)

@@ -85,7 +85,18 @@ def _split_window_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
         index += 1
     if index < len(argv) and argv[index].startswith("-") and argv[index] not in ("-h", "--help", "--version"):
         return argv[:index], argv[index:]
+    if index < len(argv) and argv[index] not in _command_names() and _looks_like_file(argv[index]):
+        return argv[:index], argv[index:]  # `desktop-ai PHOTO AUDIO` (the desktop entry's %F): files for the window
     return argv, []
+
+
+def _command_names() -> set[str]:
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return set(action.choices)
+
+
+def _looks_like_file(argument: str) -> bool:
+    return Path(argument).expanduser().exists() or os.sep in argument or bool(Path(argument).suffix)
 
 
 def _log_path(log_file: Callable[[], Path]) -> str:

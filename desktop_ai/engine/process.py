@@ -58,6 +58,13 @@ def _recognize(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     )
 
 
+def _sort_photos(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    from desktop_ai.engine.tasks.photo_sorting import sort_photos
+
+    return sort_photos(params["results"], params["target"], params.get("move", False), params.get("min_score", 0.0),
+                       cb.cancel, cb.progress)
+
+
 def _translate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     from desktop_ai.engine.tasks.translation import TranslationOptions, Translator
 
@@ -146,6 +153,7 @@ JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
     "generate": _generate,
     "classify": _classify,
     "recognize": _recognize,
+    "sort_photos": _sort_photos,
     "translate": _translate,
     "transcribe": _transcribe,
     "dictate": _dictate,

@@ -33,7 +33,9 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QDialog,
     QFileDialog,
+    QMessageBox,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -50,6 +52,8 @@ from PySide6.QtWidgets import (
 from desktop_ai.engine.models.catalogue import TASK_RECOGNIZE, find_entry
 from desktop_ai.engine.tasks.image_classification import IMAGE_SUFFIXES, ImageResult, RecognitionBatch
 from desktop_ai.engine.models.store import ModelStore
+from desktop_ai.engine.tasks.photo_sorting import SortReport
+from desktop_ai.gui.sort_dialog import SortDialog
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.widgets import CompressionPicker, FROM_DISK, ModelPicker, SCORE_ROLE, ScoreBarDelegate, accept_url_drag
@@ -198,8 +202,8 @@ class ImageTab(JobPage):
         self.setAccessibleName("Image")
         self.model_picker = ModelPicker(TASK_RECOGNIZE, store)
         self.model_picker.setToolTip(
-            "Which model recognises the images. torchvision models download once; 'From folder or file…' takes a "
-            "TorchScript or state_dict file with a labels.txt beside it."
+            "Which model recognises the images. EfficientNet-Lite0 comes with the app and works offline; the torchvision "
+            "models are online choices; 'From folder or file…' takes a TorchScript or state_dict file with a labels.txt beside it."
         )
         self.arch_combo = QComboBox()
         self.arch_combo.setEditable(True)
@@ -238,6 +242,10 @@ class ImageTab(JobPage):
         self.copy_button = labelled_button("&Copy results", "Copy the results as tab-separated text")
         self.export_button = labelled_button("&Export CSV…", "Save the results as a CSV file")
         self.clear_button = labelled_button("C&lear", "Remove all results from the list")
+        self.sort_button = labelled_button("S&ort into folders…", "Copy (or move) each photo into a folder named after its label")
+        self.sort_button.setEnabled(False)
+        self.last_sort: Any = None
+        self._sorting = False
         self.stats = QLabel()
         self.stats.setAccessibleName("Recognition statistics")
         self.last_batch: RecognitionBatch | None = None
@@ -262,7 +270,7 @@ class ImageTab(JobPage):
             buttons.addWidget(button)
         buttons.addWidget(self.progress_bar, 1)
         buttons.addStretch(1)
-        for button in (self.copy_button, self.export_button, self.clear_button):
+        for button in (self.sort_button, self.copy_button, self.export_button, self.clear_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -278,6 +286,7 @@ class ImageTab(JobPage):
         self.copy_button.clicked.connect(self.copy_results)
         self.export_button.clicked.connect(self.export)
         self.clear_button.clicked.connect(self.clear)
+        self.sort_button.clicked.connect(self.ask_sort)
         self.model_picker.currentIndexChanged.connect(lambda _: self._update_arch_enabled())
         QShortcut(QKeySequence("Ctrl+O"), self, self.open_files)
         QShortcut(QKeySequence("Escape"), self, self.stop)
@@ -354,6 +363,7 @@ class ImageTab(JobPage):
         super().set_running(running)
         self.stop_button.setEnabled(running)
         self.clear_button.setEnabled(not running)
+        self.sort_button.setEnabled(not running and any(r.ok for r in self.result_list()))
 
     # --- results ----------------------------------------------------------------------------
     def _add_row(self, result: ImageResult, name: str | None = None) -> QTreeWidgetItem:
@@ -427,8 +437,13 @@ class ImageTab(JobPage):
             self.results.insertTopLevelItem(start + offset, item)
             item.setExpanded(expanded[id(item)])
 
-    def handle_result(self, batch: RecognitionBatch) -> None:
+    def handle_result(self, batch: Any) -> None:
+        if isinstance(batch, SortReport):
+            self._sort_done(batch)
+            return
         self.last_batch = batch
+        if batch.model_title:
+            self.model_in_use.emit(f"{batch.model_title} · {batch.runtime or batch.device}")
         self._reconcile(batch)
         self._job_rows = []
         count = len(batch.results)
@@ -436,7 +451,7 @@ class ImageTab(JobPage):
         cached = sum(1 for r in batch.results if r.from_cache)
         summary = (
             f"{count} image(s), {failed} failed, {batch.images_per_second:.1f} images/s, {cached} from cache, "
-            f"on {batch.device}, compression {batch.compression}"
+            f"on {batch.device} ({batch.runtime or 'pytorch'}), compression {batch.compression}"
         )
         self.stats.setText(summary)
         carried, self._carried_notice = self._carried_notice, ""
@@ -482,6 +497,48 @@ class ImageTab(JobPage):
             self.show_notice(f"Could not save {path}: {error.strerror or error}", error=True)
             return
         self.status_message.emit(f"Saved {path}")
+
+    # --- sorting into folders ---------------------------------------------------------------
+    def ask_sort(self) -> None:
+        """The dialog: where, copy or move (a move asks again), and the confidence below which photos are 'unsure'."""
+        dialog = SortDialog(self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        target = dialog.target.text().strip()
+        if not target:
+            self.show_notice("Choose a folder to sort the photos into.", error=True)
+            return
+        move = dialog.move_check.isChecked()
+        if move:
+            count = sum(1 for r in self.result_list() if r.ok)
+            answer = QMessageBox.question(
+                self, "Move the photos?", f"Move {count} photo(s) out of where they are now, into folders in {target}?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                self.status_message.emit("Not moved: nothing was changed.")
+                return
+        self.sort_into(target, move, dialog.min_score.value() / 100)
+
+    def sort_into(self, target: str, move: bool = False, min_score: float = 0.0) -> None:
+        results = [r for r in self.result_list() if r.ok and Path(r.path).is_absolute()]
+        if not results or self.running:
+            return
+        plain = [ImageResult(r.path, r.predictions, r.error) for r in results]  # no thumbnails to the engine
+        self.submit("sorting photos", "sort_photos", {"results": plain, "target": target, "move": move, "min_score": min_score})
+
+    def _sort_done(self, report: SortReport) -> None:
+        self.last_sort = report
+        moved = {photo.source: photo.destination for photo in report.done} if report.move else {}
+        for index in range(self.results.topLevelItemCount()):
+            item = self.results.topLevelItem(index)
+            result = item.data(0, RESULT_ROLE)
+            if result.path in moved:  # the row follows its photo, so a second sort or export is right
+                result.path = moved[result.path]
+                item.setData(0, RESULT_ROLE, result)
+                item.setToolTip(0, result.path)
+        text = report.describe()
+        self.show_notice(text, error=bool(report.skipped))
+        self.status_message.emit(text)
 
     def clear(self) -> None:
         if self.running:

