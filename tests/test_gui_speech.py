@@ -63,7 +63,7 @@ def test_record_speak_stop(speech_window, qtbot):
     probe = EventLoopProbe()
     probe.start()
     events: list[dict] = []
-    win.engine.partial.connect(lambda job, payload: events.append(payload) if isinstance(payload, dict) else None)
+    win.live_engine.partial.connect(lambda job, payload: events.append(payload) if isinstance(payload, dict) else None)
     meter: list[int] = []
     tab.level_meter.valueChanged.connect(meter.append)
     tab.record_button.click()
@@ -80,7 +80,7 @@ def test_record_speak_stop(speech_window, qtbot):
         qtbot.waitUntil(lambda: len(tab.document.phrases) >= attempt + 1, timeout=JOB_MS)
         if word_errors(tab.document.phrases[-1].text, FOX) <= 2:
             break
-    with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS):
+    with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
         tab.stop_button.click()
     worst = probe.stop()
     text = tab.document.phrases[-1].text
@@ -102,7 +102,7 @@ def test_closing_the_window_mid_recording_leaves_a_complete_autosave(virtual_mic
         tab = win.speech_tab
         wav = virtual_microphone.speak(FOX + " and then it runs away into the forest")
         events: list[dict] = []
-        win.engine.partial.connect(lambda job, payload: events.append(payload) if isinstance(payload, dict) else None)
+        win.live_engine.partial.connect(lambda job, payload: events.append(payload) if isinstance(payload, dict) else None)
         tab.record_button.click()
         qtbot.waitUntil(lambda: any(e.get("type") == "level" for e in events), timeout=JOB_MS)
         virtual_microphone.play(wav, wait=False)
@@ -112,7 +112,7 @@ def test_closing_the_window_mid_recording_leaves_a_complete_autosave(virtual_mic
         path = tab.autosave.path
     finally:
         win.close()  # still speaking
-    assert not win.engine.isRunning(), "closing ended the recording and the engine"
+    assert not win.live_engine.isRunning(), "closing ended the recording and the engine"
     saved = json.loads(path.read_text(encoding="utf-8"))
     text = " ".join(p["text"] for p in saved["phrases"])
     assert "quick" in text.lower() or "fox" in text.lower(), saved
@@ -124,7 +124,7 @@ def test_drop_audio_files_then_edit_and_export(qtbot, tmp_path, monkeypatch):
     try:
         tab = win.speech_tab
         wav = _espeak(tmp_path / "fox.wav")
-        with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS):
+        with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
             _drop(tab, wav)
         assert tab.document.source == str(wav)
         assert word_errors(tab.document.text(), FOX) <= 2, tab.document.text()
@@ -144,7 +144,7 @@ def test_drop_audio_files_then_edit_and_export(qtbot, tmp_path, monkeypatch):
         tab.copy_button.click()
         assert QApplication.clipboard().text() == "The quick brown fox jumped."
 
-        with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS):  # the same file again: from the cache
+        with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):  # the same file again: from the cache
             _drop(tab, wav)
         assert "cache" in win.statusBar().currentMessage()
     finally:
@@ -159,14 +159,14 @@ def test_bad_audio_gets_a_message_and_the_transcript_is_kept(qtbot, tmp_path):
         fake.write_text("this is not audio\n", encoding="utf-8")
         empty = tmp_path / "empty.wav"
         empty.write_bytes(b"")
-        with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS):
+        with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
             _drop(tab, fake, empty)
         message = tab.notice.text()
         assert "notes.wav" in message and "not an audio file" in message
         assert "empty.wav" in message
         _drop(tab, urls=[QUrl("https://example.com/talk.mp3")])
         assert NOT_LOCAL_MESSAGE in tab.notice.text()
-        assert win.engine.isRunning(), "the engine survived the bad files"
+        assert win.live_engine.isRunning(), "the engine survived the bad files"
     finally:
         win.close()
 
@@ -185,11 +185,11 @@ def test_stop_a_long_file(qtbot, tmp_path):
             for _ in range(120):
                 out.write(block)
         fractions: list[float] = []
-        win.engine.progress.connect(lambda job, message, fraction: fractions.append(fraction))
+        win.live_engine.progress.connect(lambda job, message, fraction: fractions.append(fraction))
         _drop(tab, long_file)
         qtbot.waitUntil(lambda: any(0 < f < 1 for f in fractions), timeout=JOB_MS)
         assert tab.progress_bar.isVisible()
-        with qtbot.waitSignal(win.engine.finished_job, timeout=JOB_MS):
+        with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
             tab.stop_button.click()
         assert "Stopped at" in tab.notice.text()
         assert not tab.running and tab.open_button.isEnabled()

@@ -2,6 +2,10 @@
 
 The file is a convenience, never a risk: a corrupt file is moved aside and rebuilt, a locked one makes the
 cache memory-only for the session, and both are logged as warnings while the app keeps working.
+
+Several processes share the file (the window's two lanes, a CLI run beside them): SQLite's WAL mode lets
+readers go on while one writer writes, the busy timeout waits for a writer to finish, and a write that still
+finds the file locked is retried with back-off before it is kept in memory only.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_S = 5.0  # SQLite waits this long for another process's write before it says "locked"
+WRITE_TRIES = 4  # then the write is retried, with back-off, this many times in all
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -59,6 +66,11 @@ def make_cache_key(
     return digest.hexdigest()
 
 
+def _is_locked(error: sqlite3.Error) -> bool:
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
+
+
 @dataclass
 class CacheStats:
     hits: int = 0
@@ -94,7 +106,7 @@ class ResultCache:
     def _connect(self) -> sqlite3.Connection:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=1.0, check_same_thread=False, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         row = db.execute("PRAGMA quick_check").fetchone()
         if not row or row[0] != "ok":
@@ -135,7 +147,7 @@ class ResultCache:
             self._db = None
 
     def _disk_failed(self, error: sqlite3.Error) -> None:
-        if isinstance(error, sqlite3.OperationalError) and "locked" in str(error).lower():
+        if isinstance(error, sqlite3.OperationalError) and _is_locked(error):
             logger.warning("Result cache file is locked (%s); this result stays in memory only", error)
             return
         logger.warning("Result cache file failed (%s); rebuilding it", error)
@@ -185,16 +197,28 @@ class ResultCache:
         text = json.dumps(value)
         with self._lock:
             self._remember(key, json.loads(text))
-            if self._db is None:
-                return
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO results (key, value, size, last_used) VALUES (?, ?, ?, ?)",
-                    (key, text, len(text), time.time()),
-                )
-                self._trim()
-            except sqlite3.Error as error:
-                self._disk_failed(error)
+            for attempt in range(1, WRITE_TRIES + 1):
+                if self._db is None:
+                    return
+                try:
+                    with self._db:  # one transaction: the row and the trim land together or not at all
+                        self._db.execute("BEGIN IMMEDIATE")
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO results (key, value, size, last_used) VALUES (?, ?, ?, ?)",
+                            (key, text, len(text), time.time()),
+                        )
+                        self._trim()
+                    return
+                except sqlite3.OperationalError as error:
+                    if _is_locked(error) and attempt < WRITE_TRIES:
+                        logger.info("Result cache busy (%s); retrying the write (%d of %d)", error, attempt + 1, WRITE_TRIES)
+                        time.sleep(0.05 * 2**attempt)
+                        continue
+                    self._disk_failed(error)
+                    return
+                except sqlite3.Error as error:
+                    self._disk_failed(error)
+                    return
 
     def _remember(self, key: str, value: Any) -> None:
         self._memory[key] = value

@@ -5,9 +5,15 @@ time while loading (measured on a 2-core CPU), which froze the window's event lo
 the window never waits, a crash or an out-of-memory kill of the engine cannot take the user's work with
 it, and closing the window can always end a job that will not stop. (Buzz runs its transcribers the same way.)
 
-The protocol is tuples over a multiprocessing Pipe: the parent sends ("job", id, kind, params) and
-("quit",); the child answers ("ready", info), ("started", id), ("progress", id, message, fraction),
-("partial", id, text or results), ("finished", id, result, cache_stats) and ("failed", id, message, cache_stats).
+Lanes: the window runs two of these processes, one for live dictation and one for every other job, so that
+a long dictation never makes a photo or a prompt wait, and a crash of one loses nothing of the other. Inside a
+lane each job runs in its own thread (torch, CTranslate2, llama.cpp and ONNX Runtime release the GIL while they
+compute), so the Image and Text tabs' jobs run side by side too; models are loaded once per lane and shared.
+
+The protocol is tuples over a multiprocessing Pipe: the parent sends ("job", id, kind, params), ("cancel", id)
+(id None: every job) and ("quit",); the child answers ("ready", info, cache_stats), ("started", id),
+("progress", id, message, fraction), ("partial", id, text or results), ("finished", id, result, cache_stats),
+("failed", id, message, cache_stats) and ("models", loaded-model list) whenever what is loaded changes.
 """
 
 from __future__ import annotations
@@ -180,7 +186,63 @@ def _warm_up() -> dict[str, Any]:
     return {"device": devices["auto"]["device"], "reason": devices["auto"]["reason"], "devices": devices}
 
 
-def serve(connection: Any, cancel: Any) -> None:
+class _Lane:
+    """The child's side of one lane: reads the pipe, runs each job in a thread, and sends from any thread."""
+
+    def __init__(self, connection: Any, workspace: Any, name: str) -> None:
+        self.connection = connection
+        self.workspace = workspace
+        self.name = name
+        self._send_lock = threading.Lock()
+        self._jobs: dict[int, tuple[threading.Thread, threading.Event]] = {}
+        self._jobs_lock = threading.Lock()
+        self._models_sent: list[dict[str, Any]] | None = None
+
+    def send(self, message: tuple) -> None:
+        with self._send_lock:
+            try:
+                self.connection.send(message)
+            except (OSError, ValueError, BrokenPipeError):  # the window went away; the job ends on its own
+                logger.debug("%s lane: the window's end of the pipe is closed", self.name)
+
+    def start_job(self, job_id: int, kind: str, params: dict[str, Any]) -> None:
+        cancel = threading.Event()
+        thread = threading.Thread(target=self._run, args=(job_id, kind, params, cancel), name=f"job-{job_id}-{kind}", daemon=True)
+        with self._jobs_lock:
+            self._jobs[job_id] = (thread, cancel)
+        self.send(("started", job_id))
+        thread.start()
+
+    def cancel(self, job_id: int | None) -> None:
+        with self._jobs_lock:
+            targets = [cancel for jid, (_, cancel) in self._jobs.items() if job_id is None or jid == job_id]
+        for event in targets:
+            event.set()
+
+    def join_all(self, timeout_s: float) -> None:
+        self.cancel(None)
+        with self._jobs_lock:
+            threads = [thread for thread, _ in self._jobs.values()]
+        for thread in threads:
+            thread.join(timeout_s)
+
+    def _run(self, job_id: int, kind: str, params: dict[str, Any], cancel: threading.Event) -> None:
+        try:
+            _run_job(self.send, cancel, self.workspace, job_id, kind, params)
+        finally:
+            with self._jobs_lock:
+                self._jobs.pop(job_id, None)
+            self.send_models()
+
+    def send_models(self) -> None:
+        """What this lane holds in memory, for the window's status bar; sent only when it changed."""
+        models = self.workspace.store.loaded.describe()
+        if models != self._models_sent:
+            self._models_sent = models
+            self.send(("models", models, self.workspace.store.loaded.budget_bytes))
+
+
+def serve(connection: Any, lane: str = "jobs") -> None:
     """Entry point of the child process (multiprocessing 'spawn'). Runs until ("quit",) or a closed pipe."""
     from desktop_ai.logging_setup import configure_logging
 
@@ -188,11 +250,13 @@ def serve(connection: Any, cancel: Any) -> None:
     from desktop_ai.engine.workspace import open_workspace
 
     workspace = open_workspace()
+    runner = _Lane(connection, workspace, lane)
     try:
-        connection.send(("ready", _warm_up(), workspace.cache.stats()))
+        runner.send(("ready", _warm_up(), workspace.cache.stats()))
     except Exception as error:  # the window still opens; each job will report the problem
         logger.exception("Engine warm-up failed")
-        connection.send(("ready", {"device": "unknown", "reason": str(error)}, workspace.cache.stats()))
+        runner.send(("ready", {"device": "unknown", "reason": str(error)}, workspace.cache.stats()))
+    runner.send_models()
     try:
         while True:
             try:
@@ -201,21 +265,22 @@ def serve(connection: Any, cancel: Any) -> None:
                 return
             if message[0] == "quit":
                 return
-            if message[0] != "job":
-                continue
-            _, job_id, kind, params = message
-            cancel.clear()
-            connection.send(("started", job_id))
-            _run_job(connection, cancel, workspace, job_id, kind, params)
+            if message[0] == "cancel":
+                runner.cancel(message[1])
+            elif message[0] == "job":
+                _, job_id, kind, params = message
+                runner.start_job(job_id, kind, params)
     finally:
+        runner.join_all(5.0)
         workspace.close()
         logging.shutdown()
 
 
-def _run_job(connection: Any, cancel: Any, workspace: Any, job_id: int, kind: str, params: dict[str, Any]) -> None:
+def _run_job(send: Callable[[tuple], None], cancel: threading.Event, workspace: Any, job_id: int, kind: str,
+             params: dict[str, Any]) -> None:
     callbacks = JobCallbacks(
-        progress=lambda message, fraction=None: connection.send(("progress", job_id, message, fraction)),
-        partial=lambda payload: connection.send(("partial", job_id, payload)),
+        progress=lambda message, fraction=None: send(("progress", job_id, message, fraction)),
+        partial=lambda payload: send(("partial", job_id, payload)),
         cancel=cancel,
     )
     try:
@@ -224,14 +289,14 @@ def _run_job(connection: Any, cancel: Any, workspace: Any, job_id: int, kind: st
             raise InvalidInputError(f"Unknown job {kind!r}.")
         result = handler(workspace, params, callbacks)
     except CancelledError as error:
-        connection.send(("failed", job_id, str(error) or "Stopped.", workspace.cache.stats()))
+        send(("failed", job_id, str(error) or "Stopped.", workspace.cache.stats()))
     except EngineError as error:
         logger.warning("%s failed: %s", kind, error)
-        connection.send(("failed", job_id, str(error), workspace.cache.stats()))
+        send(("failed", job_id, str(error), workspace.cache.stats()))
     except Exception as error:  # a bug: the window still gets a message, the log gets the traceback
         from desktop_ai.logging_setup import log_file
 
         logger.exception("%s failed unexpectedly", kind)
-        connection.send(("failed", job_id, f"Unexpected error: {error}. Details are in the log file: {log_file()}", workspace.cache.stats()))
+        send(("failed", job_id, f"Unexpected error: {error}. Details are in the log file: {log_file()}", workspace.cache.stats()))
     else:
-        connection.send(("finished", job_id, result, workspace.cache.stats()))
+        send(("finished", job_id, result, workspace.cache.stats()))

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, QIcon
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtWidgets import QInputDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from desktop_ai import __version__, paths
-from desktop_ai.engine.cache import CacheStats
-from desktop_ai.engine.models.store import ModelStore
+from desktop_ai.engine.models.store import MEMORY_BUDGET_ENV, ModelStore
 from desktop_ai.gui.image_tab import ImageTab
+from desktop_ai.gui.job_status import JobStatus
 from desktop_ai.gui.settings import app_settings, read
 from desktop_ai.gui.speech_tab import SpeechTab
 from desktop_ai.gui.text_tab import TextTab
@@ -32,8 +32,13 @@ class MainWindow(QMainWindow):
             self.setWindowIcon(QIcon(str(ICON_PATH)))
         self.settings = app_settings()
         self.device = read(self.settings, "device", "auto")
+        self.memory_budget_mb = read(self.settings, "memory_budget_mb", 0, int)  # 0: the engine's default share of RAM
         self.store = store or ModelStore(paths.cache_dir() / "converted-models")
-        self.engine = EngineThread(self)
+        # Two lanes (engine/process.py): dictation in a process of its own, every other job in the other one.
+        lane_environment = {MEMORY_BUDGET_ENV: str(self.memory_budget_mb)} if self.memory_budget_mb else {}
+        self.engine = EngineThread(self, lane="jobs", environment=lane_environment)
+        self.live_engine = EngineThread(self, lane="live", environment=lane_environment)
+        self.lanes = [self.engine, self.live_engine]
         self.engine.ready.connect(self._on_engine_ready)
 
         self.tabs = QTabWidget()
@@ -44,36 +49,34 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.text_tab, "Text")
         self.tabs.addTab(self.translate_tab, "Translate")
         self.tabs.addTab(self.image_tab, "Image")
-        self.speech_tab = SpeechTab(self.engine, self.store, lambda: self.device)
+        self.speech_tab = SpeechTab(self.live_engine, self.store, lambda: self.device)
         self.tabs.addTab(self.speech_tab, "Speech")
         self.setCentralWidget(self.tabs)
 
-        self.state_label = QLabel("Idle")
-        self.state_label.setAccessibleName("Busy or idle")
+        self.job_status = JobStatus(self.lanes, self)
+        self.state_label = self.job_status.jobs_label
         self.device_label = QLabel()
         self.device_label.setAccessibleName("Device")
         self.model_label = QLabel()
         self.model_label.setAccessibleName("Model")
         self.runtime_label = QLabel()
         self.runtime_label.setAccessibleName("Runtime")
-        self.cache_label = QLabel()
-        self.cache_label.setAccessibleName("Cache hits and misses")
+        self.cache_label = self.job_status.cache_label
         bar = self.statusBar()
-        for widget in (self.state_label, self.device_label, self.model_label, self.runtime_label, self.cache_label):
+        for widget in (self.state_label, self.device_label, self.model_label, self.runtime_label,
+                       self.job_status.models_label, self.cache_label):
             bar.addPermanentWidget(widget)
 
         for page in (*self.text_tab.pages, self.translate_tab, self.image_tab, self.speech_tab):
             page.status_message.connect(self.show_message)
             page.model_in_use.connect(lambda model: self.model_label.setText(f"Model: {model}"))
         self.text_tab.generate_page.runtime_used.connect(lambda runtime: self.runtime_label.setText(f"Runtime: {runtime}"))
-        self.engine.busy_changed.connect(self._on_busy)
-        self.engine.cache_stats.connect(self._on_cache_stats)
         self._build_menus()
-        self.cache_label.setText("cache: starting…")
         self._update_device_label()
         self._restore()
         self.state_label.setText("Starting engine…")
-        self.engine.ensure_started()
+        for lane in self.lanes:
+            lane.ensure_started()
 
     # --- menus ----------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -91,6 +94,7 @@ class MainWindow(QMainWindow):
             group.addAction(action)
             device_menu.addAction(action)
             self.device_actions[value] = action
+        settings_menu.addAction(QAction("&Memory budget for models…", self, triggered=self._ask_memory_budget))
         clear_cache = QAction("&Clear result cache", self, triggered=self._clear_cache)
         settings_menu.addAction(clear_cache)
         help_menu = self.menuBar().addMenu("&Help")
@@ -116,8 +120,30 @@ class MainWindow(QMainWindow):
     def open_log(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file())))
 
+    def set_memory_budget(self, megabytes: int) -> None:
+        """Takes effect in each lane when it starts next (a lane restarts when idle: the next job starts it)."""
+        self.memory_budget_mb = max(int(megabytes), 0)
+        self.settings.setValue("memory_budget_mb", self.memory_budget_mb)
+        for lane in self.lanes:
+            if self.memory_budget_mb:
+                lane.environment[MEMORY_BUDGET_ENV] = str(self.memory_budget_mb)
+            else:
+                lane.environment.pop(MEMORY_BUDGET_ENV, None)
+            if not lane.busy:
+                lane.restart()
+        self.show_message(f"Memory budget for models: {self.memory_budget_mb:,} MB per lane." if self.memory_budget_mb
+                          else "Memory budget for models: the default share of this machine's memory.")
+
+    def _ask_memory_budget(self) -> None:
+        value, ok = QInputDialog.getInt(
+            self, "Memory budget", "Most memory each lane's loaded models may take, in MB (0: the default, 40 % of RAM):",
+            self.memory_budget_mb, 0, 1_000_000, 256,
+        )
+        if ok:
+            self.set_memory_budget(value)
+
     def _clear_cache(self) -> None:
-        if self.engine.busy:
+        if any(lane.busy for lane in self.lanes):
             self.show_message("Wait for the running job to finish before clearing the cache.")
             return
         self.engine.submit("clearing the cache", "clear_cache", {})
@@ -153,15 +179,9 @@ class MainWindow(QMainWindow):
 
     def _on_engine_ready(self, info: dict) -> None:
         self._update_device_label()
-        if not self.engine.busy:
+        if not any(lane.busy for lane in self.lanes):
             self.state_label.setText("Idle")
         logger.info("Engine ready: %s (%s)", info.get("device"), info.get("reason"))
-
-    def _on_busy(self, busy: bool) -> None:
-        self.state_label.setText("Busy" if busy else "Idle")
-
-    def _on_cache_stats(self, stats: CacheStats) -> None:
-        self.cache_label.setText(stats.describe())
 
     # --- lifetime ------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -189,6 +209,7 @@ class MainWindow(QMainWindow):
         """Save first (nothing typed is lost), then stop the running job and end the worker thread."""
         self.save_settings()
         self.hide()
-        if not self.engine.shutdown():
-            logger.warning("The running job did not stop within the timeout; exiting anyway")
+        for lane in self.lanes:
+            if not lane.shutdown():
+                logger.warning("The %s lane's job did not stop within the timeout; exiting anyway", lane.lane)
         event.accept()

@@ -1,5 +1,6 @@
-"""One worker for every task: a QThread that owns the engine process (loaded models, result cache),
-sends it jobs one after another and turns its messages into signals. The GUI thread only submits and listens.
+"""One worker design for every task: an EngineThread is a lane, a QThread that owns one engine process
+(loaded models, result cache), sends it jobs and turns its messages into signals. The window runs two lanes,
+"live" for dictation and "jobs" for the rest (see engine/process.py); the GUI thread only submits and listens.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class EngineThread(QThread):
     failed = Signal(int, str)
     cache_stats = Signal(object)
     busy_changed = Signal(bool)
+    models_changed = Signal(object, object)  # [{"model", "mb", "gpu"}], the lane's memory budget in bytes
     # The listening thread hands each message to the GUI thread, and the public signals above are emitted there:
     # every receiver (widgets, and the tests' signal blockers) is then called in the thread that owns it, and no
     # queued call can reach a receiver that was torn down between the emit in one thread and the call in another.
@@ -34,20 +36,21 @@ class EngineThread(QThread):
 
     _ids = itertools.count(1)
 
-    def __init__(self, parent: Any = None) -> None:
+    def __init__(self, parent: Any = None, lane: str = "jobs", environment: dict[str, str] | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("EngineThread")
+        self.lane = lane
+        self.environment = dict(environment or {})  # set in the engine process before it starts (the memory budget)
+        self.setObjectName(f"EngineThread-{lane}")
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._process: Any = None
         self._connection: Any = None
-        self._cancel: Any = None
         self._names: dict[int, str] = {}
-        self._pending: list[int] = []
-        self._current: int | None = None
+        self._pending: list[int] = []  # sent, not yet started
+        self._running: set[int] = set()
         self._stopping = False
-        self._skipped: set[int] = set()
         self.ready_info: dict | None = None
+        self.loaded_models: list[dict[str, Any]] = []
         self._message.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)  # runs where this object lives
 
     # --- the GUI thread's side -----------------------------------------------------------
@@ -63,9 +66,9 @@ class EngineThread(QThread):
             self._discard_engine()
             self.ready_info = None
             parent_end, child_end = self._context.Pipe()
-            self._cancel = self._context.Event()
             self._process = self._context.Process(
-                target=engine_process.serve, args=(child_end, self._cancel), name="desktop-ai-engine", daemon=True
+                target=_serve_with_environment, args=(child_end, self.lane, self.environment),
+                name=f"desktop-ai-engine-{self.lane}", daemon=True,
             )
             self._process.start()
             child_end.close()
@@ -73,6 +76,23 @@ class EngineThread(QThread):
             self._stopping = False
         if not self.isRunning():
             self.start()
+
+    def restart(self) -> None:
+        """End the engine process politely and start a fresh one (new settings such as the memory budget)."""
+        with self._lock:
+            process, connection = self._process, self._connection
+            self._process = self._connection = None
+        if process is not None:
+            try:
+                connection.send(("quit",))
+            except (OSError, ValueError):
+                pass
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join(2)
+            connection.close()
+        self.ensure_started()
 
     def _discard_engine(self) -> None:
         """Forget a dead (or dying) engine; called with the lock held."""
@@ -104,28 +124,30 @@ class EngineThread(QThread):
         raise RuntimeError("unreachable")
 
     def cancel(self, job_id: int | None = None) -> None:
-        """Stop the running job; a queued one is skipped when its turn comes."""
+        """Stop one job (None: every job of this lane); a job not started yet is stopped as it starts."""
         with self._lock:
-            if job_id is None or job_id == self._current:
-                if self._cancel is not None and self._current is not None:
-                    self._cancel.set()
-            if job_id is None:
-                self._skipped |= set(self._pending)
-            elif job_id in self._pending:
-                self._skipped.add(job_id)
+            connection = self._connection
+        if connection is None:
+            return
+        try:
+            connection.send(("cancel", job_id))
+        except (OSError, ValueError):
+            pass  # the engine is gone: its jobs are reported lost by the listener
 
     @property
     def busy(self) -> bool:
         with self._lock:
-            return self._current is not None or bool(self._pending)
+            return bool(self._running) or bool(self._pending)
+
+    def running_jobs(self) -> dict[int, str]:
+        with self._lock:
+            return {job_id: self._names.get(job_id, "job") for job_id in sorted(self._running | set(self._pending))}
 
     def shutdown(self, timeout_s: float = 10.0) -> bool:
         """Ask the running job to stop, end the process (by force if it will not), then end the thread."""
         with self._lock:
             process, connection = self._process, self._connection
             self._stopping = True
-            if self._cancel is not None:
-                self._cancel.set()
         clean = True
         if process is not None:
             try:
@@ -175,16 +197,15 @@ class EngineThread(QThread):
             self.ready_info = message[1]
             self.ready.emit(message[1])
             self.cache_stats.emit(message[2])
+        elif kind == "models":
+            self.loaded_models = list(message[1])
+            self.models_changed.emit(self.loaded_models, int(message[2]))
         elif kind == "started":
             job_id = message[1]
             with self._lock:
                 if job_id in self._pending:
                     self._pending.remove(job_id)
-                self._current = job_id
-                skipped = job_id in self._skipped
-                self._skipped.discard(job_id)
-            if skipped and self._cancel is not None:
-                self._cancel.set()
+                self._running.add(job_id)
             self.busy_changed.emit(True)
             self.started_job.emit(job_id, self._names.get(job_id, "job"))
         elif kind == "progress":
@@ -194,9 +215,9 @@ class EngineThread(QThread):
         elif kind in ("finished", "failed"):
             job_id = message[1]
             with self._lock:
-                self._current = None
+                self._running.discard(job_id)
                 self._names.pop(job_id, None)
-                idle = not self._pending
+                idle = not self._pending and not self._running
             if kind == "finished":
                 self.finished_job.emit(job_id, message[2])
             else:
@@ -215,14 +236,14 @@ class EngineThread(QThread):
                 return
             code = process.exitcode
             self._discard_engine()
-            lost = ([self._current] if self._current is not None else []) + list(self._pending)
-            self._current = None
+            lost = sorted(self._running) + list(self._pending)
+            self._running.clear()
             self._pending.clear()
             stopping = self._stopping
         if stopping:
             return
         logger.error("The engine process ended unexpectedly (exit code %s)", code)
-        message = (f"The engine stopped unexpectedly (exit code {code}); it restarts with the next job. "
+        message = (f"The engine ({self.lane} lane) stopped unexpectedly (exit code {code}); it restarts with the next job. "
                    f"Your text is kept. Details are in the log file: {log_file()}")
         self._message.emit(("lost", lost, message))
 
@@ -230,3 +251,11 @@ class EngineThread(QThread):
         for job_id in lost:
             self.failed.emit(job_id, message)
         self.busy_changed.emit(False)
+
+
+def _serve_with_environment(connection: Any, lane: str, environment: dict[str, str]) -> None:
+    """The engine process's entry: the lane's settings go into its environment before anything reads them."""
+    import os
+
+    os.environ.update(environment)
+    engine_process.serve(connection, lane)

@@ -215,19 +215,64 @@ def _progress_tqdm(progress: ProgressCallback | None, cancel: threading.Event | 
     return ProgressTqdm
 
 
-class LoadedModels:
-    """Keeps loaded models, least recently used evicted first, bounded by an estimate of their memory."""
+MEMORY_BUDGET_ENV = "DESKTOP_AI_MEMORY_BUDGET_MB"
+DEFAULT_RAM_SHARE = 0.4  # of the machine's RAM: room for the window, the other lane and the user's other programs
+DEFAULT_VRAM_SHARE = 0.8  # of the GPU's memory: nothing else of ours lives there
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".onnx", ".ckpt")
 
-    def __init__(self, budget_bytes: int | None = None) -> None:
-        if budget_bytes is None:
-            budget_bytes = int(psutil.virtual_memory().total * 0.4)
-        self.budget_bytes = budget_bytes
-        self._items: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
+
+def default_memory_budget() -> int:
+    """The budget for models in RAM: DESKTOP_AI_MEMORY_BUDGET_MB (the window's setting) or a share of the RAM."""
+    value = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
+    if value:
+        try:
+            return max(int(float(value) * 1e6), 1)
+        except ValueError:
+            logger.warning("%s=%r is not a number of MB; using the default budget", MEMORY_BUDGET_ENV, value)
+    return int(psutil.virtual_memory().total * DEFAULT_RAM_SHARE)
+
+
+def default_vram_budget() -> int | None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return int(torch.cuda.get_device_properties(0).total_memory * DEFAULT_VRAM_SHARE)
+    except Exception:  # no torch, or a driver problem: treated as no GPU
+        return None
+    return None
+
+
+def weights_bytes(path: Path) -> int:
+    """What a model's weights take on disk: a fair estimate of its memory before it is loaded."""
+    if path.is_file():
+        return path.stat().st_size
+    if not path.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
+
+
+class LoadedModels:
+    """Keeps loaded models within a memory budget: before a model loads, the least recently used ones are
+    unloaded to make room, and a model larger than the whole budget is refused with the numbers."""
+
+    def __init__(self, budget_bytes: int | None = None, vram_budget_bytes: int | None = None) -> None:
+        self.budget_bytes = budget_bytes if budget_bytes is not None else default_memory_budget()
+        self._vram_budget = vram_budget_bytes
+        self._items: OrderedDict[tuple, tuple[Any, int, bool]] = OrderedDict()  # value, bytes, on a GPU
         self._lock = threading.RLock()
         self._loading: dict[tuple, threading.Lock] = {}  # one lock per key being loaded
         self.loads = 0
+        self.unloads = 0
 
-    def get_or_load(self, key: tuple, loader: Callable[[], tuple[Any, int]]) -> Any:
+    @property
+    def vram_budget_bytes(self) -> int | None:
+        if self._vram_budget is None:
+            self._vram_budget = default_vram_budget() or 0
+        return self._vram_budget or None
+
+    def get_or_load(self, key: tuple, loader: Callable[[], tuple[Any, int]], estimate_bytes: int = 0,
+                    on_gpu: bool = False) -> Any:
         """Loads each key once, even when several threads (tabs) ask for it at the same time."""
         with self._lock:
             if key in self._items:
@@ -239,6 +284,11 @@ class LoadedModels:
                 if key in self._items:  # loaded by another thread while this one waited
                     self._items.move_to_end(key)
                     return self._items[key][0]
+                try:
+                    self._make_room(key, estimate_bytes, on_gpu)
+                except BaseException:
+                    self._loading.pop(key, None)
+                    raise
             try:
                 value, size = loader()
             except BaseException:
@@ -247,18 +297,40 @@ class LoadedModels:
                 raise
             with self._lock:
                 self.loads += 1
-                self._items[key] = (value, size)
+                self._items[key] = (value, size, on_gpu)
                 self._loading.pop(key, None)
-                self._evict(keep=key)
+                self._make_room(key, 0, on_gpu)
             return value
 
-    def _evict(self, keep: tuple) -> None:
-        while sum(size for _, size in self._items.values()) > self.budget_bytes and len(self._items) > 1:
-            oldest = next(iter(self._items))
-            if oldest == keep:
+    def _budget(self, on_gpu: bool) -> int:
+        return (self.vram_budget_bytes or self.budget_bytes) if on_gpu else self.budget_bytes
+
+    def _used(self, on_gpu: bool) -> int:
+        return sum(size for _, size, gpu in self._items.values() if gpu == on_gpu)
+
+    def _make_room(self, key: tuple, needed: int, on_gpu: bool) -> None:
+        """Unload the least recently used models until `needed` more bytes fit; refuse what never can."""
+        budget = self._budget(on_gpu)
+        where = "GPU memory" if on_gpu else "memory"
+        if needed > budget:
+            raise ModelUnavailableError(
+                f"{key[0]} needs about {needed / 1e6:,.0f} MB, more than the whole {where} budget for models "
+                f"({budget / 1e6:,.0f} MB). Choose a smaller model or compression, or raise the budget in "
+                f"Settings → Memory budget (or {MEMORY_BUDGET_ENV})."
+            )
+        while self._used(on_gpu) + needed > budget:
+            victims = [k for k, (_, _, gpu) in self._items.items() if gpu == on_gpu and k != key]
+            if not victims:
                 break
-            logger.info("Unloading %s to stay within the memory budget", oldest[0])
+            oldest = victims[0]
+            logger.info("Unloading %s to stay within the %s budget (%.0f MB)", oldest[0], where, budget / 1e6)
             del self._items[oldest]
+            self.unloads += 1
+
+    def describe(self) -> list[dict[str, Any]]:
+        """What is loaded, least recently used first: for the window's status bar."""
+        with self._lock:
+            return [{"model": str(key[0]), "mb": round(size / 1e6, 1), "gpu": gpu} for key, (_, size, gpu) in self._items.items()]
 
     def drop(self, predicate: Callable[[tuple], bool]) -> int:
         with self._lock:
