@@ -17,7 +17,8 @@ from PySide6.QtCore import QUrl
 from desktop_ai.bench.transcribe import word_errors
 from desktop_ai.engine.cache import ResultCache
 from desktop_ai.engine.errors import ModelUnavailableError
-from desktop_ai.engine.models.store import LoadedModels, ModelStore, weights_bytes
+from desktop_ai.engine.models.memory import weights_bytes_on_disk as weights_bytes
+from desktop_ai.engine.models.store import LoadedModels, ModelStore
 from desktop_ai.gui.main_window import MainWindow
 
 from test_gui import ENGINE_START_MS, JOB_MS, EventLoopProbe, drag_and_drop, url_mime

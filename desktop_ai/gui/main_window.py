@@ -10,7 +10,8 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, 
 from PySide6.QtWidgets import QInputDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from desktop_ai import __version__, paths
-from desktop_ai.engine.models.store import MEMORY_BUDGET_ENV, ModelStore
+from desktop_ai.engine.models.memory import BUDGET_ENV as MEMORY_BUDGET_ENV
+from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.gui.image_tab import ImageTab
 from desktop_ai.gui.job_status import JobStatus
 from desktop_ai.gui.settings import app_settings, read

@@ -13,7 +13,8 @@ from desktop_ai.engine.models.compression import Compression, CompressionReport,
 from desktop_ai.engine.models.catalogue import ModelEntry
 from desktop_ai.engine.models.devices import DeviceChoice, cpu_fallback_notice, is_out_of_memory, release_gpu_memory
 from desktop_ai.engine.errors import CancelledError, ModelUnavailableError
-from desktop_ai.engine.models.store import ModelLocation, ModelStore, ProgressCallback, weights_bytes
+from desktop_ai.engine.models.memory import weights_bytes_on_disk
+from desktop_ai.engine.models.store import ModelLocation, ModelStore, ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def load_pretrained(
         loaded = load_model(store, location, auto_class, device, compression, progress, cancel)
         return loaded, model_size_bytes(loaded.model)
 
-    return store.loaded.get_or_load(key, load, weights_bytes(location.path), device.is_gpu)
+    return store.loaded.get_or_load(key, load, weights_bytes_on_disk(location.path), device.is_gpu)
 
 
 def load_model(

@@ -43,6 +43,7 @@ from desktop_ai.engine.models.catalogue import (
     find_entry,
 )
 from desktop_ai.engine.errors import CancelledError, ModelUnavailableError
+from desktop_ai.engine.models.memory import BUDGET_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -215,20 +216,18 @@ def _progress_tqdm(progress: ProgressCallback | None, cancel: threading.Event | 
     return ProgressTqdm
 
 
-MEMORY_BUDGET_ENV = "DESKTOP_AI_MEMORY_BUDGET_MB"
 DEFAULT_RAM_SHARE = 0.4  # of the machine's RAM: room for the window, the other lane and the user's other programs
 DEFAULT_VRAM_SHARE = 0.8  # of the GPU's memory: nothing else of ours lives there
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".onnx", ".ckpt")
 
 
 def default_memory_budget() -> int:
     """The budget for models in RAM: DESKTOP_AI_MEMORY_BUDGET_MB (the window's setting) or a share of the RAM."""
-    value = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
+    value = os.environ.get(BUDGET_ENV, "").strip()
     if value:
         try:
             return max(int(float(value) * 1e6), 1)
         except ValueError:
-            logger.warning("%s=%r is not a number of MB; using the default budget", MEMORY_BUDGET_ENV, value)
+            logger.warning("%s=%r is not a number of MB; using the default budget", BUDGET_ENV, value)
     return int(psutil.virtual_memory().total * DEFAULT_RAM_SHARE)
 
 
@@ -241,15 +240,6 @@ def default_vram_budget() -> int | None:
     except Exception:  # no torch, or a driver problem: treated as no GPU
         return None
     return None
-
-
-def weights_bytes(path: Path) -> int:
-    """What a model's weights take on disk: a fair estimate of its memory before it is loaded."""
-    if path.is_file():
-        return path.stat().st_size
-    if not path.is_dir():
-        return 0
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
 
 
 class LoadedModels:
@@ -316,7 +306,7 @@ class LoadedModels:
             raise ModelUnavailableError(
                 f"{key[0]} needs about {needed / 1e6:,.0f} MB, more than the whole {where} budget for models "
                 f"({budget / 1e6:,.0f} MB). Choose a smaller model or compression, or raise the budget in "
-                f"Settings → Memory budget (or {MEMORY_BUDGET_ENV})."
+                f"Settings → Memory budget (or {BUDGET_ENV})."
             )
         while self._used(on_gpu) + needed > budget:
             victims = [k for k, (_, _, gpu) in self._items.items() if gpu == on_gpu and k != key]
