@@ -139,7 +139,7 @@ def test_bench_translate_on_the_tiny_stand_in(capsys: pytest.CaptureFixture[str]
                      "--beams", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["task"] == "translate" and report["model"] == "tiny stand-in (random weights)"
-    assert [row["compression"] for row in report["rows"]] == ["none (fp32)", "none", "int8", "none"]
+    assert [row["compression"] for row in report["rows"]] == ["none (fp32)", "none", "int8", "int8_float32", "int8_float32"]
     assert any("a tiny model" in note and "random weights" in note for note in report["notes"])
 
 

@@ -108,7 +108,7 @@ def compute_type(device: str, compression: Compression) -> str:
     return "float16" if compression is Compression.FP16 else "int8_float16"
 
 
-def _threads() -> int:
+def threads() -> int:
     import psutil
 
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
@@ -142,7 +142,7 @@ class CTranslate2Marian:
 def _open(folder: Path, device: str, compute: str) -> Any:
     import ctranslate2
 
-    return ctranslate2.Translator(str(folder), device=device, compute_type=compute, intra_threads=_threads())
+    return ctranslate2.Translator(str(folder), device=device, compute_type=compute, intra_threads=threads())
 
 
 def load_ctranslate2_marian(

@@ -160,7 +160,8 @@ class Translator:
             return RUNTIME_TRANSFORMERS
         return self.runtime
 
-    def _expected_compression(self, runtime: str) -> str:
+    def runtime_compression(self, runtime: str) -> str:
+        """What the weights run as on `runtime` for this device and compression (part of the cache key)."""
         if runtime == RUNTIME_CTRANSLATE2:
             return ct2_compute_type(ctranslate2_device(self.device.device) or "cpu", self.compression)
         return self.compression.value
@@ -178,7 +179,7 @@ class Translator:
         return TransformersMarian(loaded, notices=list(loaded.notices))
 
     def _key(self, revision: str, sentence: str, options: TranslationOptions, runtime: str) -> str:
-        key_options = {"beams": options.beams, "runtime": runtime, "compute": self._expected_compression(runtime)}
+        key_options = {"beams": options.beams, "runtime": runtime, "compute": self.runtime_compression(runtime)}
         return make_cache_key(TASK_TRANSLATE, self.entry.id, revision, self.compression.value, key_options, sentence)
 
     def run(
@@ -221,7 +222,7 @@ class Translator:
             return "".join(parts)
 
         notices: list[str] = [self.runtime_notice] if self.runtime_notice else []
-        device, compression, stopped = self.device.device, self._expected_compression(runtime_name), False
+        device, compression, stopped = self.device.device, self.runtime_compression(runtime_name), False
         if todo:
 
             def job(runtime: MarianRuntime) -> tuple[bool, list[str]]:
