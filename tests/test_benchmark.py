@@ -4,6 +4,7 @@ there): every row is there and the numbers are real measurements."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -113,20 +114,41 @@ def test_recognize_bench_embedded_onnx_against_plain_pytorch(workspace) -> None:
     assert (": met:" in goal) == (one.values["x baseline"] >= 3), goal
 
 
+TRANSFORMERS = "desktop-ai Translator, transformers"
+CT2 = "desktop-ai Translator, CTranslate2 (the default)"
+
+
+def _goal_ratio(goal: str) -> float:
+    match = re.search(r"CTranslate2 ([0-9.]+)x the baseline", goal)
+    assert match, goal
+    return float(match.group(1))
+
+
 def test_translate_bench_rows_goal_and_cache(workspace, tiny_marian_dir: Path) -> None:
     report = run_benchmark("translate", model=str(tiny_marian_dir), device="cpu", repeats=1, beams=1, store=workspace.store)
     rows = {(row.name, row.compression): row for row in report.rows}
     assert report.rows[0].name.startswith("baseline: transformers MarianMTModel.generate")
-    assert ("desktop-ai Translator", "none") in rows and ("desktop-ai Translator", "int8") in rows
-    cached = rows[("desktop-ai Translator, same page again (cache)", "none")]
+    assert [(r.name, r.compression) for r in report.rows[1:]] == [
+        (TRANSFORMERS, "none"), (TRANSFORMERS, "int8"), (CT2, "int8_float32"),
+        ("desktop-ai Translator, same page again (cache)", "int8_float32"),
+    ]
+    base_ms = report.rows[0].values["ms/page"]
     for row in report.rows:
-        assert row.values["sentences/s"] > 0 and math.isfinite(row.values["x baseline"])
+        # real measurements: a page's time, and sentences/s and the ratio derived from it (60 sentences)
+        assert row.values["ms/page"] > 0 and math.isfinite(row.values["x baseline"])
+        assert row.values["sentences/s"] == pytest.approx(60_000 / row.values["ms/page"])
+        assert row.values["x baseline"] == pytest.approx(base_ms / row.values["ms/page"])
+    cached = report.rows[-1]
     assert cached.values["ms/page"] < 50
-    assert rows[("desktop-ai Translator", "none")].values["words = baseline"] == "100%", "fp32 must match the baseline"
-    assert rows[("desktop-ai Translator", "int8")].values["weights MB"] < report.rows[0].values["weights MB"]
+    assert rows[(TRANSFORMERS, "none")].values["words = baseline"] == "100%", "fp32 must match the baseline"
+    assert rows[(TRANSFORMERS, "int8")].values["weights MB"] < report.rows[0].values["weights MB"]
+    assert 0 < rows[(CT2, "int8_float32")].values["weights MB"] < report.rows[0].values["weights MB"]
     assert any("60 distinct English sentences" in note for note in report.notes)
     assert any("tiny model" in note for note in report.notes)
-    assert any(note.startswith("Goal") and "cannot be judged" in note for note in report.notes)
+    assert any("converted the model once to int8" in note for note in report.notes)
+    goal = next(note for note in report.notes if note.startswith("Goal"))
+    assert "cannot be judged" in goal
+    assert _goal_ratio(goal) == pytest.approx(rows[(CT2, "int8_float32")].values["x baseline"], abs=0.006)
     assert "| baseline: transformers MarianMTModel.generate" in report.to_markdown()
 
 
@@ -153,15 +175,24 @@ def test_translate_bench_without_a_model_runs_on_an_opus_mt_shaped_stand_in(
     first = report.notes[0]
     assert first.startswith("opus-mt-en-de is not downloaded") and "--model FOLDER" in first
     assert "M parameters" in first and "architecture's" in first
-    goal = next(note for note in report.notes if note.startswith("Goal"))
-    assert "on this model's architecture" in goal and "judged only with a real opus-mt model" in goal
     rows = {(row.name, row.compression): row for row in report.rows}
-    int8 = rows[("desktop-ai Translator", "int8")]
+    ct2 = rows[(CT2, "int8_float32")]
+    # The goal is judged on the stand-in, from this run's own measurement: met exactly when the ratio is 2.5 or more.
+    goal = next(note for note in report.notes if note.startswith("Goal"))
+    ratio = _goal_ratio(goal)
+    assert ratio == pytest.approx(ct2.values["x baseline"], abs=0.006)
+    assert "opus-mt's architecture" in goal
+    assert ("(met)" in goal) == (ratio >= 2.5) and ("(not met)" in goal) == (ratio < 2.5)
+    int8 = rows[(TRANSFORMERS, "int8")]
     assert int8.values["weights MB"] < 0.7 * report.rows[0].values["weights MB"]  # the 58 101 x 512 embedding stays fp32
-    assert rows[("desktop-ai Translator", "none")].values["words = baseline"] == "100%", "fp32 must match the baseline"
+    assert ct2.values["weights MB"] < 0.5 * report.rows[0].values["weights MB"]  # every matrix int8, the embedding too
+    assert rows[(TRANSFORMERS, "none")].values["words = baseline"] == "100%", "fp32 must match the baseline"
     built = folder.stat().st_mtime
+    converted = next((paths.cache_dir() / "ctranslate2" / "marian").iterdir())
+    converted_at = (converted / "model.bin").stat().st_mtime
     run_benchmark("translate", device="cpu", repeats=1, beams=1, compressions=["none"], store=workspace.store)
     assert folder.stat().st_mtime == built, "the stand-in is built once and kept in the cache"
+    assert (converted / "model.bin").stat().st_mtime == converted_at, "and converted to CTranslate2 once"
 
 
 def test_translate_bench_stand_in_and_model_are_exclusive(workspace, tiny_marian_dir: Path) -> None:

@@ -147,7 +147,7 @@ def test_bench_translate_on_the_tiny_stand_in(capsys: pytest.CaptureFixture[str]
                      "--beams", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["task"] == "translate" and report["model"] == "tiny stand-in (random weights)"
-    assert [row["compression"] for row in report["rows"]] == ["none (fp32)", "none", "int8", "none"]
+    assert [row["compression"] for row in report["rows"]] == ["none (fp32)", "none", "int8", "int8_float32", "int8_float32"]
     assert any("a tiny model" in note and "random weights" in note for note in report["notes"])
 
 
@@ -337,11 +337,36 @@ def test_translate_json(tiny_marian_dir: Path, capsys: pytest.CaptureFixture[str
     assert result["source_text"] == "Hello world. This is a test."
     assert result["sentences"] == 2 and result["translated"] == 2 and result["cached"] == 0
     assert isinstance(result["text"], str) and result["stopped"] is False
-    assert result["model_id"] == str(tiny_marian_dir) and result["device"] == "cpu" and result["compression"] == "none"
+    assert result["model_id"] == str(tiny_marian_dir) and result["device"] == "cpu"
+    assert result["runtime"] == "ctranslate2" and result["compression"] == "int8_float32", "CTranslate2 int8 is the default"
     assert {"seconds", "notices"} <= set(result)
     assert cli.main(argv) == 0  # the same text again comes from the cache
     again = json.loads(capsys.readouterr().out)
     assert again["text"] == result["text"] and again["cached"] == 2 and again["translated"] == 0
+    assert again["runtime"] == "ctranslate2"
+
+
+def test_translate_runtime_option(tiny_marian_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["translate", "Hello", "world.", "This", "is", "a", "test.", "--model", str(tiny_marian_dir),
+            "--device", "cpu", "--beams", "1", "--json"]
+    assert cli.main([*argv, "--runtime", "ctranslate2"]) == 0
+    forced = json.loads(capsys.readouterr().out)
+    assert forced["runtime"] == "ctranslate2" and forced["translated"] == 2
+    # The runtime is part of the cache key: transformers translates the same sentences itself.
+    assert cli.main([*argv, "--runtime", "transformers"]) == 0
+    reference = json.loads(capsys.readouterr().out)
+    assert reference["runtime"] == "transformers" and reference["compression"] == "none"
+    assert reference["translated"] == 2 and reference["cached"] == 0
+    assert cli.main([*argv, "--runtime", "transformers"]) == 0
+    assert json.loads(capsys.readouterr().out)["cached"] == 2
+    # Without --json the progress line on stderr names the runtime too.
+    assert cli.main(argv[:-1] + ["--runtime", "transformers", "--verbose"]) == 0
+    assert "(transformers)" in capsys.readouterr().err
+    # Pruning exists only on transformers: forcing CTranslate2 with it is a clear error, not a traceback.
+    assert cli.main([*argv, "--runtime", "ctranslate2", "--compression", "prune"]) == 2
+    _assert_one_clean_error(capsys.readouterr().err, "pruning runs on the transformers runtime only")
+    assert cli.main([*argv, "--runtime", "onnx"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_translate_text_from_a_file_and_stdin(tiny_marian_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],

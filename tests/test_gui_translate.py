@@ -47,6 +47,7 @@ def test_translate_streams_and_keeps_paragraphs(qtbot, window, tiny_marian_dir):
     assert len(out_lines) == len(in_lines), "paragraphs and line breaks are kept"
     assert all(not o.strip() for i, o in zip(in_lines, out_lines) if not i.strip()), "blank lines stay blank"
     assert "7 sentences" in page.stats.text() and "from the cache" in page.stats.text() and "on cpu" in page.stats.text()
+    assert result.runtime == "ctranslate2" and "with ctranslate2" in page.stats.text(), "the tab says which runtime ran"
     assert page.translate_button.isEnabled() and not page.stop_button.isEnabled()
     assert not page.progress_bar.isVisible()
     assert worst < 0.1, f"the event loop stalled for {worst * 1000:.0f} ms"

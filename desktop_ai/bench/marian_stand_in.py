@@ -18,7 +18,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 STAND_IN_ATTRIBUTE = "desktop_ai_stand_in"
-BUILD = 1  # raise when build_marian changes, so that stand-ins kept in the cache are built again
+BUILD = 2  # raise when build_marian changes, so that stand-ins kept in the cache are built again
 
 # A few lines in the scripts a user may paste: the SentencePiece model is trained on these plus any given text.
 SAMPLE_LINES = (
@@ -73,17 +73,14 @@ def build_marian(folder: str | Path, shape: MarianShape = TINY, lines: tuple[str
         shutil.copy(work / "sp.model", work / "source.spm")
         shutil.copy(work / "sp.model", work / "target.spm")
         processor = spm.SentencePieceProcessor(model_file=str(work / "sp.model"))
-        if shape.vocab_size is None:  # the tests' layout: </s> 0, <unk> 1, <pad> 2, then the pieces
-            vocab = {"</s>": 0, "<unk>": 1, "<pad>": 2}
-            for i in range(processor.get_piece_size()):
-                vocab.setdefault(processor.id_to_piece(i), len(vocab))
-        else:  # opus-mt's layout: </s> 0, <unk> 1, the pieces, <pad> last
-            vocab = {"</s>": 0, "<unk>": 1}
-            for i in range(processor.get_piece_size()):
-                vocab.setdefault(processor.id_to_piece(i), len(vocab))
-            while len(vocab) < shape.vocab_size - 1:
-                vocab[f"<unused{len(vocab)}>"] = len(vocab)
-            vocab["<pad>"] = shape.vocab_size - 1
+        # opus-mt's layout: </s> 0, <unk> 1, the pieces, (unused up to vocab_size,) <pad> last, where CTranslate2's
+        # Marian converter expects it (it drops the last row: the decoder starts from a zero embedding there)
+        vocab = {"</s>": 0, "<unk>": 1}
+        for i in range(processor.get_piece_size()):
+            vocab.setdefault(processor.id_to_piece(i), len(vocab))
+        while shape.vocab_size is not None and len(vocab) < shape.vocab_size - 1:
+            vocab[f"<unused{len(vocab)}>"] = len(vocab)
+        vocab["<pad>"] = len(vocab)
         (work / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
         tokenizer = MarianTokenizer(str(work / "source.spm"), str(work / "target.spm"), str(work / "vocab.json"),
                                     source_lang="en", target_lang="de")

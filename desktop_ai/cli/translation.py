@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop_ai.cli.options import add_model_options, positive_int
+from desktop_ai.engine.runtimes.marian_runtime import RUNTIMES
 from desktop_ai.cli.output import (
     EXIT_OK,
     CliError,
@@ -45,9 +46,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
     workspace = open_workspace(use_disk_cache=not args.no_cache)
     try:
         translator = Translator(workspace.store, workspace.cache, model=args.model, src=args.src, tgt=args.tgt,
-                                device=args.device, compression=args.compression)
+                                device=args.device, compression=args.compression, runtime=args.runtime)
         device_notices = device_notice(args.device, translator.device)
-        progress.message(f"Using {translator.entry.title} on {translator.device.describe()}")
+        progress.message(f"Using {translator.entry.title} on {translator.device.describe()} ({translator.runtime})")
         result = translator.run(text, TranslationOptions(beams=args.beams), progress=progress)
     finally:
         progress.finish()
@@ -56,13 +57,13 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.json:
         print_json({
             "text": result.text, "source_text": result.source_text, "model_id": result.model_id, "device": result.device,
-            "compression": result.compression, "sentences": result.sentences, "translated": result.translated,
+            "compression": result.compression, "runtime": result.runtime, "sentences": result.sentences, "translated": result.translated,
             "cached": result.cached, "seconds": result.seconds, "notices": notices, "stopped": result.stopped,
         })
     else:
         out(result.text.rstrip("\n"))
         notes(notices)
-    progress.message(f"{result.sentences} sentences in {result.seconds:.2f} s on {result.device}"
+    progress.message(f"{result.sentences} sentences in {result.seconds:.2f} s on {result.device} ({result.runtime})"
                      + (f" ({result.cached} from the cache)" if result.cached else ""))
     return EXIT_OK
 
@@ -77,6 +78,9 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     translate.add_argument("--tgt", default="de", metavar="LANG", help="target language (default: de)")
     translate.add_argument("--file", type=Path, metavar="PATH", help="a UTF-8 text file to translate")
     translate.add_argument("--beams", type=positive_int, default=4, metavar="N", help="beam search width, 1 to 16 (default: 4)")
+    translate.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                           help="auto (default): CTranslate2 int8 where it runs, else transformers; ctranslate2 or "
+                           "transformers force one (compression options other than int8 apply to transformers)")
     add_model_options(translate, "catalogue id (opus-mt-en-de), Hub id, or a MarianMT model folder "
                        "(default: opus-mt-SRC-TGT)")
     translate.set_defaults(handler=cmd_translate)

@@ -76,7 +76,7 @@ def _translate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
 
     translator = Translator(
         workspace.store, workspace.cache, params.get("model"), params.get("src", "en"), params.get("tgt", "de"),
-        params["device"], params["compression"],
+        params["device"], params["compression"], params.get("runtime", "auto"),
     )
     return translator.run(params["text"], TranslationOptions(beams=params.get("beams", 4)), cb.partial, cb.progress, cb.cancel)
 

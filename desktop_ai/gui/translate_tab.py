@@ -261,14 +261,15 @@ class TranslateTab(JobPage):
         self.output.setPlainText(result.text)
         self.stats.setText(
             f"{result.sentences} sentences, {result.translated} translated, {result.cached} from the cache, "
-            f"on {result.device}, compression {result.compression}, {result.seconds:.1f} s"
+            f"on {result.device} with {result.runtime}, {result.compression}, {result.seconds:.1f} s"
         )
         self.show_notice(" ".join(result.notices))
         if result.stopped:
             self.status_message.emit("Stopped; the sentences translated so far are kept.")
         else:
             self.status_message.emit(
-                f"{result.sentences} sentences, {result.translated} translated, {result.cached} from the cache, on {result.device}"
+                f"{result.sentences} sentences, {result.translated} translated, {result.cached} from the cache, "
+                f"on {result.device} ({result.runtime})"
             )
 
     # --- files ---------------------------------------------------------------------------
