@@ -55,6 +55,12 @@ class _Variant:
         self.first_new: list[float] = []
 
 
+# After a parallel region, OpenMP workers spin-wait before they sleep: CTranslate2's Intel OpenMP for 200 ms
+# (KMP_BLOCKTIME), torch's for a shorter while. Timed right after another runtime's run, a variant shares the two
+# cores with those spinning threads; in the app one runtime runs at a time and never pays for it.
+SETTLE_S = 0.4
+
+
 def _measure_load(load: Callable[[], Any]) -> tuple[Any, float]:
     gc.collect()
     before = rss_mb()
@@ -217,6 +223,7 @@ def bench_generate(
     for rep in range(repeats):
         say(f"Round {rep + 1} of {repeats}")
         for variant in variants:
+            time.sleep(SETTLE_S)  # the previous run's idle OpenMP workers stop spinning before this one is timed
             speed, _ = variant.run(BENCH_PROMPT, options)
             variant.speed.append(speed)
             variant.first_repeated.append(variant.run(BENCH_PROMPT, short)[1])  # the prompt it has just read

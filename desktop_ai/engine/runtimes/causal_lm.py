@@ -8,6 +8,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 RUNTIME_LLAMA_CPP = "llama.cpp"
 RUNTIME_CTRANSLATE2 = "ctranslate2"
@@ -99,6 +100,33 @@ class CausalLM(ABC):
 
     def close(self) -> None:
         """Free what the library holds; the object is not used afterwards."""
+
+
+class TokenizerBackedLM(CausalLM):
+    """A runtime whose text side is a transformers tokenizer (CTranslate2 and transformers): its chat template,
+    tokens and decoding. Subclasses set `_tokenizer` and `_bytes` when they load."""
+
+    _tokenizer: Any
+    _bytes: int
+
+    @property
+    def chat_template(self) -> str | None:
+        template = getattr(self._tokenizer, "chat_template", None)
+        return template if isinstance(template, str) else None
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self._tokenizer(text).input_ids)
+
+    def chat_tokens(self, messages: Messages) -> list[int]:
+        encoded = self._tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True, return_dict=True)
+        ids = encoded["input_ids"]
+        return list(ids[0] if ids and isinstance(ids[0], list) else ids)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+    def resident_bytes(self) -> int:
+        return self._bytes
 
 
 class IncrementalDecoder:

@@ -24,12 +24,11 @@ from desktop_ai.engine.models.memory import (
 )
 from desktop_ai.engine.runtimes.causal_lm import (
     RUNTIME_CTRANSLATE2,
-    CausalLM,
     IncrementalDecoder,
-    Messages,
     SamplingOptions,
     StreamResult,
     TextCallback,
+    TokenizerBackedLM,
     physical_cores,
     stop_index,
 )
@@ -132,7 +131,7 @@ def convert(source: Path, target: Path, compression: Compression, title: str,
     return target
 
 
-class CTranslate2LM(CausalLM):
+class CTranslate2LM(TokenizerBackedLM):
     runtime = RUNTIME_CTRANSLATE2
 
     def __init__(self, model_id: str, title: str, source: Path, converted: Path, device: str,
@@ -177,25 +176,6 @@ class CTranslate2LM(CausalLM):
         if self._tokenizer.eos_token_id is not None:
             ids.append(self._tokenizer.eos_token_id)
         return list(dict.fromkeys(self._tokenizer.convert_ids_to_tokens(ids)))
-
-    @property
-    def chat_template(self) -> str | None:
-        template = getattr(self._tokenizer, "chat_template", None)
-        return template if isinstance(template, str) else None
-
-    def tokenize(self, text: str) -> list[int]:
-        return list(self._tokenizer(text).input_ids)
-
-    def chat_tokens(self, messages: Messages) -> list[int]:
-        encoded = self._tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True, return_dict=True)
-        ids = encoded["input_ids"]
-        return list(ids[0] if ids and isinstance(ids[0], list) else ids)
-
-    def detokenize(self, tokens: Sequence[int]) -> str:
-        return self._tokenizer.decode(list(tokens), skip_special_tokens=True)
-
-    def resident_bytes(self) -> int:
-        return self._bytes
 
     def stream(self, prompt_tokens: Sequence[int], options: SamplingOptions, on_text: TextCallback | None = None,
                cancel: threading.Event | None = None) -> StreamResult:

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any
 from desktop_ai.engine.models.loading import LoadedModel
 from desktop_ai.engine.runtimes.causal_lm import (
     RUNTIME_TRANSFORMERS,
-    CausalLM,
     IncrementalDecoder,
-    Messages,
     SamplingOptions,
     StreamResult,
     TextCallback,
+    TokenizerBackedLM,
     stop_index,
 )
 
@@ -30,7 +29,7 @@ logger = logging.getLogger(__name__)
 MAX_CONTEXT_TOKENS = 8192
 
 
-class TransformersLM(CausalLM):
+class TransformersLM(TokenizerBackedLM):
     runtime = RUNTIME_TRANSFORMERS
 
     def __init__(self, loaded: LoadedModel, size_bytes: int) -> None:
@@ -41,25 +40,6 @@ class TransformersLM(CausalLM):
         self.notices = list(loaded.notices)
         self._tokenizer = loaded.tokenizer
         self._bytes = size_bytes
-
-    @property
-    def chat_template(self) -> str | None:
-        template = getattr(self._tokenizer, "chat_template", None)
-        return template if isinstance(template, str) else None
-
-    def tokenize(self, text: str) -> list[int]:
-        return list(self._tokenizer(text).input_ids)
-
-    def chat_tokens(self, messages: Messages) -> list[int]:
-        encoded = self._tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True, return_dict=True)
-        ids = encoded["input_ids"]
-        return list(ids[0] if ids and isinstance(ids[0], list) else ids)
-
-    def detokenize(self, tokens: Sequence[int]) -> str:
-        return self._tokenizer.decode(list(tokens), skip_special_tokens=True)
-
-    def resident_bytes(self) -> int:
-        return self._bytes
 
     def stream(self, prompt_tokens: Sequence[int], options: SamplingOptions, on_text: TextCallback | None = None,
                cancel: threading.Event | None = None) -> StreamResult:
