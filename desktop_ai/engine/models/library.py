@@ -183,7 +183,10 @@ def scan_folder(folder: Path) -> list[AddedModel]:
     if not folder.is_dir():
         return found
     seen: set[Path] = set()
-    for manifest in sorted((folder / "manifests").rglob("*")) if (folder / "manifests").is_dir() else []:
+    ollama_roots = [p.parent for p in [folder / "manifests", *folder.rglob("manifests")]
+                    if p.is_dir() and (p.parent / "blobs").is_dir()]
+    manifests = [(root, m) for root in dict.fromkeys(ollama_roots) for m in sorted((root / "manifests").rglob("*"))]
+    for root, manifest in manifests:
         if not manifest.is_file():
             continue
         try:
@@ -192,14 +195,14 @@ def scan_folder(folder: Path) -> list[AddedModel]:
             continue
         for layer in layers:
             if layer.get("mediaType") == OLLAMA_MODEL_LAYER:
-                blob = folder / "blobs" / str(layer.get("digest", "")).replace(":", "-")
+                blob = root / "blobs" / str(layer.get("digest", "")).replace(":", "-")
                 if is_gguf(blob):
                     name = f"{manifest.parent.name}:{manifest.name}"
                     seen.add(blob)
                     found.append(AddedModel(f"ollama-{_slug(name)}", TASK_GENERATE, KIND_CAUSAL_LM, str(blob),
                                             f"{name} (Ollama)", blob.stat().st_size, folder=str(folder)))
     for path in sorted(folder.rglob("*")):
-        if path in seen or "blobs" in path.relative_to(folder).parts[:1]:
+        if path in seen or "blobs" in path.relative_to(folder).parts or "manifests" in path.relative_to(folder).parts:
             continue
         try:
             if path.is_file() and path.suffix.lower() == ".gguf" and is_gguf(path):
@@ -295,7 +298,9 @@ class ModelLibrary:
 
 def expand_model_ref(ref: str | None) -> str | None:
     """`--model ID` of an added model becomes its path; anything else is returned as it is."""
-    if not ref or "/" in ref or ref.startswith((".", "~")):
+    from desktop_ai.engine.models.catalogue import find_entry
+
+    if not ref or "/" in ref or ref.startswith((".", "~")) or find_entry(ref) is not None:
         return ref
     try:
         model = ModelLibrary().find(ref)
