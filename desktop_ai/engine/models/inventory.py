@@ -50,7 +50,7 @@ class ModelRow:
     where: str
     size_on_disk_mb: float
     download_mb: float
-    kept_mb: float
+    kept_mb: float  # left by a stopped download: Download resumes from it
     memory_mb: float
     fits: str
     how_to_get: str
@@ -128,7 +128,8 @@ class Inventory:
             state = STATE_DOWNLOADED if availability == "downloaded" else STATE_NOT_DOWNLOADED
             where = str(folder) if folder.exists() else f"{entry.location} on the Hugging Face Hub"
             on_disk = _folder_bytes(folder)
-            kept = downloads.partial_bytes(entry.location)
+            # what a stopped download left (finished files and partial ones) counts as kept: Download resumes from it
+            kept = on_disk if state == STATE_NOT_DOWNLOADED else 0
             how = "" if state == STATE_DOWNLOADED else (
                 f"connect to the internet and press Download, or run `desktop-ai models download {entry.id}`"
             )
@@ -137,7 +138,7 @@ class Inventory:
         memory, fits = self._memory(size)
         download_mb = 0.0 if state in (STATE_EMBEDDED, STATE_DOWNLOADED) else max(0.0, entry.size_mb - kept / 1e6)
         return ModelRow(entry.id, entry.task, entry.title, state, entry.source, entry.licence, where,
-                        round(on_disk / 1e6, 1), round(download_mb, 1), round(kept / 1e6, 1), memory, fits, how,
+                        round(on_disk / 1e6, 3), round(download_mb, 1), round(kept / 1e6, 3), memory, fits, how,
                         entry.id, removable=entry.source in (SOURCE_HUB, SOURCE_TORCHVISION) and (on_disk > 0 or kept > 0))
 
     def added_row(self, model: AddedModel) -> ModelRow:

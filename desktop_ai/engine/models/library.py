@@ -236,7 +236,7 @@ class ModelLibrary:
 
     def add(self, path: Path, task: str | None = None, labels: Path | None = None) -> AddedModel:
         """Check a model file or folder and remember it under a new id (returned)."""
-        path = path.expanduser().resolve()
+        path = path.expanduser().absolute()  # not resolve(): a Hub snapshot's symlink keeps its file name
         for model in self.added():
             if Path(model.path) == path:
                 return model
