@@ -145,3 +145,36 @@ def test_hub_search_lists_models_and_gguf_quants(qtbot, store: ModelStore, hub_s
     qtbot.waitUntil(lambda: "downloaded to" in window.status.text(), timeout=20000)
     added = [m for m in ModelLibrary().all_models() if m.path.endswith("tiny.Q4_0.gguf")]
     assert added and added[0].task == TASK_GENERATE
+
+
+def test_the_menu_and_every_tabs_picker_open_the_window_and_added_models_reach_the_tabs(qtbot, tmp_path: Path) -> None:
+    from desktop_ai.gui.main_window import MainWindow
+    from desktop_ai.gui.translate_tab import TranslationModelPicker
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        win.models_action.trigger()
+        assert win.models_window.isVisible()
+        win.models_window.hide()
+        pickers = [*win.findChildren(ModelPicker), *win.findChildren(TranslationModelPicker)]
+        assert {p.task for p in win.findChildren(ModelPicker)} >= {"generate", "classify", "recognize", "transcribe"}
+        for picker in pickers:
+            index = picker.findData(MANAGE_MODELS)
+            assert index >= 0, picker.accessibleName()
+            picker.setCurrentIndex(index)
+            picker.activated.emit(index)
+            assert win.models_window.isVisible()
+            assert picker.currentData() != MANAGE_MODELS  # the picker keeps the model it had
+            win.models_window.hide()
+        gguf = tmp_path / "chat.Q4_K_M.gguf"
+        gguf.write_bytes(b"GGUF" + b"\0" * 500)
+        picker = win.text_tab.generate_page.model_picker
+        win.models_window.add_path(gguf)
+        qtbot.waitUntil(lambda: picker.findData(str(gguf)) >= 0, timeout=10000)
+        box = win.offer_download("DistilGPT-2 (Hugging Face Hub) is not downloaded yet and the Hub cannot be reached")
+        assert box is not None and "Download it now" in box.text()
+        box.reject()
+    finally:
+        win.close()
