@@ -77,3 +77,22 @@ def virtual_microphone(tmp_path: Path):
 @pytest.fixture(scope="session")
 def tiny_wav2vec2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_models.build_wav2vec2(tmp_path_factory.mktemp("tiny-wav2vec2"))
+
+
+@pytest.fixture
+def hub_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A local Hub on 127.0.0.1 with HF_ENDPOINT pointed at it, online, and an empty Hugging Face cache."""
+    from huggingface_hub import constants
+    from hub_server import HubServer
+
+    server = HubServer().start()
+    hub = tmp_path / "hf-hub-cache"
+    hub.mkdir()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -235,16 +235,26 @@ def test_availability_of_embedded_and_hub_entries(store: ModelStore, empty_hub_c
 
 
 def test_a_cached_hub_model_is_downloaded_and_loads_offline(
-    workspace, empty_hub_cache: Path, tiny_causal_lm_dir: Path
+    workspace, hub_server, tiny_causal_lm_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Really downloaded from the local Hub (tests/hub_server.py) by the job's own store, then loaded offline."""
+    from huggingface_hub import constants
+
     from desktop_ai.engine.tasks.text_generation import GenerationOptions, TextGenerator
 
-    snapshot = _fake_hub_snapshot(empty_hub_cache, "tiny-owner/tiny-llama", tiny_causal_lm_dir)
+    hub_server.add_folder("tiny-owner/tiny-llama", tiny_causal_lm_dir)
     entry = workspace.store.resolve_entry("tiny-owner/tiny-llama", TASK_GENERATE)
+    assert workspace.store.availability(entry) == "needs download"
+    messages: list[tuple[str, float | None]] = []
+    location = workspace.store.locate(entry, lambda text, fraction: messages.append((text, fraction)))
+    assert messages and messages[-1][1] == 1.0 and "MB" in messages[-1][0]
+    assert (location.path / "model.safetensors").read_bytes() == (tiny_causal_lm_dir / "model.safetensors").read_bytes()
+    hub_server.stop()  # from here on there is no Hub at all
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert workspace.store.availability(entry) == "downloaded"
-    location = workspace.store.locate(entry)
-    assert location.path == snapshot
-    assert location.revision == snapshot.name
+    again = workspace.store.locate(entry)
+    assert again.path == location.path
+    assert again.revision == location.path.name
     result = TextGenerator(workspace.store, workspace.cache, model="tiny-owner/tiny-llama", device="cpu").run(
         "Hello", GenerationOptions(max_new_tokens=4, temperature=0)
     )

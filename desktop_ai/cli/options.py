@@ -61,10 +61,17 @@ def input_device(value: str) -> int | str:
     return int(value) if value.lstrip("-").isdigit() else value
 
 
+def model_ref(value: str) -> str:
+    """An added model's id (`desktop-ai models add`) becomes its path; anything else passes unchanged."""
+    from desktop_ai.engine.models.library import expand_model_ref
+
+    return expand_model_ref(value) or value
+
+
 def add_model_options(parser: argparse.ArgumentParser,
                        model_help: str = "catalogue id, Hub id (owner/name), or a model folder or .gguf file",
                        compression_default: str = "none") -> None:
-    parser.add_argument("--model", metavar="M", help=model_help)
+    parser.add_argument("--model", metavar="M", type=model_ref, help=model_help + ", or the id of a model you added")
     parser.add_argument("--device", type=device_name, default="auto", metavar="{auto,cpu,cuda,mps}",
                         help="where to run (default: auto, which prefers a GPU)")
     parser.add_argument("--compression", choices=COMPRESSION_CHOICES, default=compression_default,

@@ -12,6 +12,7 @@ from typing import Any
 from desktop_ai.cli.options import (
     COMPRESSION_CHOICES,
     add_model_options,
+    model_ref,
     add_speech_options,
     device_name,
     input_device,
@@ -364,7 +365,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
                          help="stop after this many seconds of audio (default: until Ctrl+C)")
     dictate.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
     add_speech_options(dictate)
-    dictate.add_argument("--model", metavar="M", help=speech_model_help)
+    dictate.add_argument("--model", metavar="M", type=model_ref, help=speech_model_help)
     dictate.add_argument("--compute-device", dest="device", type=device_name, default="auto",
                          metavar="{auto,cpu,cuda,mps}", help="where to run the model (default: auto, which prefers a GPU)")
     dictate.add_argument("--compression", choices=COMPRESSION_CHOICES, default="int8",

@@ -72,6 +72,8 @@ class MainWindow(QMainWindow):
             page.status_message.connect(self.show_message)
             page.model_in_use.connect(lambda model: self.model_label.setText(f"Model: {model}"))
         self.text_tab.generate_page.runtime_used.connect(lambda runtime: self.runtime_label.setText(f"Runtime: {runtime}"))
+        for lane in self.lanes:  # a job that failed for want of a download offers it
+            lane.failed.connect(lambda _job, message: self.offer_download(message))
         self._build_menus()
         self._update_device_label()
         self._restore()
@@ -84,6 +86,9 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         quit_action = QAction("&Quit", self, shortcut="Ctrl+Q", triggered=self.close)
         file_menu.addAction(quit_action)
+        models_menu = self.menuBar().addMenu("&Models")
+        self.models_action = QAction("&Manage models…", self, shortcut="Ctrl+M", triggered=lambda: self.open_models_window())
+        models_menu.addAction(self.models_action)
         settings_menu = self.menuBar().addMenu("&Settings")
         device_menu = settings_menu.addMenu("&Device")
         group = QActionGroup(self)
@@ -101,6 +106,47 @@ class MainWindow(QMainWindow):
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(QAction("Open &log file", self, triggered=self.open_log))
         help_menu.addAction(QAction("&About desktop-ai", self, triggered=self._about))
+
+    def open_models_window(self, task: str | None = None) -> None:
+        """One Models window; opened from the menu or a tab's model picker, re-scanned each time it opens."""
+        from desktop_ai.gui.models_window import ModelsWindow
+        from desktop_ai.gui.widgets import ModelPicker
+
+        if getattr(self, "models_window", None) is None:
+            self.models_window = ModelsWindow(self.store, self)
+            self.models_window.models_changed.connect(
+                lambda: [picker.refresh_added() for picker in self.findChildren(ModelPicker)]
+            )
+        else:
+            self.models_window.refresh()
+        if task:
+            self.models_window.status.setText(f"Models for {task} are under their task's heading.")
+        self.models_window.show()
+        self.models_window.raise_()
+
+    def offer_download(self, message: str) -> QMessageBox | None:
+        """A job that failed for want of a download offers that download (in the Models window) instead."""
+        from desktop_ai.engine.models.catalogue import CATALOGUE
+
+        if "not downloaded yet" not in message:
+            return None
+        entry = next((e for e in CATALOGUE if e.title in message or e.location in message), None)
+        if entry is None:
+            return None
+        box = QMessageBox(QMessageBox.Icon.Question, "Download the model?",
+                          f"{entry.title} is not downloaded yet ({entry.size_mb:.0f} MB). Download it now?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+
+        def answered(_result: int) -> None:
+            if box.clickedButton() is box.button(QMessageBox.StandardButton.Yes):
+                self.open_models_window(entry.task)
+                self.models_window.select(entry.id)
+                self.models_window.download_selected()
+
+        box.finished.connect(answered)
+        box.open()
+        self.download_offer = box
+        return box
 
     def set_device(self, value: str) -> None:
         self.device = value

@@ -26,7 +26,7 @@ from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.engine.tasks.translation import MAX_CHARS, TranslationResult
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
-from desktop_ai.gui.widgets import FROM_DISK, CompressionPicker
+from desktop_ai.gui.widgets import FROM_DISK, MANAGE_MODELS, CompressionPicker
 from desktop_ai.gui.worker import EngineThread
 
 logger = logging.getLogger(__name__)
@@ -52,13 +52,14 @@ class TranslationModelPicker(QComboBox):
         )
         self.addItem("Hub model for the chosen pair", HUB_PAIR)
         self.addItem("From folder…", FROM_DISK)
+        self.addItem("Manage models…", MANAGE_MODELS)
         self._last = HUB_PAIR
         self.activated.connect(self._on_activated)
 
     def folder(self) -> str:
         """The chosen folder, or "" for the catalogue model of the pair."""
         data = self.currentData()
-        return "" if data in (HUB_PAIR, FROM_DISK, None) else str(data)
+        return "" if data in (HUB_PAIR, FROM_DISK, MANAGE_MODELS, None) else str(data)
 
     def select(self, folder: str) -> None:
         if not folder:
@@ -67,7 +68,7 @@ class TranslationModelPicker(QComboBox):
             return
         index = self.findData(folder)
         if index < 0:
-            if self.count() == 3:  # one remembered folder at a time
+            if self.count() == 4:  # one remembered folder at a time
                 self.removeItem(1)
             self.insertItem(1, f"{folder} (from disk)", folder)
             self.setItemData(1, folder, Qt.ItemDataRole.ToolTipRole)
@@ -90,6 +91,12 @@ class TranslationModelPicker(QComboBox):
         self.setItemText(0, text)
 
     def _on_activated(self, index: int) -> None:
+        if self.itemData(index) == MANAGE_MODELS:
+            self.select(self._last if self._last != HUB_PAIR else "")
+            window = self.window()
+            if hasattr(window, "open_models_window"):
+                window.open_models_window("translate")
+            return
         if self.itemData(index) != FROM_DISK:
             self._last = self.folder()
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtCore import QModelIndex, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDragMoveEvent, QDropEvent, QPainter
 from PySide6.QtWidgets import QComboBox, QFileDialog, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
@@ -10,7 +12,10 @@ from desktop_ai.engine.models.catalogue import TASK_RECOGNIZE, entries_for
 from desktop_ai.engine.models.compression import COMPRESSION_LABELS, Compression
 from desktop_ai.engine.models.store import ModelStore
 
+logger = logging.getLogger(__name__)
+
 FROM_DISK = "__from_disk__"
+MANAGE_MODELS = "__manage_models__"
 SCORE_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -34,13 +39,29 @@ class ModelPicker(QComboBox):
         self.task = task
         self.setAccessibleName(f"Model for {task}")
         self.setToolTip("Which model runs this job. Embedded models work offline.")
+        self.store = store
         for entry in entries_for(task):
             self.addItem(f"{entry.title} — {store.availability(entry)}", entry.id)
             self.setItemData(self.count() - 1, f"{entry.description}\n{entry.size_mb:.0f} MB, licence {entry.licence}", Qt.ItemDataRole.ToolTipRole)
         self.addItem("From folder or file…", FROM_DISK)
+        self.addItem("Manage models…", MANAGE_MODELS)
+        self.refresh_added()
         self._last = store.default_model(task)
         self.select(self._last)
         self.activated.connect(self._on_activated)
+
+    def refresh_added(self) -> None:
+        """The user's added models (Models window, `desktop-ai models add`) for this task, before 'From folder…'."""
+        from desktop_ai.engine.models.library import ModelLibrary
+
+        try:
+            added = [m for m in ModelLibrary().all_models() if m.task == self.task]
+        except Exception as error:  # a damaged library file must not stop a tab from opening
+            logger.warning("The model library could not be read: %s", error)
+            return
+        for model in added:
+            if self.findData(model.model_ref) < 0:
+                self.insertItem(self.findData(FROM_DISK), f"{model.title} — yours, on disk", model.model_ref)
 
     def model_ref(self) -> str:
         return str(self.currentData())
@@ -48,12 +69,18 @@ class ModelPicker(QComboBox):
     def select(self, model_ref: str) -> None:
         index = self.findData(model_ref)
         if index < 0:
-            self.insertItem(self.count() - 1, f"{model_ref} (from disk)", model_ref)
-            index = self.count() - 2
+            index = self.findData(FROM_DISK)
+            self.insertItem(index, f"{model_ref} (from disk)", model_ref)
         self.setCurrentIndex(index)
         self._last = model_ref
 
     def _on_activated(self, index: int) -> None:
+        if self.itemData(index) == MANAGE_MODELS:
+            self.select(self._last)
+            window = self.window()
+            if hasattr(window, "open_models_window"):
+                window.open_models_window(self.task)
+            return
         if self.itemData(index) != FROM_DISK:
             self._last = self.model_ref()
             self.model_changed.emit(self._last)

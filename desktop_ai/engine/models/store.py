@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from desktop_ai.engine.models.catalogue import (
     ModelEntry,
     find_entry,
 )
-from desktop_ai.engine.errors import CancelledError, ModelUnavailableError
+from desktop_ai.engine.errors import ModelUnavailableError
 from desktop_ai.engine.models.memory import BUDGET_ENV
 
 logger = logging.getLogger(__name__)
@@ -52,7 +51,6 @@ ProgressCallback = Callable[[str, float | None], None]
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "tokenizer*", "vocab*", "merges*"]
 # faster-whisper repositories keep their weights in a CTranslate2 model.bin, not in safetensors.
 CTRANSLATE2_PATTERNS = ["model.bin", *HUB_PATTERNS]
-DOWNLOAD_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -74,9 +72,16 @@ def hub_reachable(timeout: float = 2.0) -> bool:
 
     if constants.HF_HUB_OFFLINE:
         return False
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    from desktop_ai.engine.models.downloads import load_network_settings
+
+    settings = load_network_settings()
+    if settings.proxy:  # only the proxy may be reachable from here; let the download say what fails
+        return True
+    endpoint = urlparse(settings.resolved_endpoint())
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
     try:
-        with socket.create_connection((host, 443), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -84,6 +89,19 @@ def hub_reachable(timeout: float = 2.0) -> bool:
 
 def _hub_patterns(entry: ModelEntry) -> list[str]:
     return CTRANSLATE2_PATTERNS if entry.kind == KIND_WHISPER else HUB_PATTERNS
+
+
+def hub_download_plan(entry: ModelEntry) -> Any:
+    """The files of a Hub entry to fetch (PyTorch .bin weights only when the repository has no safetensors)."""
+    from desktop_ai.engine.models import downloads
+
+    if entry.gguf_file:
+        return downloads.plan_download(entry.location, entry.revision, files=[entry.gguf_file])
+    patterns = _hub_patterns(entry)
+    plan = downloads.plan_download(entry.location, entry.revision, patterns=[*patterns, "*.bin"])
+    has_safetensors = any(f.name.endswith(".safetensors") for f in plan.files)
+    keep = [f for f in plan.files if downloads.matches(f.name, patterns) or (not has_safetensors and f.name.endswith(".bin"))]
+    return downloads.DownloadPlan(plan.repo_id, plan.revision, plan.commit, tuple(keep), plan.endpoint)
 
 
 def torch_hub_checkpoints() -> Path:
@@ -123,6 +141,12 @@ def _looks_like_path(model_ref: str) -> bool:
     return model_ref.startswith(("/", "./", "../", "~", ".")) or Path(model_ref).expanduser().exists()
 
 
+def _starts_with_gguf_magic(path: Path) -> bool:
+    from desktop_ai.engine.models.library import is_gguf
+
+    return is_gguf(path)
+
+
 def _local_entry(path: Path, task: str) -> ModelEntry:
     """Describe a folder or file the user picked; its kind is read from its config."""
     if not path.exists():
@@ -130,7 +154,7 @@ def _local_entry(path: Path, task: str) -> ModelEntry:
     gguf_file = None
     folder = path
     if path.is_file():
-        if path.suffix.lower() != ".gguf":
+        if path.suffix.lower() != ".gguf" and not _starts_with_gguf_magic(path):  # Ollama's blobs have no suffix
             raise ModelUnavailableError(
                 f"{path} is not a model: pick a model folder (with config.json) or a .gguf file."
             )
@@ -193,27 +217,6 @@ def _kind_from_config(config_file: Path, task: str) -> str:
     if architectures and not any(word in architectures for word in ("CausalLM", "LMHead", "ConditionalGeneration")):
         return KIND_SEQUENCE_CLASSIFIER if "SequenceClassification" in architectures else KIND_SENTENCE_EMBEDDING
     return KIND_CAUSAL_LM
-
-
-def _progress_tqdm(progress: ProgressCallback | None, cancel: threading.Event | None, label: str):
-    """A tqdm class for huggingface_hub that reports bytes to our callback and honours Stop."""
-    from tqdm.auto import tqdm
-
-    class ProgressTqdm(tqdm):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["disable"] = False
-            kwargs.pop("name", None)
-            super().__init__(*args, **kwargs)
-
-        def update(self, n: float | None = 1) -> bool | None:
-            if cancel is not None and cancel.is_set():
-                raise CancelledError("Download stopped.")
-            result = super().update(n)
-            if progress is not None and self.total:
-                progress(f"Downloading {label}: {self.n / 1e6:.1f} of {self.total / 1e6:.1f} MB", self.n / self.total)
-            return result
-
-    return ProgressTqdm
 
 
 DEFAULT_RAM_SHARE = 0.4  # of the machine's RAM: room for the window, the other lane and the user's other programs
@@ -380,7 +383,12 @@ class ModelStore:
             return "on disk" if Path(entry.location).exists() else "missing"
         if entry.source == SOURCE_TORCHVISION:
             return "downloaded" if all((torch_hub_checkpoints() / f).exists() for f in entry.files) else "needs download"
-        return "downloaded" if self._hub_cached(entry) is not None else "needs download"
+        if self._hub_cached(entry) is not None:
+            return "downloaded"
+        from desktop_ai.engine.models.downloads import partial_bytes
+
+        kept = partial_bytes(entry.location)
+        return f"needs download ({kept / 1e6:.1f} MB kept to resume)" if kept else "needs download"
 
     def _hub_cached(self, entry: ModelEntry) -> Path | None:
         from huggingface_hub import snapshot_download
@@ -420,39 +428,28 @@ class ModelStore:
         return self._download(entry, progress, cancel)
 
     def _download(self, entry: ModelEntry, progress: ProgressCallback | None, cancel: threading.Event | None) -> ModelLocation:
-        from huggingface_hub import snapshot_download
+        """Through the Models window's downloader: resumable, hash-checked, retried, free space checked first."""
+        from desktop_ai.engine.models import downloads
 
         if not hub_reachable():
             raise ModelUnavailableError(
                 f"{entry.title} is not downloaded yet and the Hugging Face Hub ({entry.location}) cannot be "
                 "reached: this machine looks offline. Connect to the internet and run again to download it"
                 + (f" (about {entry.size_mb:.0f} MB)" if entry.size_mb else "")
-                + ", or choose a folder on disk that holds it"
+                + " (or `desktop-ai models download ID`, or the Models window), or choose a folder on disk that holds it"
                 + (". No translation model is embedded in the app." if entry.task == TASK_TRANSLATE else ", or use an embedded model.")
             )
-        last_error: Exception | None = None
-        for attempt in range(1, DOWNLOAD_TRIES + 1):
-            try:
-                if progress:
-                    progress(f"Downloading {entry.title} (try {attempt} of {DOWNLOAD_TRIES})", None)
-                path = Path(
-                    snapshot_download(
-                        entry.location,
-                        revision=entry.revision,
-                        allow_patterns=_hub_patterns(entry),
-                        tqdm_class=_progress_tqdm(progress, cancel, entry.title),
-                    )
-                )
-                if entry.kind != KIND_WHISPER and not any(path.glob("*.safetensors")):
-                    path = Path(snapshot_download(entry.location, revision=entry.revision, allow_patterns=["*.bin", *HUB_PATTERNS]))
-                return ModelLocation(entry, path, path.name)
-            except CancelledError:
-                raise
-            except Exception as error:  # network errors come in many classes; retry them all
-                last_error = error
-                logger.warning("Download of %s failed (try %d): %s", entry.location, attempt, error)
-                time.sleep(min(2**attempt, 8))
-        raise ModelUnavailableError(f"Downloading {entry.title} failed after {DOWNLOAD_TRIES} tries: {last_error}")
+        plan = hub_download_plan(entry)
+
+        def report(event: downloads.DownloadProgress) -> None:
+            if progress is not None:
+                progress(f"Downloading {entry.title}: {event.describe()}", event.fraction)
+
+        try:
+            result = downloads.download(plan, report, cancel)
+        except downloads.DownloadError as error:
+            raise ModelUnavailableError(str(error)) from error
+        return ModelLocation(entry, result.path, result.path.name)
 
     # --- GGUF --------------------------------------------------------------------------------
     def gguf_as_folder(self, location: ModelLocation, progress: ProgressCallback | None = None) -> Path:
