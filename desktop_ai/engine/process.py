@@ -168,11 +168,27 @@ JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
 }
 
 
+# Imported once, before any job thread starts (see _warm_up).
+SHARED_IMPORTS = ("torchvision", "torchvision.transforms", "torchvision.models", "timm", "onnxruntime", "ctranslate2",
+                  "ctranslate2.converters", "faster_whisper", "PIL.Image", "transformers.models.llama",
+                  "transformers.models.marian", "transformers.models.bert")
+
+
 def _warm_up() -> dict[str, Any]:
-    """Import the heavy libraries before the first job, so the first answer starts sooner."""
+    """Import the heavy libraries before the first job, so the first answer starts sooner, and so that jobs
+    running side by side never import them at the same time: two threads importing torchvision (through timm
+    and through transformers) at once got "partially initialized module" errors."""
+    import importlib
+
     from desktop_ai.engine.models.devices import DEVICE_PREFERENCES, pick_device
     import transformers  # noqa: F401
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+    for name in SHARED_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:  # an optional runtime: its jobs say what is missing
+            logger.info("Warm-up: %s is not importable (%s)", name, error)
 
     from desktop_ai.engine.runtimes import llama_cpp
 
