@@ -96,6 +96,7 @@ class ImageClassifier:
         self.labels_path = Path(labels).expanduser() if labels else None
         self.device = pick_device(device)
         self.compression = Compression.parse(compression)
+        self._package_revision: str | None = None
 
     # --- loading --------------------------------------------------------------------------
     def load(self, progress: ProgressCallback | None = None) -> LoadedImageModel:
@@ -115,8 +116,10 @@ class ImageClassifier:
             labels = self._labels_file()
             extra = f":{labels.stat().st_mtime_ns}" if labels and labels.exists() else ""
             return f"local-{stat.st_size}-{stat.st_mtime_ns}{extra}"
-        if self.entry.source == SOURCE_PACKAGE:
-            return self.store.locate(self.entry).revision
+        if self.entry.source == SOURCE_PACKAGE:  # the installed version: read once (importlib.metadata takes ~1 ms)
+            if self._package_revision is None:
+                self._package_revision = self.store.locate(self.entry).revision
+            return self._package_revision
         return self.entry.weights or self.entry.id
 
     def _labels_file(self) -> Path | None:
@@ -371,8 +374,29 @@ class ImageClassifier:
         model, and whatever is decoded by the time the model is free goes in one call (up to ONNX_BATCH)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        loaded: LoadedImageModel | None = None
-        load_seconds = 0.0
+        state: dict[str, Any] = {"loaded": None, "load_seconds": 0.0}
+
+        def classify(ready: list[tuple[ImageResult, Any, str]]) -> None:
+            todo = [(r, image, key) for r, image, key in ready if image is not None]
+            if todo:
+                if state["loaded"] is None:
+                    started = time.perf_counter()
+                    state["loaded"] = self.load(progress)
+                    state["load_seconds"] = time.perf_counter() - started
+                self._classify(state["loaded"], todo, top_k)
+                for result, _, key in todo:
+                    if self.cache is not None:
+                        self.cache.put(key, result.to_dict(with_thumbnail=False))
+            batch_results = [r for r, _, _ in ready]
+            results.extend(batch_results)
+            if on_results is not None:
+                on_results(batch_results)
+            report_progress(batch_results[-1].index)
+
+        if len(files) == 1:  # nothing to decode ahead of: a thread pool would only add its start-up (~1 ms)
+            if not (cancel is not None and cancel.is_set()):
+                classify([self._prepare(0, files[0], revision, top_k, thumbnails)])
+            return state["loaded"], state["load_seconds"]
         workers = max(1, min(os.cpu_count() or 1, 8))
         with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
             window: list[Any] = []
@@ -388,22 +412,8 @@ class ImageClassifier:
                 ready = [window.pop(0).result()]  # the next one in order, then any already decoded behind it
                 while window and window[0].done() and len(ready) < ONNX_BATCH:
                     ready.append(window.pop(0).result())
-                todo = [(r, image, key) for r, image, key in ready if image is not None]
-                if todo:
-                    if loaded is None:
-                        started = time.perf_counter()
-                        loaded = self.load(progress)
-                        load_seconds = time.perf_counter() - started
-                    self._classify(loaded, todo, top_k)
-                    for result, _, key in todo:
-                        if self.cache is not None:
-                            self.cache.put(key, result.to_dict(with_thumbnail=False))
-                batch_results = [r for r, _, _ in ready]
-                results.extend(batch_results)
-                if on_results is not None:
-                    on_results(batch_results)
-                report_progress(batch_results[-1].index)
-        return loaded, load_seconds
+                classify(ready)
+        return state["loaded"], state["load_seconds"]
 
     def _run_on_cpu_cores(
         self,
@@ -478,7 +488,7 @@ class ImageClassifier:
         except OSError as error:
             result.error = f"{path.name} cannot be read: {error.strerror or error}"
             return result, None, ""
-        key = self._key(revision, data, top_k)
+        key = self._key(revision, data, top_k) if self.cache is not None else ""  # hashing a photo costs ~1 ms
         hit = self.cache.get(key) if self.cache is not None else None
         image = None
         try:
