@@ -141,3 +141,46 @@ def test_a_bad_import_file_is_one_clear_error(home: Path, tmp_path: Path) -> Non
     wrong.write_text(json.dumps({"messages": [{"role": "robot", "content": "x"}]}), encoding="utf-8")
     _one_error_line(_chat(home, "--import", str(wrong)), "messages[0].role")
     _one_error_line(_chat(home, "--import", str(tmp_path / "missing.json")), "does not exist")
+
+
+@needs_llama_cpp
+def test_a_process_killed_mid_answer_leaves_the_partial_answer_marked_stopped(home: Path) -> None:
+    """A real crash: SIGKILL while the answer streams. The saved answer is what had streamed up to the last
+    write (at most half a second old), marked stopped, and the conversation goes on in a new process."""
+    import signal
+    import time
+
+    env = {**os.environ, "DESKTOP_AI_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_ai", "chat", "Tell me a very long story about a ship.",
+                             "--max-new-tokens", "1000", "--temperature", "0", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True)
+    database = home / "data" / "conversations.sqlite3"
+    deadline = time.monotonic() + 240
+    partial = ""
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if database.exists():
+                with ConversationStore(database) as store:
+                    listed = store.list()
+                    messages = store.messages(listed[0].id) if listed else []
+                if len(messages) == 2 and len(messages[1].content) > 40:  # streamed and saved more than once
+                    partial = messages[1].content
+                    break
+            time.sleep(0.2)
+        assert partial, "the answer never reached the database while it streamed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    with ConversationStore(database) as store:
+        assert store.notice is None  # the killed writer did not damage the file
+        (conversation,) = store.list()
+        user, answer = store.messages(conversation.id)
+    assert answer.stopped and answer.content.startswith(partial) and len(answer.content) >= len(partial)
+    assert answer.tokens_per_second is None  # the last write of a finished answer never happened
+    again = _chat(home, "Go on.", "--conversation", conversation.id, "--json", *FAST)
+    assert again.returncode == 0, again.stderr
+    assert _json_lines(again.stdout)[0]["turn"] == 2
