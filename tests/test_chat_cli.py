@@ -184,3 +184,28 @@ def test_a_process_killed_mid_answer_leaves_the_partial_answer_marked_stopped(ho
     again = _chat(home, "Go on.", "--conversation", conversation.id, "--json", *FAST)
     assert again.returncode == 0, again.stderr
     assert _json_lines(again.stdout)[0]["turn"] == 2
+
+
+@needs_llama_cpp
+def test_on_a_terminal_the_turns_are_typed_at_a_prompt(home: Path) -> None:
+    """Standard input is a real pseudo-terminal: the prompt asks for each turn, an empty line is no turn,
+    /quit ends the conversation."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "DESKTOP_AI_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "desktop_ai", "chat", *FAST], stdin=slave,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        os.write(master, b"Say hi.\n\n/quit\n")
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0, stderr
+    assert "/quit" in stderr  # the one-line help on how to end
+    cid = next(line.split()[2] for line in stderr.splitlines() if line.startswith("note: conversation "))
+    user, answer = _stored(home, cid)
+    assert (user.content, answer.role, answer.stopped) == ("Say hi.", "assistant", False)
+    assert stdout.count("you> ") == 3  # asked for each line typed: the turn, the empty line, /quit
+    assert f"model> {answer.content}\n" in stdout
