@@ -1,0 +1,1 @@
+"""Saved chat conversations: the SQLite store that the window and the engine lanes share."""
