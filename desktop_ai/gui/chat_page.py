@@ -1,0 +1,464 @@
+"""The Text tab's Chat page: conversations on the side, the one selected as messages, an answer streaming in.
+
+The window never loads or runs a model: every turn is a "chat" job in the jobs lane (engine/tasks/chat.py),
+which writes the user message and the answer into the ConversationStore as it streams. The page reads that
+store (SQLite, no model) to show a conversation, and writes only what belongs to the conversation itself:
+create, rename, delete, its system prompt and model.
+
+One answer is written at a time. Its partial pieces are routed by conversation: while you look at another
+conversation the answer goes on into its own (the page keeps the text so far), and when you switch back it is
+all there; once the job ends the store holds the final answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit, QSpinBox, QSplitter, QVBoxLayout, QWidget
+
+from desktop_ai.engine.conversations.store import ConversationStore
+from desktop_ai.engine.errors import EngineError
+from desktop_ai.engine.models.catalogue import TASK_GENERATE
+from desktop_ai.engine.models.store import ModelStore
+from desktop_ai.gui.conversation_list import ConversationList, display_title
+from desktop_ai.gui.job_page import JobPage, labelled_button
+from desktop_ai.gui.message_view import MessageView
+from desktop_ai.gui.settings import read
+from desktop_ai.gui.widgets import ModelPicker
+from desktop_ai.gui.worker import EngineThread
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_PROMPT_SAVE_MS = 500
+EMPTY_MESSAGE = "The message is empty: type something to send."
+
+
+class MessageInput(QPlainTextEdit):
+    """Enter sends, Shift+Enter starts a new line, Esc stops the answer (or leaves editing)."""
+
+    submitted = Signal()
+    escape_pressed = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self.submitted.emit()
+            return
+        if event.key() == Qt.Key.Key_Escape:
+            self.escape_pressed.emit()
+            return
+        super().keyPressEvent(event)
+
+
+def result_dict(result: Any) -> dict[str, Any]:
+    """The chat job's result: a ChatTurnResult, or its to_dict() (the contract allows either)."""
+    return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+
+
+def describe_context(context: dict[str, Any] | None) -> tuple[str, bool]:
+    """'N of M tokens', and whether older turns were left out to fit (then the label says so)."""
+    if not context or not context.get("context_total"):
+        return "Context: shown once the model has read this conversation", False
+    used, total = int(context.get("context_used") or 0), int(context["context_total"])
+    text = f"Context: {used:,} of {total:,} tokens"
+    dropped = int(context.get("dropped_messages") or 0)
+    if dropped:
+        text += (f" · the oldest {dropped} message{'s were' if dropped > 1 else ' was'} left out to fit "
+                 "(the system prompt is always kept)")
+    return text, bool(dropped)
+
+
+class ChatPage(JobPage):
+    runtime_used = Signal(str)
+
+    def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any,
+                 conversations: ConversationStore | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(engine, store, device_preference, parent)
+        self.conversations = conversations or ConversationStore()
+        self.current: str | None = None  # the conversation shown
+        self.drafts: dict[str, str] = {}  # what was typed, per conversation, while another one is shown
+        self.contexts: dict[str, dict[str, Any]] = {}  # the last context numbers the engine gave, per conversation
+        self.editing = False
+        self._draft_before_edit = ""
+        self._shut_down = False
+        self._reset_job()
+
+        self.conversation_list = ConversationList(self.conversations)
+        self.model_picker = ModelPicker(TASK_GENERATE, store)
+        self.model_picker.setAccessibleName("Model for this conversation")
+        self.system_prompt = QPlainTextEdit()
+        self.system_prompt.setAccessibleName("System prompt")
+        self.system_prompt.setPlaceholderText("System prompt for this conversation (optional), e.g. “Answer briefly.”")
+        self.system_prompt.setMaximumHeight(60)
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(1, 4096)
+        self.max_tokens.setValue(256)
+        self.max_tokens.setAccessibleName("Max new tokens")
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 2.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(0.7)
+        self.temperature.setAccessibleName("Temperature")
+        self.temperature.setToolTip("0 always picks the most likely word (repeatable); higher is more varied.")
+        self.message_view = MessageView()
+        self.context_label = QLabel()
+        self.context_label.setAccessibleName("Context window")
+        self.context_label.setWordWrap(True)
+        self.input = MessageInput()
+        self.input.setAccessibleName("Message")
+        self.input.setPlaceholderText("Message… (Enter sends, Shift+Enter for a new line, Esc stops)")
+        self.input.setMaximumHeight(110)
+        self.send_button = labelled_button("S&end", "Send the message (Enter)")
+        self.stop_button = labelled_button("&Stop", "Stop the answer; the text so far is kept (Esc)")
+        self.regenerate_button = labelled_button("&Regenerate", "Answer your last message again")
+        self.edit_button = labelled_button("&Edit last message", "Change your last message and send it again")
+        self.cancel_edit_button = labelled_button("Cancel edit", "Leave your last message as it was (Esc)")
+        self.cancel_edit_button.setVisible(False)
+        self.store_notice = QLabel()
+        self.store_notice.setAccessibleName("Conversation database notice")
+        self.store_notice.setWordWrap(True)
+        self.store_notice.setStyleSheet("color: #b00020;")
+        self.store_notice.setVisible(bool(self.conversations.notice))
+        self.store_notice.setText(self.conversations.notice or "")
+
+        options = QHBoxLayout()
+        for label, widget in (("Max tokens", self.max_tokens), ("Temperature", self.temperature)):
+            options.addWidget(QLabel(label))
+            options.addWidget(widget)
+        options.addStretch(1)
+        form = QFormLayout()
+        form.addRow("Model", self.model_picker)
+        form.addRow("System prompt", self.system_prompt)
+        form.addRow(options)
+        buttons = QHBoxLayout()
+        for button in (self.send_button, self.stop_button, self.regenerate_button, self.edit_button, self.cancel_edit_button):
+            buttons.addWidget(button)
+        buttons.addWidget(self.progress_bar, 1)
+        buttons.addStretch(1)
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(form)
+        column.addWidget(self.message_view, 1)
+        column.addWidget(self.context_label)
+        column.addWidget(self.input)
+        column.addLayout(buttons)
+        column.addWidget(self.notice)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setAccessibleName("Conversations and messages")
+        self.splitter.addWidget(self.conversation_list)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([230, 700])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.store_notice)
+        layout.addWidget(self.splitter, 1)
+
+        self._prompt_timer = QTimer(self)
+        self._prompt_timer.setSingleShot(True)
+        self._prompt_timer.setInterval(SYSTEM_PROMPT_SAVE_MS)
+        self._prompt_timer.timeout.connect(self.save_system_prompt)
+        self.system_prompt.textChanged.connect(self._prompt_timer.start)
+        self.model_picker.model_changed.connect(lambda _ref: self.save_model())
+        self.conversation_list.selected.connect(self.show_conversation)
+        self.conversation_list.message.connect(self.show_notice)
+        self.send_button.clicked.connect(self.send)
+        self.stop_button.clicked.connect(self.stop)
+        self.regenerate_button.clicked.connect(self.regenerate)
+        self.edit_button.clicked.connect(self.start_edit)
+        self.cancel_edit_button.clicked.connect(self.cancel_edit)
+        self.input.submitted.connect(self.send)
+        self.input.escape_pressed.connect(self.escape)
+        QShortcut(QKeySequence("Escape"), self, self.escape, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        QShortcut(QKeySequence("Ctrl+N"), self, self.conversation_list.new_conversation,
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.conversation_list.refresh()
+        self.update_buttons()
+
+    # --- the conversation shown ---------------------------------------------------------------
+    def show_conversation(self, conversation_id: str | None) -> None:
+        """Show one conversation from the store, plus the answer being written into it, if any."""
+        self.save_system_prompt()
+        if self.current is not None and self.current != conversation_id:
+            self.drafts[self.current] = "" if self.editing else self.input.toPlainText()
+            self.input.setPlainText(self.drafts.pop(conversation_id, "") if conversation_id else "")
+        self._leave_edit_mode()
+        self.current = conversation_id
+        self.message_view.clear()
+        conversation = None
+        if conversation_id is not None:
+            try:
+                conversation = self.conversations.get(conversation_id)
+                messages = self.conversations.messages(conversation_id)
+            except EngineError as error:
+                self.show_notice(str(error), error=True)
+                self.current = None
+        self.system_prompt.blockSignals(True)
+        self.system_prompt.setPlainText(conversation.system_prompt if conversation else "")
+        self.system_prompt.blockSignals(False)
+        if conversation is None:
+            self.context_label.setText(describe_context(None)[0])
+            self.update_buttons()
+            return
+        self.model_picker.select(conversation.model or self.store.default_model(TASK_GENERATE))
+        for message in messages:
+            widget = self.message_view.add_message(message.role, message.content, message.id, message.stopped)
+            if message.role == "assistant":
+                widget.set_details(message.first_token_ms, message.tokens_per_second)
+        if self.job_conversation == conversation_id:
+            self._show_streaming_answer()
+        self._show_context(conversation_id)
+        self.update_buttons()
+
+    def _show_streaming_answer(self) -> None:
+        """The running job's messages, which the store may not hold yet (or holds as of its last write)."""
+        if self.job_user_message_id is None:
+            self._show_sent_message(self.job_action, self.job_draft)
+        if self.job_message_id is not None:
+            widget = self.message_view.find(self.job_message_id) or self.message_view.add_message("assistant", "", self.job_message_id)
+            widget.set_text(self.job_text)
+            widget.set_stopped(False)
+
+    def _show_context(self, conversation_id: str) -> None:
+        text, dropped = describe_context(self.contexts.get(conversation_id))
+        self.context_label.setText(text)
+        self.context_label.setStyleSheet("color: #9a5b00;" if dropped else "")
+
+    def _show_sent_message(self, action: str, text: str) -> None:
+        """What was just sent, shown at once (the engine writes it to the store as the job starts)."""
+        if action == "edit":
+            last = self.message_view.last("user")
+            if last is not None:
+                index = self.message_view.messages.index(last)
+                for widget in self.message_view.messages[index + 1:]:
+                    widget.deleteLater()
+                del self.message_view.messages[index + 1:]
+                last.set_text(text)
+                return
+        if action == "regenerate":
+            last = self.message_view.last()
+            if last is not None and last.role == "assistant":
+                self.message_view.messages.remove(last)
+                last.deleteLater()
+            return
+        self.message_view.add_message("user", text)
+
+    # --- per conversation settings ------------------------------------------------------------
+    def save_system_prompt(self) -> None:
+        self._prompt_timer.stop()
+        if self.current is None:
+            return
+        text = self.system_prompt.toPlainText()
+        try:
+            if self.conversations.get(self.current).system_prompt != text:
+                self.conversations.set_system_prompt(self.current, text)
+        except EngineError as error:
+            self.show_notice(str(error), error=True)
+
+    def save_model(self) -> None:
+        if self.current is None:
+            return
+        model = self.model_picker.model_ref()
+        try:
+            if self.conversations.get(self.current).model != model:
+                self.conversations.set_model(self.current, model)
+        except EngineError as error:
+            self.show_notice(str(error), error=True)
+
+    # --- turns --------------------------------------------------------------------------------
+    def send(self) -> None:
+        text = self.input.toPlainText()
+        if self.running:
+            self.show_notice(self._busy_message(), error=True)
+            return
+        if not text.strip():
+            self.show_notice(EMPTY_MESSAGE, error=True)
+            return
+        if self.current is None and self.conversation_list.new_conversation() is None:
+            return
+        action = "edit" if self.editing else "send"
+        self._start_turn(action, text)
+        self.input.clear()
+        self._leave_edit_mode()
+
+    def regenerate(self) -> None:
+        if self.running:
+            self.show_notice(self._busy_message(), error=True)
+        elif self.current is None or self.message_view.last("user") is None:
+            self.show_notice("There is no message to answer again yet.", error=True)
+        else:
+            self._start_turn("regenerate", None)
+
+    def start_edit(self) -> None:
+        last = self.message_view.last("user")
+        if self.running:
+            self.show_notice(self._busy_message(), error=True)
+            return
+        if last is None:
+            self.show_notice("There is no message of yours to edit yet.", error=True)
+            return
+        self._draft_before_edit = self.input.toPlainText()
+        self.editing = True
+        self.input.setPlainText(last.text)
+        self.input.setFocus()
+        self.send_button.setText("R&esend")
+        self.send_button.setAccessibleName("Resend")
+        self.cancel_edit_button.setVisible(True)
+        self.show_notice("Editing your last message: Enter sends it again and replaces what followed; Esc cancels.")
+
+    def cancel_edit(self) -> None:
+        if self.editing:
+            self.input.setPlainText(self._draft_before_edit)
+            self._leave_edit_mode()
+            self.show_notice("")
+
+    def _leave_edit_mode(self) -> None:
+        self.editing = False
+        self.send_button.setText("S&end")
+        self.send_button.setAccessibleName("Send")
+        self.cancel_edit_button.setVisible(False)
+
+    def escape(self) -> None:
+        if self.running:
+            self.stop()
+        else:
+            self.cancel_edit()
+
+    def _busy_message(self) -> str:
+        where = ""
+        if self.job_conversation != self.current:
+            try:
+                where = f" in “{display_title(self.conversations.get(self.job_conversation))}”"
+            except EngineError:
+                pass
+        return f"An answer is still being written{where}: wait for it or Stop it first. Your message is kept."
+
+    def _start_turn(self, action: str, message: str | None) -> None:
+        self.save_system_prompt()
+        self.save_model()
+        self._show_sent_message(action, message or "")
+        options = {"max_new_tokens": self.max_tokens.value(), "temperature": round(self.temperature.value(), 3),
+                   "top_p": 0.9, "seed": None}
+        params = {"conversation": self.current, "action": action, "message": message,
+                  "model": self.model_picker.model_ref(), "device": self.device_preference(), "runtime": "auto",
+                  "options": options, "store": str(self.conversations.path)}
+        self._reset_job()
+        self.job_conversation, self.job_action, self.job_draft = self.current, action, message or ""
+        self.conversation_list.busy_conversation = self.current
+        self.model_in_use.emit(self.model_picker.currentText().split(" — ")[0])
+        self.submit("chatting", "chat", params)
+
+    def _reset_job(self) -> None:
+        self.job_conversation: str | None = None
+        self.job_action = ""
+        self.job_draft = ""
+        self.job_user_message_id: int | None = None
+        self.job_message_id: int | None = None
+        self.job_text = ""
+
+    # --- the job's signals --------------------------------------------------------------------
+    def _on_partial(self, job_id: int, payload: Any) -> None:
+        if not self._mine(job_id) or not isinstance(payload, dict):
+            return
+        conversation = payload.get("conversation", self.job_conversation)
+        if "user_message_id" in payload:
+            self.job_user_message_id = int(payload["user_message_id"])
+            if payload.get("context"):
+                self.contexts[conversation] = dict(payload["context"])
+            if conversation == self.current:
+                last = self.message_view.last("user")
+                if last is not None:
+                    last.message_id = self.job_user_message_id
+                self._show_context(conversation)
+            self.conversation_list.refresh()  # the title comes from the first message
+        if "message_id" in payload:
+            self.job_message_id = int(payload["message_id"])
+            piece = str(payload.get("text") or "")
+            self.job_text += piece
+            if conversation == self.current:
+                widget = self.message_view.find(self.job_message_id)
+                if widget is None:
+                    widget = self.message_view.add_message("assistant", "", self.job_message_id)
+                widget.append(piece)
+
+    def _on_finished(self, job_id: int, result: Any) -> None:
+        if self._mine(job_id):
+            super()._on_finished(job_id, result)
+            self._end_job()
+
+    def _on_failed(self, job_id: int, message: str) -> None:
+        if not self._mine(job_id):
+            return
+        conversation, draft, written = self.job_conversation, self.job_draft, self.job_user_message_id is not None
+        super()._on_failed(job_id, message)
+        if not written and draft and conversation == self.current and not self.input.toPlainText().strip():
+            self.input.setPlainText(draft)  # the message never reached the store: nothing typed is lost
+            self.show_notice(f"{message} Your message is back in the box below.", error=True)
+        self._end_job()
+
+    def _end_job(self) -> None:
+        finished = self.job_conversation
+        self._reset_job()
+        self.conversation_list.busy_conversation = None
+        self.conversation_list.refresh()
+        if finished is not None and finished == self.current:
+            self.show_conversation(finished)  # the store holds the final answer, its timings and "stopped"
+        self.update_buttons()
+
+    def handle_result(self, result: Any) -> None:
+        data = result_dict(result)
+        conversation = data.get("conversation", self.job_conversation)
+        self.contexts[conversation] = {key: data.get(key) for key in ("context_used", "context_total", "dropped_messages")}
+        self.show_notice(" ".join(data.get("notices") or []))
+        runtime = data.get("runtime") or ""
+        if runtime:
+            self.runtime_used.emit(runtime)
+        ran = f" ({runtime})" if runtime else ""
+        self.status_message.emit(f"Stopped; the answer so far is kept{ran}." if data.get("stopped") else f"Answered{ran}.")
+
+    def set_running(self, running: bool) -> None:
+        super().set_running(running)
+        self.update_buttons()
+
+    def update_buttons(self) -> None:
+        running = self.running
+        has_turn = self.current is not None and self.message_view.last("user") is not None
+        self.send_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        self.regenerate_button.setEnabled(not running and has_turn)
+        self.edit_button.setEnabled(not running and has_turn)
+
+    # --- lifetime -----------------------------------------------------------------------------
+    def save_settings(self, settings: QSettings) -> None:
+        self.save_system_prompt()
+        settings.setValue("chat/splitter", self.splitter.saveState())
+        settings.setValue("chat/conversation", self.current or "")
+        settings.setValue("chat/max_tokens", self.max_tokens.value())
+        settings.setValue("chat/temperature", self.temperature.value())
+        settings.setValue("chat/draft", "" if self.editing else self.input.toPlainText())
+
+    def load_settings(self, settings: QSettings) -> None:
+        state = settings.value("chat/splitter")
+        if state is not None:
+            self.splitter.restoreState(state)
+        self.max_tokens.setValue(read(settings, "chat/max_tokens", 256, int))
+        self.temperature.setValue(read(settings, "chat/temperature", 0.7, float))
+        last = read(settings, "chat/conversation", "")
+        if last and last != self.current:
+            self.conversation_list.select(last)
+        draft = read(settings, "chat/draft", "")
+        if draft and not self.input.toPlainText():
+            self.input.setPlainText(draft)
+
+    def shutdown(self) -> None:
+        """At window close, after the lanes stopped (the engine wrote its last words): purge deleted ones, close."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        try:
+            self.conversations.purge_deleted()
+        except EngineError as error:
+            logger.warning("Deleted conversations were not purged: %s", error)
+        self.conversations.close()
