@@ -15,24 +15,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit, QSpinBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QSplitter, QVBoxLayout, QWidget
 
 from desktop_ai.engine.conversations.store import ConversationStore
 from desktop_ai.engine.errors import EngineError
-from desktop_ai.engine.models.catalogue import TASK_GENERATE
 from desktop_ai.engine.models.store import ModelStore
+from desktop_ai.gui.chat_settings import ConversationSettings
 from desktop_ai.gui.conversation_list import ConversationList, display_title
 from desktop_ai.gui.job_page import JobPage, labelled_button
 from desktop_ai.gui.message_view import MessageView
 from desktop_ai.gui.settings import read
-from desktop_ai.gui.widgets import ModelPicker
 from desktop_ai.gui.worker import EngineThread
 
 logger = logging.getLogger(__name__)
 
-SYSTEM_PROMPT_SAVE_MS = 500
 EMPTY_MESSAGE = "The message is empty: type something to send."
 
 
@@ -86,22 +84,7 @@ class ChatPage(JobPage):
         self._reset_job()
 
         self.conversation_list = ConversationList(self.conversations)
-        self.model_picker = ModelPicker(TASK_GENERATE, store)
-        self.model_picker.setAccessibleName("Model for this conversation")
-        self.system_prompt = QPlainTextEdit()
-        self.system_prompt.setAccessibleName("System prompt")
-        self.system_prompt.setPlaceholderText("System prompt for this conversation (optional), e.g. “Answer briefly.”")
-        self.system_prompt.setMaximumHeight(60)
-        self.max_tokens = QSpinBox()
-        self.max_tokens.setRange(1, 4096)
-        self.max_tokens.setValue(256)
-        self.max_tokens.setAccessibleName("Max new tokens")
-        self.temperature = QDoubleSpinBox()
-        self.temperature.setRange(0.0, 2.0)
-        self.temperature.setSingleStep(0.1)
-        self.temperature.setValue(0.7)
-        self.temperature.setAccessibleName("Temperature")
-        self.temperature.setToolTip("0 always picks the most likely word (repeatable); higher is more varied.")
+        self.settings_panel = ConversationSettings(self.conversations, store)
         self.message_view = MessageView()
         self.context_label = QLabel()
         self.context_label.setAccessibleName("Context window")
@@ -123,15 +106,6 @@ class ChatPage(JobPage):
         self.store_notice.setVisible(bool(self.conversations.notice))
         self.store_notice.setText(self.conversations.notice or "")
 
-        options = QHBoxLayout()
-        for label, widget in (("Max tokens", self.max_tokens), ("Temperature", self.temperature)):
-            options.addWidget(QLabel(label))
-            options.addWidget(widget)
-        options.addStretch(1)
-        form = QFormLayout()
-        form.addRow("Model", self.model_picker)
-        form.addRow("System prompt", self.system_prompt)
-        form.addRow(options)
         buttons = QHBoxLayout()
         for button in (self.send_button, self.stop_button, self.regenerate_button, self.edit_button, self.cancel_edit_button):
             buttons.addWidget(button)
@@ -140,7 +114,7 @@ class ChatPage(JobPage):
         right = QWidget()
         column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(form)
+        column.addWidget(self.settings_panel)
         column.addWidget(self.message_view, 1)
         column.addWidget(self.context_label)
         column.addWidget(self.input)
@@ -156,12 +130,7 @@ class ChatPage(JobPage):
         layout.addWidget(self.store_notice)
         layout.addWidget(self.splitter, 1)
 
-        self._prompt_timer = QTimer(self)
-        self._prompt_timer.setSingleShot(True)
-        self._prompt_timer.setInterval(SYSTEM_PROMPT_SAVE_MS)
-        self._prompt_timer.timeout.connect(self.save_system_prompt)
-        self.system_prompt.textChanged.connect(self._prompt_timer.start)
-        self.model_picker.model_changed.connect(lambda _ref: self.save_model())
+        self.settings_panel.failed.connect(lambda text: self.show_notice(text, error=True))
         self.conversation_list.selected.connect(self.show_conversation)
         self.conversation_list.message.connect(self.show_notice)
         self.send_button.clicked.connect(self.send)
@@ -180,7 +149,6 @@ class ChatPage(JobPage):
     # --- the conversation shown ---------------------------------------------------------------
     def show_conversation(self, conversation_id: str | None) -> None:
         """Show one conversation from the store, plus the answer being written into it, if any."""
-        self.save_system_prompt()
         if self.current is not None and self.current != conversation_id:
             self.drafts[self.current] = "" if self.editing else self.input.toPlainText()
             self.input.setPlainText(self.drafts.pop(conversation_id, "") if conversation_id else "")
@@ -195,14 +163,11 @@ class ChatPage(JobPage):
             except EngineError as error:
                 self.show_notice(str(error), error=True)
                 self.current = None
-        self.system_prompt.blockSignals(True)
-        self.system_prompt.setPlainText(conversation.system_prompt if conversation else "")
-        self.system_prompt.blockSignals(False)
+        self.settings_panel.show_conversation(conversation)
         if conversation is None:
             self.context_label.setText(describe_context(None)[0])
             self.update_buttons()
             return
-        self.model_picker.select(conversation.model or self.store.default_model(TASK_GENERATE))
         for message in messages:
             widget = self.message_view.add_message(message.role, message.content, message.id, message.stopped)
             if message.role == "assistant":
@@ -244,28 +209,6 @@ class ChatPage(JobPage):
                 last.deleteLater()
             return
         self.message_view.add_message("user", text)
-
-    # --- per conversation settings ------------------------------------------------------------
-    def save_system_prompt(self) -> None:
-        self._prompt_timer.stop()
-        if self.current is None:
-            return
-        text = self.system_prompt.toPlainText()
-        try:
-            if self.conversations.get(self.current).system_prompt != text:
-                self.conversations.set_system_prompt(self.current, text)
-        except EngineError as error:
-            self.show_notice(str(error), error=True)
-
-    def save_model(self) -> None:
-        if self.current is None:
-            return
-        model = self.model_picker.model_ref()
-        try:
-            if self.conversations.get(self.current).model != model:
-                self.conversations.set_model(self.current, model)
-        except EngineError as error:
-            self.show_notice(str(error), error=True)
 
     # --- turns --------------------------------------------------------------------------------
     def send(self) -> None:
@@ -336,18 +279,15 @@ class ChatPage(JobPage):
         return f"An answer is still being written{where}: wait for it or Stop it first. Your message is kept."
 
     def _start_turn(self, action: str, message: str | None) -> None:
-        self.save_system_prompt()
-        self.save_model()
+        self.settings_panel.save()
         self._show_sent_message(action, message or "")
-        options = {"max_new_tokens": self.max_tokens.value(), "temperature": round(self.temperature.value(), 3),
-                   "top_p": 0.9, "seed": None}
         params = {"conversation": self.current, "action": action, "message": message,
-                  "model": self.model_picker.model_ref(), "device": self.device_preference(), "runtime": "auto",
-                  "options": options, "store": str(self.conversations.path)}
+                  "model": self.settings_panel.model_ref(), "device": self.device_preference(), "runtime": "auto",
+                  "options": self.settings_panel.options(), "store": str(self.conversations.path)}
         self._reset_job()
         self.job_conversation, self.job_action, self.job_draft = self.current, action, message or ""
         self.conversation_list.busy_conversation = self.current
-        self.model_in_use.emit(self.model_picker.currentText().split(" — ")[0])
+        self.model_in_use.emit(self.settings_panel.model_title())
         self.submit("chatting", "chat", params)
 
     def _reset_job(self) -> None:
@@ -432,19 +372,19 @@ class ChatPage(JobPage):
 
     # --- lifetime -----------------------------------------------------------------------------
     def save_settings(self, settings: QSettings) -> None:
-        self.save_system_prompt()
+        self.settings_panel.save()
         settings.setValue("chat/splitter", self.splitter.saveState())
         settings.setValue("chat/conversation", self.current or "")
-        settings.setValue("chat/max_tokens", self.max_tokens.value())
-        settings.setValue("chat/temperature", self.temperature.value())
+        settings.setValue("chat/max_tokens", self.settings_panel.max_tokens.value())
+        settings.setValue("chat/temperature", self.settings_panel.temperature.value())
         settings.setValue("chat/draft", "" if self.editing else self.input.toPlainText())
 
     def load_settings(self, settings: QSettings) -> None:
         state = settings.value("chat/splitter")
         if state is not None:
             self.splitter.restoreState(state)
-        self.max_tokens.setValue(read(settings, "chat/max_tokens", 256, int))
-        self.temperature.setValue(read(settings, "chat/temperature", 0.7, float))
+        self.settings_panel.max_tokens.setValue(read(settings, "chat/max_tokens", 256, int))
+        self.settings_panel.temperature.setValue(read(settings, "chat/temperature", 0.7, float))
         last = read(settings, "chat/conversation", "")
         if last and last != self.current:
             self.conversation_list.select(last)

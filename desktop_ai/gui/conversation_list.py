@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from desktop_ai.engine.conversations.store import Conversation, ConversationStore
 from desktop_ai.engine.errors import EngineError
@@ -44,6 +44,8 @@ class ConversationList(QWidget):
         self.search.setAccessibleName("Search conversations")
         self.search.setPlaceholderText("Search titles and messages…")
         self.search.setClearButtonEnabled(True)
+        for button in self.search.findChildren(QToolButton):  # the clear button is a control of its own
+            button.setAccessibleName("Clear search")
         self.list = QListWidget()
         self.list.setAccessibleName("Conversations")
         self.list.setEditTriggers(QListWidget.EditTrigger.EditKeyPressed | QListWidget.EditTrigger.DoubleClicked)

@@ -1,0 +1,259 @@
+"""The Chat page for real (pytest-qt, offscreen): real widgets, a real SQLite ConversationStore under
+DESKTOP_AI_HOME, and for the turns the real engine lane running the embedded SmolLM2 GGUF.
+
+The page tests without a turn use a ChatPage on its own (its lane is never started: nothing is submitted);
+the turn tests use the whole window, as a user does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QFontInfo, QGuiApplication, QTextTable
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractItemView,
+    QAbstractSpinBox,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QTextEdit,
+)
+
+from desktop_ai import paths
+from desktop_ai.engine.conversations.store import ConversationStore
+from desktop_ai.engine.models.store import ModelStore
+from desktop_ai.gui.chat_page import EMPTY_MESSAGE, ChatPage
+from desktop_ai.gui.main_window import MainWindow
+from desktop_ai.gui.worker import EngineThread
+
+from test_gui import ENGINE_START_MS, JOB_MS
+
+ANSWER_WITH_MARKDOWN = """Here is what you asked for:
+
+- **bold point** one
+- point two
+
+| name | size |
+|------|------|
+| fox  | 3    |
+| dog  | 5    |
+
+```python
+def greet(name):
+    return f"hello {name}"
+```
+
+And `inline` code."""
+CODE = 'def greet(name):\n    return f"hello {name}"'
+CONTROL_KINDS = (QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit, QTextEdit, QAbstractSpinBox, QAbstractItemView)
+
+
+@pytest.fixture
+def conversations(tmp_path: Path):
+    store = ConversationStore(tmp_path / "chats.sqlite3")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def page(qtbot, tmp_path: Path, conversations: ConversationStore):
+    """A Chat page on its own: its lane is only started by a turn, and these tests send none."""
+    engine = EngineThread(lane="jobs")
+    chat = ChatPage(engine, ModelStore(tmp_path / "converted"), lambda: "cpu", conversations)
+    qtbot.addWidget(chat)
+    chat.resize(900, 700)
+    chat.show()
+    yield chat
+    assert engine.process_pid is None, "no engine was started"
+
+
+def _conversation_with(store: ConversationStore, *messages: tuple[str, str], title: str = "") -> str:
+    conversation = store.create(title=title)
+    for role, text in messages:
+        store.add_message(conversation.id, role, text)
+    return conversation.id
+
+
+def nameless_controls(widget) -> list[str]:
+    return [
+        f"{type(w).__name__} {w.objectName() or w.text() if hasattr(w, 'text') else ''}".strip()
+        for kind in CONTROL_KINDS for w in widget.findChildren(kind)
+        if w.isVisibleTo(widget) and not w.accessibleName()
+        and not isinstance(w.parent(), (QComboBox, QAbstractSpinBox))  # a combo's or spin box's own editor
+    ]
+
+
+# --- the page without a model ------------------------------------------------------------------------
+
+def test_markdown_renders_a_table_a_list_and_a_code_block_with_its_own_copy(qtbot, page, conversations):
+    conversation = _conversation_with(conversations, ("user", "Show me markdown"), ("assistant", ANSWER_WITH_MARKDOWN))
+    page.conversation_list.select(conversation)
+    assert page.current == conversation
+    answer = page.message_view.last("assistant")
+    assert answer is not None and answer.text == ANSWER_WITH_MARKDOWN
+    views = answer.text_views()
+    assert len(views) == 2, "the text before the code block and the line after it"
+    document = views[0].document()
+    tables = [frame for frame in document.rootFrame().childFrames() if isinstance(frame, QTextTable)]
+    assert len(tables) == 1
+    table = tables[0]
+    assert (table.rows(), table.columns()) == (3, 2)
+    assert table.cellAt(1, 0).firstCursorPosition().block().text() == "fox"
+    assert table.cellAt(2, 1).firstCursorPosition().block().text() == "5"
+    lists = {document.findBlock(pos).textList() is not None for pos in (document.toPlainText().index("bold point"),)}
+    assert lists == {True}, "the bullet points are a real list"
+    assert "font-weight:700" in document.toHtml(), "bold is bold"
+    assert "**" not in document.toPlainText() and "|" not in document.toPlainText(), "no Markdown syntax left"
+    assert "inline" in views[1].document().toPlainText()
+
+    blocks = answer.code_blocks()
+    assert len(blocks) == 1
+    block = blocks[0]
+    assert block.editor.toPlainText() == CODE
+    assert block.language.text() == "python"
+    assert QFontInfo(block.editor.font()).fixedPitch(), "code is in a monospace font"
+    QGuiApplication.clipboard().clear()
+    block.copy_button.click()
+    assert QGuiApplication.clipboard().text() == CODE
+    answer.copy_button.click()
+    assert QGuiApplication.clipboard().text() == ANSWER_WITH_MARKDOWN, "Copy on a message copies the whole message"
+
+
+def test_raw_html_in_an_answer_is_shown_as_text(page, conversations):
+    conversation = _conversation_with(conversations, ("user", "hi"), ("assistant", "<b>not bold</b> <img src='x'>"))
+    page.conversation_list.select(conversation)
+    view = page.message_view.last("assistant").text_views()[0]
+    assert "<b>not bold</b>" in view.document().toPlainText()
+
+
+def test_user_and_assistant_messages_are_told_apart(page, conversations):
+    conversation = _conversation_with(conversations, ("user", "question"), ("assistant", "answer"))
+    page.conversation_list.select(conversation)
+    user, assistant = page.message_view.messages
+    assert (user.role, assistant.role) == ("user", "assistant")
+    assert "You" in user.title.text() and "Assistant" in assistant.title.text()
+    assert user.property("role") == "user" and assistant.property("role") == "assistant"  # styled apart
+    assert user.accessibleName() == "You message" and assistant.accessibleName() == "Assistant message"
+
+
+def test_delete_with_undo_and_search(qtbot, page, conversations):
+    foxes = _conversation_with(conversations, ("user", "Tell me about foxes"), ("assistant", "Foxes are quick."))
+    dogs = _conversation_with(conversations, ("user", "And dogs?"), ("assistant", "Dogs are LAZY, sometimes."))
+    listing = page.conversation_list
+    listing.refresh()
+    assert listing.ids() == [dogs, foxes]
+    assert listing.list.item(1).text() == "Tell me about foxes", "the title is the first message"
+
+    listing.search.setText("lazy")  # message text, not the title, and not the same case
+    qtbot.waitUntil(lambda: listing.ids() == [dogs], timeout=5000)
+    listing.search.setText("FOXES")
+    qtbot.waitUntil(lambda: listing.ids() == [foxes], timeout=5000)
+    assert page.current == foxes
+    listing.search.setText("")
+    qtbot.waitUntil(lambda: listing.ids() == [dogs, foxes], timeout=5000)
+
+    listing.select(dogs)
+    assert page.current == dogs
+    listing.delete_button.click()
+    assert listing.ids() == [foxes]
+    assert [c.id for c in conversations.list()] == [foxes], "deleted in the store too"
+    assert listing.undo_button.isVisibleTo(page) and "And dogs?" in listing.undo_label.text()
+    assert page.current == foxes, "the next conversation is shown"
+    listing.undo_button.click()
+    assert sorted(listing.ids()) == sorted([dogs, foxes])
+    assert page.current == dogs
+    assert [m.content for m in conversations.messages(dogs)] == ["And dogs?", "Dogs are LAZY, sometimes."]
+    assert not listing.undo_button.isVisibleTo(page)
+
+
+def test_new_and_rename(page, conversations):
+    listing = page.conversation_list
+    created = listing.new_conversation()
+    assert created is not None and page.current == created
+    assert listing.list.currentItem().text() == "New conversation"
+    assert page.message_view.messages == [] and page.message_view.placeholder.isVisibleTo(page)
+    listing.list.currentItem().setText("  Trip planning ")  # what the inline editor does when Rename is typed
+    assert conversations.get(created).title == "Trip planning"
+    listing.list.currentItem().setText("   ")  # an empty name is refused: the old one comes back
+    assert conversations.get(created).title == "Trip planning"
+    assert listing.list.currentItem().text() == "Trip planning"
+
+
+def test_system_prompt_and_model_are_kept_per_conversation(qtbot, page, conversations):
+    first = page.conversation_list.new_conversation()
+    page.settings_panel.system_prompt.setPlainText("Answer like a pirate.")
+    qtbot.waitUntil(lambda: conversations.get(first).system_prompt == "Answer like a pirate.", timeout=5000)
+    second = page.conversation_list.new_conversation()
+    assert page.settings_panel.system_prompt.toPlainText() == ""
+    page.settings_panel.model_picker.select("HuggingFaceTB/SmolLM2-135M-Instruct")
+    page.settings_panel.save()
+    assert conversations.get(second).model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    page.conversation_list.select(first)
+    assert page.settings_panel.system_prompt.toPlainText() == "Answer like a pirate."
+    assert page.settings_panel.model_ref() == "smollm2-135m-instruct-q4", "the default model"
+    page.conversation_list.select(second)
+    assert page.settings_panel.model_ref() == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_empty_message_is_refused_and_shift_enter_is_a_new_line(qtbot, page):
+    page.input.setFocus()
+    qtbot.keyClicks(page.input, "   ")
+    qtbot.keyClick(page.input, Qt.Key.Key_Return)
+    assert EMPTY_MESSAGE in page.notice.text()
+    assert page.job_id is None and page.current is None, "no job, no conversation"
+    page.input.clear()
+    qtbot.keyClicks(page.input, "first line")
+    qtbot.keyClick(page.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(page.input, "second line")
+    assert page.input.toPlainText() == "first line\nsecond line"
+
+
+def test_a_corrupt_database_is_moved_aside_and_the_window_says_so(qtbot, tmp_path):
+    path = tmp_path / "broken.sqlite3"
+    path.write_bytes(b"not a database \x00\xff" * 300)
+    store = ConversationStore(path)
+    chat = ChatPage(EngineThread(lane="jobs"), ModelStore(tmp_path / "converted"), lambda: "cpu", store)
+    qtbot.addWidget(chat)
+    chat.show()
+    assert chat.store_notice.isVisibleTo(chat)
+    assert "damaged" in chat.store_notice.text() and "moved aside" in chat.store_notice.text()
+    assert chat.conversation_list.ids() == []
+    store.close()
+
+
+def test_every_chat_control_has_an_accessible_name(page, conversations):
+    conversation = _conversation_with(conversations, ("user", "markdown please"), ("assistant", ANSWER_WITH_MARKDOWN))
+    page.conversation_list.select(conversation)
+    page.start_edit()  # shows Resend and Cancel edit
+    assert page.message_view.last("assistant").code_blocks(), "a code block (and its Copy) is among the controls"
+    assert nameless_controls(page) == []
+    names = {w.accessibleName() for kind in CONTROL_KINDS for w in page.findChildren(kind)}
+    assert {"Message", "Resend", "Stop", "Regenerate", "Edit last message", "Cancel edit", "Conversations",
+            "Search conversations", "New", "Rename", "Delete", "System prompt", "Model for this conversation",
+            "Copy message", "Copy code", "Code block (python)"} <= names
+
+
+def test_splitter_and_last_conversation_are_saved_with_the_settings(qtbot, tmp_path, page, conversations):
+    first = _conversation_with(conversations, ("user", "first"))
+    second = _conversation_with(conversations, ("user", "second"))
+    page.conversation_list.refresh()
+    page.conversation_list.select(first)
+    page.splitter.setSizes([300, 600])
+    sizes = page.splitter.sizes()
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    page.save_settings(settings)
+    settings.sync()
+    again = ChatPage(EngineThread(lane="jobs"), ModelStore(tmp_path / "converted"), lambda: "cpu", conversations)
+    qtbot.addWidget(again)
+    again.resize(900, 700)
+    again.show()
+    assert again.current == second, "before the settings: the newest one"
+    again.load_settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    assert again.current == first
+    assert again.splitter.sizes() == sizes
