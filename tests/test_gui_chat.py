@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from desktop_ai import paths
 from desktop_ai.engine.conversations.store import ConversationStore
 from desktop_ai.engine.models.store import ModelStore
-from desktop_ai.gui.chat_page import EMPTY_MESSAGE, ChatPage
+from desktop_ai.gui.chat_page import EMPTY_MESSAGE, ChatPage, result_dict
 from desktop_ai.gui.main_window import MainWindow
 from desktop_ai.gui.worker import EngineThread
 
@@ -257,3 +257,191 @@ def test_splitter_and_last_conversation_are_saved_with_the_settings(qtbot, tmp_p
     again.load_settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     assert again.current == first
     assert again.splitter.sizes() == sizes
+
+
+# --- turns through the real engine lane (the embedded SmolLM2 GGUF) -----------------------------------
+
+@pytest.fixture
+def window(qtbot):
+    win = _open_window(qtbot)
+    yield win
+    win.close()
+
+
+def _open_window(qtbot) -> MainWindow:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.tabs.setCurrentWidget(win.text_tab)
+    win.text_tab.setCurrentWidget(win.text_tab.chat_page)
+    qtbot.waitUntil(lambda: win.engine.ready_info is not None, timeout=ENGINE_START_MS)
+    return win
+
+
+class Outcomes:
+    """The chat jobs' results and failures, as the lane reports them."""
+
+    def __init__(self, win: MainWindow) -> None:
+        self.results: list[dict] = []
+        self.failures: list[str] = []
+        win.engine.finished_job.connect(lambda _job, result: self.results.append(result_dict(result)))
+        win.engine.failed.connect(lambda _job, message: self.failures.append(message))
+
+    def wait(self, qtbot, count: int) -> dict:
+        qtbot.waitUntil(lambda: len(self.results) + len(self.failures) >= count, timeout=JOB_MS)
+        assert not self.failures, self.failures
+        return self.results[-1]
+
+
+def _settings(page: ChatPage, max_tokens: int, temperature: float) -> None:
+    page.settings_panel.max_tokens.setValue(max_tokens)
+    page.settings_panel.temperature.setValue(temperature)
+
+
+def _type_and_press_enter(qtbot, page: ChatPage, text: str) -> None:
+    page.input.setFocus()
+    page.input.setPlainText(text)
+    qtbot.keyClick(page.input, Qt.Key.Key_Return)
+
+
+def _texts(store: ConversationStore, conversation: str) -> list[tuple[str, str]]:
+    return [(m.role, m.content) for m in store.messages(conversation)]
+
+
+def _answer_streaming(qtbot, page: ChatPage, chars: int = 1) -> None:
+    qtbot.waitUntil(lambda: page.running and len(page.job_text.strip()) >= chars, timeout=JOB_MS)
+
+
+def test_send_streams_the_answer_and_saves_the_turn(qtbot, window):
+    page = window.text_tab.chat_page
+    outcomes = Outcomes(window)
+    _settings(page, 40, 0.0)
+    seen: list[tuple[bool, str]] = []
+
+    def on_partial(_job, payload) -> None:  # runs after the page's own handler (connected first)
+        if isinstance(payload, dict) and payload.get("text"):
+            answer = page.message_view.last("assistant")
+            seen.append((page.running, answer.text if answer else ""))
+
+    window.engine.partial.connect(on_partial)
+    _type_and_press_enter(qtbot, page, "Name three colours.")
+    assert page.input.toPlainText() == "", "sent: the box is empty for the next message"
+    assert [w.role for w in page.message_view.messages] == ["user"], "your message shows at once"
+    result = outcomes.wait(qtbot, 1)
+
+    assert seen and all(running for running, _ in seen), "pieces arrived while the job ran"
+    assert any(text.strip() for _, text in seen), "the answer was in the view before it ended"
+    assert seen[-1][1].strip() == result["text"].strip(), "every piece reached the view"
+    conversation = page.current
+    assert result["conversation"] == conversation and result["turn"] == 1 and not result["stopped"]
+    stored = _texts(page.conversations, conversation)
+    assert stored == [("user", "Name three colours."), ("assistant", result["text"])]
+    shown = [(w.role, w.text) for w in page.message_view.messages]
+    assert shown == stored
+    assert not page.message_view.last("assistant").stopped_label.isVisibleTo(page)
+    assert f"{result['context_used']:,} of {result['context_total']:,} tokens" in page.context_label.text()
+    assert 0 < result["context_used"] <= result["context_total"]
+    assert page.conversation_list.list.currentItem().text() == "Name three colours.", "titled from the message"
+    assert page.send_button.isEnabled() and not page.stop_button.isEnabled()
+
+
+def test_esc_stops_the_answer_and_it_is_kept_marked_stopped(qtbot, window):
+    page = window.text_tab.chat_page
+    outcomes = Outcomes(window)
+    _settings(page, 400, 0.8)
+    _type_and_press_enter(qtbot, page, "Write a long story about a fox and a dog.")
+    _answer_streaming(qtbot, page)
+    assert page.stop_button.isEnabled() and not page.send_button.isEnabled()
+    qtbot.keyClick(page.input, Qt.Key.Key_Escape)
+    result = outcomes.wait(qtbot, 1)
+    assert result["stopped"] and result["new_tokens"] < 400
+    last = page.conversations.messages(page.current)[-1]
+    assert last.role == "assistant" and last.stopped and last.content.strip()
+    answer = page.message_view.last("assistant")
+    assert answer.text == last.content and answer.stopped_label.isVisibleTo(page)
+
+
+def test_regenerate_then_edit_and_resend_the_last_message(qtbot, window):
+    page = window.text_tab.chat_page
+    outcomes = Outcomes(window)
+    _settings(page, 12, 0.8)
+    _type_and_press_enter(qtbot, page, "Say hi.")
+    first = outcomes.wait(qtbot, 1)
+    conversation = page.current
+
+    page.regenerate_button.click()
+    again = outcomes.wait(qtbot, 2)
+    assert again["turn"] == 1 and again["message_id"] != first["message_id"]
+    assert _texts(page.conversations, conversation) == [("user", "Say hi."), ("assistant", again["text"])]
+    assert [w.text for w in page.message_view.messages] == ["Say hi.", again["text"]]
+
+    page.input.setPlainText("a draft")
+    page.edit_button.click()
+    assert page.input.toPlainText() == "Say hi.", "the last message, ready to edit"
+    assert page.send_button.accessibleName() == "Resend"
+    page.input.setPlainText("Say bye.")
+    qtbot.keyClick(page.input, Qt.Key.Key_Return)
+    edited = outcomes.wait(qtbot, 3)
+    assert edited["turn"] == 1
+    assert _texts(page.conversations, conversation) == [("user", "Say bye."), ("assistant", edited["text"])]
+    assert [w.text for w in page.message_view.messages] == ["Say bye.", edited["text"]]
+
+    _type_and_press_enter(qtbot, page, "Thanks.")
+    second = outcomes.wait(qtbot, 4)
+    assert second["turn"] == 2, "the conversation goes on"
+    assert [role for role, _ in _texts(page.conversations, conversation)] == ["user", "assistant"] * 2
+
+
+def test_switching_conversation_while_an_answer_streams(qtbot, window):
+    page = window.text_tab.chat_page
+    outcomes = Outcomes(window)
+    _settings(page, 300, 0.8)
+    _type_and_press_enter(qtbot, page, "Write a long story about a fox and a dog.")
+    first = page.current
+    _answer_streaming(qtbot, page)
+    page.conversation_list.delete_button.click()
+    assert "Stop it first" in page.notice.text() and first in page.conversation_list.ids(), "not deleted while writing"
+    while_elsewhere: list[int] = []  # for each piece that arrived while the other one was shown: what that view held
+    window.engine.partial.connect(
+        lambda _job, payload: page.current != first and isinstance(payload, dict) and payload.get("text")
+        and while_elsewhere.append(len(page.message_view.messages)))
+    page.conversation_list.new_button.click()
+    second = page.current
+    assert second != first and page.message_view.messages == [], "the new conversation shows empty"
+    result = outcomes.wait(qtbot, 1)
+
+    assert while_elsewhere, "the answer went on streaming while another conversation was shown"
+    assert set(while_elsewhere) == {0}, "none of it went into the conversation shown"
+    assert result["conversation"] == first
+    assert page.current == second and page.message_view.messages == [], "nothing of it leaked into the other one"
+    assert _texts(page.conversations, second) == []
+    stored = _texts(page.conversations, first)
+    assert stored == [("user", "Write a long story about a fox and a dog."), ("assistant", result["text"])]
+    page.conversation_list.select(first)
+    assert [(w.role, w.text) for w in page.message_view.messages] == stored, "switching back shows the finished answer"
+
+
+def test_closing_mid_answer_keeps_the_partial_answer_marked_stopped(qtbot):
+    first = _open_window(qtbot)
+    page = first.text_tab.chat_page
+    _settings(page, 400, 0.8)
+    _type_and_press_enter(qtbot, page, "Write a long story about a fox and a dog.")
+    _answer_streaming(qtbot, page, chars=20)
+    conversation, seen = page.current, page.job_text
+    first.close()
+
+    with ConversationStore() as store:  # the default file under DESKTOP_AI_HOME, as the engine wrote it
+        assert store.path.parent == paths.data_dir()
+        messages = store.messages(conversation)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].stopped and seen.strip() in messages[1].content
+
+    second = _open_window(qtbot)
+    try:
+        page = second.text_tab.chat_page
+        assert page.current == conversation, "the window opens on the last conversation"
+        answer = page.message_view.last("assistant")
+        assert answer.text == messages[1].content
+        assert answer.stopped_label.isVisibleTo(page) and answer.stopped_label.text() == "stopped"
+    finally:
+        second.close()
