@@ -56,10 +56,13 @@ def result_dict(result: Any) -> dict[str, Any]:
 
 
 def describe_context(context: dict[str, Any] | None) -> tuple[str, bool]:
-    """'N of M tokens', and whether older turns were left out to fit (then the label says so)."""
-    if not context or not context.get("context_total"):
+    """'N of M tokens', and whether older turns were left out to fit (then the label says so). The job's start
+    message says "used"/"total" (the prompt), its result "context_used"/"context_total" (prompt and answer)."""
+    context = context or {}
+    total = context.get("context_total") or context.get("total")
+    if not total:
         return "Context: shown once the model has read this conversation", False
-    used, total = int(context.get("context_used") or 0), int(context["context_total"])
+    used, total = int(context.get("context_used") or context.get("used") or 0), int(total)
     text = f"Context: {used:,} of {total:,} tokens"
     dropped = int(context.get("dropped_messages") or 0)
     if dropped:
@@ -299,6 +302,9 @@ class ChatPage(JobPage):
         self.job_text = ""
 
     # --- the job's signals --------------------------------------------------------------------
+    def _mine(self, job_id: int) -> bool:
+        return not self._shut_down and super()._mine(job_id)  # the lane's last messages can come after close
+
     def _on_partial(self, job_id: int, payload: Any) -> None:
         if not self._mine(job_id) or not isinstance(payload, dict):
             return
@@ -307,6 +313,9 @@ class ChatPage(JobPage):
             self.job_user_message_id = int(payload["user_message_id"])
             if payload.get("context"):
                 self.contexts[conversation] = dict(payload["context"])
+                notices = payload["context"].get("notices") or []
+                if notices:  # e.g. a message longer than the whole context was cut
+                    self.show_notice(" ".join(notices))
             if conversation == self.current:
                 last = self.message_view.last("user")
                 if last is not None:
