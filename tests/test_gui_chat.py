@@ -246,6 +246,7 @@ def test_splitter_and_last_conversation_are_saved_with_the_settings(qtbot, tmp_p
     page.conversation_list.select(first)
     page.splitter.setSizes([300, 600])
     sizes = page.splitter.sizes()
+    page.settings_panel.context_limit.setValue(1024)
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     page.save_settings(settings)
     settings.sync()
@@ -257,6 +258,8 @@ def test_splitter_and_last_conversation_are_saved_with_the_settings(qtbot, tmp_p
     again.load_settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     assert again.current == first
     assert again.splitter.sizes() == sizes
+    assert again.settings_panel.context_limit.value() == 1024
+    assert again.settings_panel.options()["context_limit"] == 1024
 
 
 # --- turns through the real engine lane (the embedded SmolLM2 GGUF) -----------------------------------
@@ -445,3 +448,25 @@ def test_closing_mid_answer_keeps_the_partial_answer_marked_stopped(qtbot):
         assert answer.stopped_label.isVisibleTo(page) and answer.stopped_label.text() == "stopped"
     finally:
         second.close()
+
+
+def test_a_conversation_longer_than_the_context_says_older_turns_were_left_out(qtbot, window):
+    page = window.text_tab.chat_page
+    outcomes = Outcomes(window)
+    long_turn = " ".join(f"word{n}" for n in range(60))  # about 200 tokens each: 1200 in all, over the limit
+    with ConversationStore() as store:  # the window's own file, written as an earlier session would have
+        conversation = store.create(title="Long one", system_prompt="Be brief.").id
+        for n in range(6):
+            store.add_message(conversation, "user", f"Turn {n}: {long_turn}")
+            store.add_message(conversation, "assistant", f"Noted {n}.")
+    page.conversation_list.refresh()
+    page.conversation_list.select(conversation)
+    assert len(page.message_view.messages) == 12
+    _settings(page, 4, 0.0)
+    page.settings_panel.context_limit.setValue(512)
+    _type_and_press_enter(qtbot, page, "Thanks.")
+    result = outcomes.wait(qtbot, 1)
+    assert result["dropped_messages"] > 0
+    assert result["context_total"] == 512 and result["context_used"] <= 512
+    assert f"oldest {result['dropped_messages']} messages were left out" in page.context_label.text()
+    assert "system prompt is always kept" in page.context_label.text()

@@ -386,6 +386,7 @@ class ChatPage(JobPage):
         settings.setValue("chat/conversation", self.current or "")
         settings.setValue("chat/max_tokens", self.settings_panel.max_tokens.value())
         settings.setValue("chat/temperature", self.settings_panel.temperature.value())
+        settings.setValue("chat/context_limit", self.settings_panel.context_limit.value())
         settings.setValue("chat/draft", "" if self.editing else self.input.toPlainText())
 
     def load_settings(self, settings: QSettings) -> None:
@@ -394,6 +395,7 @@ class ChatPage(JobPage):
             self.splitter.restoreState(state)
         self.settings_panel.max_tokens.setValue(read(settings, "chat/max_tokens", 256, int))
         self.settings_panel.temperature.setValue(read(settings, "chat/temperature", 0.7, float))
+        self.settings_panel.context_limit.setValue(read(settings, "chat/context_limit", 0, int))
         last = read(settings, "chat/conversation", "")
         if last and last != self.current:
             self.conversation_list.select(last)

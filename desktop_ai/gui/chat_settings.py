@@ -43,8 +43,17 @@ class ConversationSettings(QWidget):
         self.temperature.setValue(0.7)
         self.temperature.setAccessibleName("Temperature")
         self.temperature.setToolTip("0 always picks the most likely word (repeatable); higher is more varied.")
+        self.context_limit = QSpinBox()
+        self.context_limit.setRange(0, 262_144)
+        self.context_limit.setSingleStep(512)
+        self.context_limit.setSpecialValueText("the model's")
+        self.context_limit.setValue(0)
+        self.context_limit.setAccessibleName("Context limit in tokens")
+        self.context_limit.setToolTip("Read at most this many tokens of the conversation (older turns are left out "
+                                      "first). A smaller context answers sooner and takes less memory.")
         options = QHBoxLayout()
-        for label, widget in (("Max tokens", self.max_tokens), ("Temperature", self.temperature)):
+        for label, widget in (("Max tokens", self.max_tokens), ("Temperature", self.temperature),
+                              ("Context", self.context_limit)):
             options.addWidget(QLabel(label))
             options.addWidget(widget)
         options.addStretch(1)
@@ -94,5 +103,6 @@ class ConversationSettings(QWidget):
         return self.model_picker.currentText().split(" — ")[0]
 
     def options(self) -> dict[str, Any]:
+        limit = self.context_limit.value()
         return {"max_new_tokens": self.max_tokens.value(), "temperature": round(self.temperature.value(), 3),
-                "top_p": 0.9, "seed": None}
+                "top_p": 0.9, "seed": None, "context_limit": limit or None}
