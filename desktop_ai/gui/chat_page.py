@@ -196,22 +196,15 @@ class ChatPage(JobPage):
 
     def _show_sent_message(self, action: str, text: str) -> None:
         """What was just sent, shown at once (the engine writes it to the store as the job starts)."""
-        if action == "edit":
-            last = self.message_view.last("user")
-            if last is not None:
-                index = self.message_view.messages.index(last)
-                for widget in self.message_view.messages[index + 1:]:
-                    widget.deleteLater()
-                del self.message_view.messages[index + 1:]
-                last.set_text(text)
-                return
-        if action == "regenerate":
-            last = self.message_view.last()
-            if last is not None and last.role == "assistant":
-                self.message_view.messages.remove(last)
-                last.deleteLater()
-            return
-        self.message_view.add_message("user", text)
+        view = self.message_view
+        if action == "edit" and view.last("user") is not None:
+            view.remove_after(view.last("user"))
+            view.last("user").set_text(text)
+        elif action == "regenerate":
+            if view.last() is not None and view.last().role == "assistant":
+                view.remove(view.last())
+        else:
+            view.add_message("user", text)
 
     # --- turns --------------------------------------------------------------------------------
     def send(self) -> None:

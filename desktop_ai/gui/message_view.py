@@ -262,6 +262,16 @@ class MessageView(QScrollArea):
         self.placeholder.setVisible(False)
         return widget
 
+    def remove(self, widget: MessageWidget) -> None:
+        self.messages.remove(widget)
+        widget.deleteLater()
+        self.placeholder.setVisible(not self.messages)
+
+    def remove_after(self, widget: MessageWidget) -> None:
+        """Every message after this one (an edited message replaces what followed it)."""
+        for later in self.messages[self.messages.index(widget) + 1:]:
+            self.remove(later)
+
     def find(self, message_id: int) -> MessageWidget | None:
         return next((w for w in self.messages if w.message_id == message_id), None)
 
