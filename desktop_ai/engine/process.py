@@ -44,6 +44,23 @@ def _generate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     return generator.run(params["prompt"], GenerationOptions(**params["options"]), cb.partial, cb.progress, cb.cancel)
 
 
+def _chat(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    """One turn of a saved conversation; the answer streams into the store and as partial messages."""
+    from pathlib import Path
+
+    from desktop_ai.engine.conversations.store import ConversationStore
+    from desktop_ai.engine.tasks.chat import ChatOptions, ChatSession
+
+    store_path = params.get("store")
+    with ConversationStore(Path(store_path) if store_path else None) as conversations:
+        session = ChatSession(workspace.store, conversations, params.get("device", "auto"),
+                              params.get("compression", "none"), params.get("runtime", "auto"))
+        result = session.run(params.get("conversation") or "", params.get("action", "send"), params.get("message"),
+                             ChatOptions.from_dict(params.get("options")), cb.partial, cb.progress, cb.cancel,
+                             model=params.get("model"))
+    return result.to_dict()
+
+
 def _classify(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     from desktop_ai.engine.tasks.text_classification import TextClassifier
 
@@ -157,6 +174,7 @@ def _clear_cache(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> An
 
 JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
     "generate": _generate,
+    "chat": _chat,
     "classify": _classify,
     "recognize": _recognize,
     "sort_photos": _sort_photos,

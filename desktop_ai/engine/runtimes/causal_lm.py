@@ -3,12 +3,16 @@ benchmark drive llama.cpp, CTranslate2 and transformers the same way."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 RUNTIME_LLAMA_CPP = "llama.cpp"
 RUNTIME_CTRANSLATE2 = "ctranslate2"
@@ -46,12 +50,16 @@ class StreamResult:
     first_token_at: float | None  # time.perf_counter() when the first new token came
     seconds: float  # from the start of decoding to the last token
     cancelled: bool = False
+    reused_tokens: int = 0  # prompt tokens whose state was kept from the conversation's previous turn (not re-read)
+    token_ids: list[int] = field(default_factory=list)  # the new tokens, where the runtime needs them afterwards
 
 
 class CausalLM(ABC):
     """A loaded causal language model. Implementations keep their library's objects private."""
 
     runtime: str = ""
+    # Whether stream(state_key=...) keeps a conversation's state between turns (CTranslate2 re-reads the prompt).
+    keeps_conversation_state: bool = False
 
     def __init__(self, model_id: str, device: str, compression: str, context_length: int) -> None:
         self.model_id = model_id
@@ -84,8 +92,14 @@ class CausalLM(ABC):
         options: SamplingOptions,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        state_key: str | None = None,
     ) -> StreamResult:
-        """Generate after the prompt, sending text to `on_text` as it comes; stops at once when `cancel` is set."""
+        """Generate after the prompt, sending text to `on_text` as it comes; stops at once when `cancel` is set.
+
+        `state_key` names a conversation: a runtime that keeps state (keeps_conversation_state) holds what it
+        computed for that conversation's last turn and reads only the tokens after the longest common prefix,
+        reporting how many it reused in StreamResult.reused_tokens. A few conversations are kept (least recently
+        used dropped), so switching between them loses nothing."""
 
     @abstractmethod
     def resident_bytes(self) -> int:
@@ -97,6 +111,9 @@ class CausalLM(ABC):
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
+
+    def forget_state(self, state_key: str) -> None:
+        """Drop what is kept for this conversation, so its next turn reads the whole prompt again."""
 
     def close(self) -> None:
         """Free what the library holds; the object is not used afterwards."""
@@ -160,6 +177,45 @@ class IncrementalDecoder:
         self.text = text
         if piece and self._on_text is not None:
             self._on_text(piece)
+
+
+def common_prefix_length(held: Sequence[int], prompt: Sequence[int]) -> int:
+    """How many leading tokens two sequences share."""
+    n = 0
+    for a, b in zip(held, prompt):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+class ConversationStates:
+    """A small LRU of per-conversation runtime states (a llama.cpp snapshot, a transformers cache), by key."""
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = capacity
+        self._states: OrderedDict[str, Any] = OrderedDict()
+        self.lock = threading.RLock()  # one turn at a time on a runtime's conversation state
+
+    def take(self, key: str) -> Any | None:
+        with self.lock:
+            return self._states.pop(key, None)
+
+    def put(self, key: str, state: Any) -> None:
+        with self.lock:
+            self._states[key] = state
+            self._states.move_to_end(key)
+            while len(self._states) > self.capacity:
+                dropped, _ = self._states.popitem(last=False)
+                logger.debug("Conversation state for %s dropped (least recently used)", dropped)
+
+    def forget(self, key: str) -> None:
+        with self.lock:
+            self._states.pop(key, None)
+
+    def keys(self) -> list[str]:
+        with self.lock:
+            return list(self._states)
 
 
 def stop_index(text: str, stops: Sequence[str]) -> int | None:

@@ -178,7 +178,9 @@ class CTranslate2LM(TokenizerBackedLM):
         return list(dict.fromkeys(self._tokenizer.convert_ids_to_tokens(ids)))
 
     def stream(self, prompt_tokens: Sequence[int], options: SamplingOptions, on_text: TextCallback | None = None,
-               cancel: threading.Event | None = None) -> StreamResult:
+               cancel: threading.Event | None = None, state_key: str | None = None) -> StreamResult:
+        """Reads the whole prompt every turn: state_key is accepted and nothing is kept (keeps_conversation_state
+        is False, and the chat says so). generate_tokens' static_prompt would keep only a fixed system prompt."""
         import ctranslate2
 
         if options.sampling and options.seed is not None:

@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,12 @@ from desktop_ai.engine.models.memory import KVShape, MemoryEstimate, gb
 from desktop_ai.engine.runtimes.causal_lm import (
     RUNTIME_LLAMA_CPP,
     CausalLM,
+    ConversationStates,
     Messages,
     SamplingOptions,
     StreamResult,
     TextCallback,
+    common_prefix_length,
     physical_cores,
 )
 
@@ -105,8 +108,19 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+@dataclass
+class _Snapshot:
+    """What llama.cpp holds for one conversation: the tokens it has read and its context state (the key/value
+    cache of those tokens). Llama.save_state would also copy the logits of up to 512 positions (about 100 MB for
+    a 49k vocabulary); they are not needed, because the next turn always decodes at least one new token."""
+
+    tokens: Any  # numpy int array
+    data: bytes
+
+
 class LlamaCppLM(CausalLM):
     runtime = RUNTIME_LLAMA_CPP
+    keeps_conversation_state = True
 
     def __init__(self, model_id: str, title: str, path: Path, device: str, shape: KVShape | None = None) -> None:
         from llama_cpp import Llama
@@ -151,6 +165,10 @@ class LlamaCppLM(CausalLM):
         self._template = template or None
         self._formatter = Jinja2ChatFormatter(template, self._eos, self._bos) if template else None
         self._eog: list[int] | None = None
+        # The Llama object holds one token sequence (and reuses its longest common prefix with the next prompt,
+        # in Llama.generate); the other conversations' states wait here until their next turn.
+        self._states = ConversationStates()
+        self._held_key: str | None = None
         logger.info("llama.cpp: %s, %d threads, %s GPU layers, context %d", path.name, threads, gpu_layers, context)
 
     @property
@@ -178,7 +196,77 @@ class LlamaCppLM(CausalLM):
         return self.path.stat().st_size
 
     def stream(self, prompt_tokens: Sequence[int], options: SamplingOptions, on_text: TextCallback | None = None,
-               cancel: threading.Event | None = None) -> StreamResult:
+               cancel: threading.Event | None = None, state_key: str | None = None) -> StreamResult:
+        with self._states.lock:  # one Llama object: one generation at a time
+            self._switch_to(state_key)
+            reused = self._prefix_llama_reuses(prompt_tokens)
+            try:
+                result = self._stream(prompt_tokens, options, on_text, cancel)
+            except BaseException:
+                self._llm.reset()  # what it holds is unknown now: the next turn reads its prompt again
+                self._held_key = None
+                raise
+            self._held_key = state_key
+        result.reused_tokens = reused
+        return result
+
+    def forget_state(self, state_key: str) -> None:
+        """The next turn of this conversation reads everything from the start: its snapshot goes, and the Llama
+        object is emptied (the conversation it held is kept as a snapshot first), so no prefix is shared."""
+        with self._states.lock:
+            self._states.forget(state_key)
+            if self._held_key not in (None, state_key) and self._llm.n_tokens > 0:
+                self._states.put(self._held_key, self._snapshot())
+            self._llm.reset()
+            self._held_key = None
+
+    def _switch_to(self, state_key: str | None) -> None:
+        """Keep the state of the conversation the Llama object holds, and bring back the one about to run."""
+        if state_key == self._held_key:
+            return
+        if self._held_key is not None and self._llm.n_tokens > 0:
+            self._states.put(self._held_key, self._snapshot())
+        self._held_key = None
+        snapshot = self._states.take(state_key) if state_key is not None else None
+        if snapshot is not None:
+            self._restore(snapshot)
+
+    def _snapshot(self) -> _Snapshot:
+        import ctypes
+
+        import llama_cpp
+
+        ctx = self._llm._ctx.ctx
+        size = llama_cpp.llama_state_get_size(ctx)
+        buffer = (ctypes.c_uint8 * int(size))()
+        written = llama_cpp.llama_state_get_data(ctx, buffer, size)
+        return _Snapshot(self._llm.input_ids[: self._llm.n_tokens].copy(), bytes(memoryview(buffer)[:written]))
+
+    def _restore(self, snapshot: _Snapshot) -> None:
+        import ctypes
+
+        import llama_cpp
+
+        data = (ctypes.c_uint8 * len(snapshot.data)).from_buffer_copy(snapshot.data)
+        if llama_cpp.llama_state_set_data(self._llm._ctx.ctx, data, len(snapshot.data)) != len(snapshot.data):
+            logger.warning("llama.cpp did not take back a conversation's state; its next turn reads it all again")
+            self._llm.reset()
+            return
+        n = len(snapshot.tokens)
+        self._llm.input_ids[:n] = snapshot.tokens
+        self._llm.n_tokens = n
+        self._llm._requires_eval = True  # as Llama.load_state: the logits are not restored, so decode first
+
+    def _prefix_llama_reuses(self, prompt_tokens: Sequence[int]) -> int:
+        """The prompt tokens Llama.generate will not decode again (its own rule: the longest common prefix with
+        what it holds, less one when that is the whole prompt, so that there is a token to decode)."""
+        if self._llm.n_tokens == 0:
+            return 0
+        shared = common_prefix_length(self._llm.input_ids[: self._llm.n_tokens].tolist(), list(prompt_tokens))
+        return shared - 1 if shared == len(prompt_tokens) else shared
+
+    def _stream(self, prompt_tokens: Sequence[int], options: SamplingOptions, on_text: TextCallback | None,
+                cancel: threading.Event | None) -> StreamResult:
         from llama_cpp import StoppingCriteriaList
 
         sampled = 0

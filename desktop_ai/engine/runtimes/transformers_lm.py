@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 from desktop_ai.engine.models.loading import LoadedModel
 from desktop_ai.engine.runtimes.causal_lm import (
     RUNTIME_TRANSFORMERS,
+    ConversationStates,
     IncrementalDecoder,
     SamplingOptions,
     StreamResult,
     TextCallback,
     TokenizerBackedLM,
+    common_prefix_length,
     stop_index,
 )
 
@@ -31,6 +33,7 @@ MAX_CONTEXT_TOKENS = 8192
 
 class TransformersLM(TokenizerBackedLM):
     runtime = RUNTIME_TRANSFORMERS
+    keeps_conversation_state = True
 
     def __init__(self, loaded: LoadedModel, size_bytes: int) -> None:
         config = loaded.model.config
@@ -40,9 +43,44 @@ class TransformersLM(TokenizerBackedLM):
         self.notices = list(loaded.notices)
         self._tokenizer = loaded.tokenizer
         self._bytes = size_bytes
+        # Per conversation: the tokens whose keys and values a DynamicCache holds, and that cache.
+        self._states = ConversationStates()
+
+    def forget_state(self, state_key: str) -> None:
+        self._states.forget(state_key)
+
+    def _cache_for(self, state_key: str, prompt_tokens: Sequence[int]) -> tuple[Any, int]:
+        """The conversation's cache cut back to the prefix it shares with this prompt (at least one prompt token
+        is left to read, so generate has logits to start from); a new cache when nothing is shared."""
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        kept = self._states.take(state_key)
+        if kept is not None:
+            tokens, cache = kept
+            shared = min(common_prefix_length(tokens, prompt_tokens), len(prompt_tokens) - 1)
+            plain = all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", []))
+            if shared > 0 and plain:  # sliding-window layers cannot be cut back to an earlier length
+                held = cache.get_seq_length()
+                if held > shared:
+                    cache.crop(shared - held)  # a negative count removes that many tokens from the end
+                return cache, shared
+        return DynamicCache(config=self.loaded.model.config), 0
 
     def stream(self, prompt_tokens: Sequence[int], options: SamplingOptions, on_text: TextCallback | None = None,
-               cancel: threading.Event | None = None) -> StreamResult:
+               cancel: threading.Event | None = None, state_key: str | None = None) -> StreamResult:
+        if state_key is None:
+            return self._stream(prompt_tokens, options, on_text, cancel, None)
+        with self._states.lock:
+            cache, reused = self._cache_for(state_key, prompt_tokens)
+            result = self._stream(prompt_tokens, options, on_text, cancel, cache)  # a failure drops the cache
+            tokens = list(prompt_tokens) + result.token_ids
+            self._states.put(state_key, (tokens[: cache.get_seq_length()], cache))
+        result.reused_tokens = reused
+        return result
+
+    def _stream(self, prompt_tokens: Sequence[int], options: SamplingOptions, on_text: TextCallback | None,
+                cancel: threading.Event | None, cache: Any) -> StreamResult:
         import torch
 
         model = self.loaded.model
@@ -66,18 +104,21 @@ class TransformersLM(TokenizerBackedLM):
                 torch.manual_seed(options.seed)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
+        if cache is not None:
+            kwargs["past_key_values"] = cache
         started = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(ids, **kwargs)
         finished = time.perf_counter()
-        new_ids = output[0, ids.shape[1]:].tolist()
+        generated = output[0, ids.shape[1]:].tolist()
+        new_ids = list(generated)
         eos = tokenizer.eos_token_id
         while new_ids and new_ids[-1] in (eos, tokenizer.pad_token_id) and eos is not None:
             new_ids.pop()
         text = self.detokenize(new_ids)
         cut = stop_index(text, options.stop)
         return StreamResult(text[:cut] if cut is not None else text, len(new_ids), decoder.first_token_at,
-                            finished - started, cancel is not None and cancel.is_set())
+                            finished - started, cancel is not None and cancel.is_set(), token_ids=generated)
 
 
 class _Streamer:
