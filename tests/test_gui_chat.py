@@ -185,6 +185,28 @@ def test_new_and_rename(page, conversations):
     assert listing.list.currentItem().text() == "Trip planning"
 
 
+def test_export_as_markdown_and_json_and_import_it_back(page, conversations, tmp_path):
+    conversation = _conversation_with(conversations, ("user", "Export me"), ("assistant", "| a |\n|---|\n| 1 |"))
+    listing = page.conversation_list
+    listing.select(conversation)
+    markdown, exported = tmp_path / "chat.md", tmp_path / "chat.json"
+    assert listing.export_to(markdown) and listing.export_to(exported)
+    assert markdown.read_text(encoding="utf-8") == conversations.export_markdown(conversation)
+    assert "Export me" in markdown.read_text(encoding="utf-8")
+    imported = listing.import_from(exported)
+    assert imported is not None and imported != conversation
+    assert page.current == imported and "Imported" in page.notice.text()
+    assert [(w.role, w.text) for w in page.message_view.messages] == [("user", "Export me"), ("assistant", "| a |\n|---|\n| 1 |")]
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"messages": "not a list"}', encoding="utf-8")
+    assert listing.import_from(broken) is None
+    assert "was not imported" in page.notice.text()
+    broken.write_text("{ not json", encoding="utf-8")
+    assert listing.import_from(broken) is None
+    assert "is not a conversation file" in page.notice.text()
+    assert sorted(listing.ids()) == sorted([conversation, imported]), "nothing half-imported"
+
+
 def test_system_prompt_and_model_are_kept_per_conversation(qtbot, page, conversations):
     first = page.conversation_list.new_conversation()
     page.settings_panel.system_prompt.setPlainText("Answer like a pirate.")
@@ -235,7 +257,7 @@ def test_every_chat_control_has_an_accessible_name(page, conversations):
     assert nameless_controls(page) == []
     names = {w.accessibleName() for kind in CONTROL_KINDS for w in page.findChildren(kind)}
     assert {"Message", "Resend", "Stop", "Regenerate", "Edit last message", "Cancel edit", "Conversations",
-            "Search conversations", "New", "Rename", "Delete", "System prompt", "Model for this conversation",
+            "Search conversations", "New", "Rename", "Delete", "Export", "Import", "System prompt", "Model for this conversation",
             "Copy message", "Copy code", "Code block (python)"} <= names
 
 

@@ -1,4 +1,4 @@
-"""The conversations on the side of the Chat page: search, New, Rename, Delete (with Undo).
+"""The conversations on the side of the Chat page: search, New, Rename, Delete (with Undo), Export and Import.
 
 It reads and writes only the ConversationStore (SQLite, no model), so it runs in the GUI thread. Delete is the
 store's soft delete: the conversation is hidden at once and Undo brings it back; the window purges the deleted
@@ -7,13 +7,16 @@ ones when it closes.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from desktop_ai.engine.conversations.store import Conversation, ConversationStore
 from desktop_ai.engine.errors import EngineError
+from desktop_ai.gui.job_page import save_text
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 UNTITLED = "New conversation"
@@ -52,6 +55,8 @@ class ConversationList(QWidget):
         self.new_button = _button("&New", "Start a new conversation (Ctrl+N)")
         self.rename_button = _button("&Rename", "Rename the selected conversation (F2)")
         self.delete_button = _button("&Delete", "Delete the selected conversation (Undo brings it back)")
+        self.export_button = _button("E&xport…", "Save the selected conversation as Markdown or JSON")
+        self.import_button = _button("&Import…", "Add a conversation from a JSON file exported before")
         self.undo_label = QLabel()
         self.undo_label.setAccessibleName("Deleted conversation")
         self.undo_label.setWordWrap(True)
@@ -62,6 +67,9 @@ class ConversationList(QWidget):
         buttons = QHBoxLayout()
         for button in (self.new_button, self.rename_button, self.delete_button):
             buttons.addWidget(button)
+        files = QHBoxLayout()
+        files.addWidget(self.export_button)
+        files.addWidget(self.import_button)
         undo = QHBoxLayout()
         undo.addWidget(self.undo_label, 1)
         undo.addWidget(self.undo_button)
@@ -70,6 +78,7 @@ class ConversationList(QWidget):
         layout.addWidget(self.search)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
+        layout.addLayout(files)
         layout.addLayout(undo)
 
         self._search_timer = QTimer(self)
@@ -84,6 +93,8 @@ class ConversationList(QWidget):
         self.rename_button.clicked.connect(self.rename_selected)
         self.delete_button.clicked.connect(self.delete_selected)
         self.undo_button.clicked.connect(self.undo_delete)
+        self.export_button.clicked.connect(self._ask_export)
+        self.import_button.clicked.connect(self._ask_import)
         self._update_buttons()
 
     # --- what is shown ------------------------------------------------------------------------
@@ -144,6 +155,7 @@ class ConversationList(QWidget):
         has = self.list.currentItem() is not None
         self.rename_button.setEnabled(has)
         self.delete_button.setEnabled(has)
+        self.export_button.setEnabled(has)
 
     # --- actions ------------------------------------------------------------------------------
     def new_conversation(self) -> str | None:
@@ -214,3 +226,51 @@ class ConversationList(QWidget):
         self.undo_button.setVisible(False)
         self.select(conversation_id)
         self.message.emit("The conversation is back.", False)
+
+    # --- files --------------------------------------------------------------------------------
+    def export_to(self, path: Path) -> bool:
+        """The selected conversation as Markdown (.md) or JSON (anything else), written safely."""
+        conversation_id = self.current_id()
+        if conversation_id is None:
+            self.message.emit("Select a conversation to export.", True)
+            return False
+        try:
+            if path.suffix.lower() in (".md", ".markdown"):
+                text = self.store.export_markdown(conversation_id)
+            else:
+                text = json.dumps(self.store.export_json(conversation_id), ensure_ascii=False, indent=2) + "\n"
+            save_text(path, text)
+        except (EngineError, OSError) as error:
+            self.message.emit(f"Could not export to {path}: {error}", True)
+            return False
+        self.message.emit(f"Exported to {path}.", False)
+        return True
+
+    def import_from(self, path: Path) -> str | None:
+        """A conversation from a JSON export, under a new id; bad files get a message saying what is wrong."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            self.message.emit(f"{path.name} is not a conversation file that can be read: {error}", True)
+            return None
+        try:
+            conversation = self.store.import_json(data)
+        except EngineError as error:
+            self.message.emit(f"{path.name} was not imported: {error}", True)
+            return None
+        self.select(conversation.id)
+        self.message.emit(f"Imported “{display_title(conversation)}”.", False)
+        return conversation.id
+
+    def _ask_export(self) -> None:
+        item = self.list.currentItem()
+        name = "".join(c if c.isalnum() or c in " -_" else "_" for c in item.text()).strip() if item else ""
+        path, _ = QFileDialog.getSaveFileName(self, "Export the conversation", f"{name or 'conversation'}.md",
+                                              "Markdown (*.md);;JSON (*.json)")
+        if path:
+            self.export_to(Path(path))
+
+    def _ask_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a conversation", filter="JSON (*.json);;All files (*)")
+        if path:
+            self.import_from(Path(path))
