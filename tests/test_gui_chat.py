@@ -472,6 +472,21 @@ def test_closing_mid_answer_keeps_the_partial_answer_marked_stopped(qtbot):
         second.close()
 
 
+def test_a_model_that_cannot_load_is_a_message_and_the_message_is_kept(qtbot, window, tmp_path):
+    page = window.text_tab.chat_page
+    outcomes = Outcomes(window)
+    page.conversation_list.new_button.click()
+    page.settings_panel.model_picker.select(str(tmp_path / "no-such-model"))
+    _type_and_press_enter(qtbot, page, "hello?")
+    qtbot.waitUntil(lambda: bool(outcomes.failures), timeout=JOB_MS)
+    assert "does not exist" in outcomes.failures[0]
+    assert "does not exist" in page.notice.text() and "Regenerate" in page.notice.text()
+    assert _texts(page.conversations, page.current) == [("user", "hello?")], "what you typed is saved"
+    assert [(w.role, w.text) for w in page.message_view.messages] == [("user", "hello?")]
+    assert page.regenerate_button.isEnabled() and page.send_button.isEnabled()
+    assert page.conversations.get(page.current).model == str(tmp_path / "no-such-model")
+
+
 def test_a_conversation_longer_than_the_context_says_older_turns_were_left_out(qtbot, window):
     page = window.text_tab.chat_page
     outcomes = Outcomes(window)

@@ -333,12 +333,22 @@ class ChatPage(JobPage):
     def _on_failed(self, job_id: int, message: str) -> None:
         if not self._mine(job_id):
             return
-        conversation, draft, written = self.job_conversation, self.job_draft, self.job_user_message_id is not None
+        conversation, action, draft = self.job_conversation, self.job_action, self.job_draft
         super()._on_failed(job_id, message)
-        if not written and draft and conversation == self.current and not self.input.toPlainText().strip():
-            self.input.setPlainText(draft)  # the message never reached the store: nothing typed is lost
-            self.show_notice(f"{message} Your message is back in the box below.", error=True)
+        if action in ("send", "edit") and conversation == self.current:
+            if self._saved_as_last_message(conversation, draft):  # the engine writes it before loading the model
+                self.show_notice(f"{message} Your message is saved: Regenerate tries again.", error=True)
+            elif not self.input.toPlainText().strip():
+                self.input.setPlainText(draft)  # it never reached the store: nothing typed is lost
+                self.show_notice(f"{message} Your message is back in the box below.", error=True)
         self._end_job()
+
+    def _saved_as_last_message(self, conversation: str, text: str) -> bool:
+        try:
+            users = [m for m in self.conversations.messages(conversation) if m.role == "user"]
+        except EngineError:
+            return False
+        return bool(users) and users[-1].content == text
 
     def _end_job(self) -> None:
         finished = self.job_conversation
