@@ -236,6 +236,35 @@ def test_empty_message_is_refused_and_shift_enter_is_a_new_line(qtbot, page):
     assert page.input.toPlainText() == "first line\nsecond line"
 
 
+def test_editing_the_last_message_and_esc_cancels_it(qtbot, page, conversations):
+    conversation = _conversation_with(conversations, ("user", "first question"), ("assistant", "an answer"),
+                                      ("user", "second question"), ("assistant", "another"))
+    page.conversation_list.select(conversation)
+    page.input.setPlainText("half a thought")
+    page.edit_button.click()
+    assert page.input.toPlainText() == "second question", "the last of your messages, not the first"
+    assert page.send_button.accessibleName() == "Resend" and page.cancel_edit_button.isVisibleTo(page)
+    qtbot.keyClick(page.input, Qt.Key.Key_Escape)
+    assert page.input.toPlainText() == "half a thought", "what you had typed comes back"
+    assert page.send_button.accessibleName() == "Send" and not page.cancel_edit_button.isVisibleTo(page)
+    assert _texts(conversations, conversation)[-2] == ("user", "second question"), "the store is untouched"
+
+
+def test_each_conversation_keeps_its_own_draft(page, conversations):
+    first = _conversation_with(conversations, ("user", "one"))
+    second = _conversation_with(conversations, ("user", "two"))
+    page.conversation_list.refresh()
+    page.conversation_list.select(first)
+    page.input.setPlainText("draft for the first")
+    page.conversation_list.select(second)
+    assert page.input.toPlainText() == ""
+    page.input.setPlainText("draft for the second")
+    page.conversation_list.select(first)
+    assert page.input.toPlainText() == "draft for the first"
+    page.conversation_list.select(second)
+    assert page.input.toPlainText() == "draft for the second"
+
+
 def test_a_corrupt_database_is_moved_aside_and_the_window_says_so(qtbot, tmp_path):
     path = tmp_path / "broken.sqlite3"
     path.write_bytes(b"not a database \x00\xff" * 300)

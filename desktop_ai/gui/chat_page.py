@@ -16,15 +16,16 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from desktop_ai.engine.conversations.store import ConversationStore
 from desktop_ai.engine.errors import EngineError
 from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.gui.chat_settings import ConversationSettings
 from desktop_ai.gui.conversation_list import ConversationList, display_title
-from desktop_ai.gui.job_page import JobPage, labelled_button
+from desktop_ai.gui.chat_composer import Composer
+from desktop_ai.gui.job_page import JobPage
 from desktop_ai.gui.message_view import MessageView
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.worker import EngineThread
@@ -32,22 +33,6 @@ from desktop_ai.gui.worker import EngineThread
 logger = logging.getLogger(__name__)
 
 EMPTY_MESSAGE = "The message is empty: type something to send."
-
-
-class MessageInput(QPlainTextEdit):
-    """Enter sends, Shift+Enter starts a new line, Esc stops the answer (or leaves editing)."""
-
-    submitted = Signal()
-    escape_pressed = Signal()
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
-            self.submitted.emit()
-            return
-        if event.key() == Qt.Key.Key_Escape:
-            self.escape_pressed.emit()
-            return
-        super().keyPressEvent(event)
 
 
 def result_dict(result: Any) -> dict[str, Any]:
@@ -81,8 +66,6 @@ class ChatPage(JobPage):
         self.current: str | None = None  # the conversation shown
         self.drafts: dict[str, str] = {}  # what was typed, per conversation, while another one is shown
         self.contexts: dict[str, dict[str, Any]] = {}  # the last context numbers the engine gave, per conversation
-        self.editing = False
-        self._draft_before_edit = ""
         self._shut_down = False
         self._reset_job()
 
@@ -92,16 +75,13 @@ class ChatPage(JobPage):
         self.context_label = QLabel()
         self.context_label.setAccessibleName("Context window")
         self.context_label.setWordWrap(True)
-        self.input = MessageInput()
-        self.input.setAccessibleName("Message")
-        self.input.setPlaceholderText("Message… (Enter sends, Shift+Enter for a new line, Esc stops)")
-        self.input.setMaximumHeight(110)
-        self.send_button = labelled_button("S&end", "Send the message (Enter)")
-        self.stop_button = labelled_button("&Stop", "Stop the answer; the text so far is kept (Esc)")
-        self.regenerate_button = labelled_button("&Regenerate", "Answer your last message again")
-        self.edit_button = labelled_button("&Edit last message", "Change your last message and send it again")
-        self.cancel_edit_button = labelled_button("Cancel edit", "Leave your last message as it was (Esc)")
-        self.cancel_edit_button.setVisible(False)
+        self.composer = Composer()
+        self.input = self.composer.input
+        self.send_button, self.stop_button = self.composer.send_button, self.composer.stop_button
+        self.regenerate_button, self.edit_button = self.composer.regenerate_button, self.composer.edit_button
+        self.cancel_edit_button = self.composer.cancel_edit_button
+        self.composer.buttons.addWidget(self.progress_bar, 1)
+        self.composer.buttons.addStretch(1)
         self.store_notice = QLabel()
         self.store_notice.setAccessibleName("Conversation database notice")
         self.store_notice.setWordWrap(True)
@@ -109,19 +89,13 @@ class ChatPage(JobPage):
         self.store_notice.setVisible(bool(self.conversations.notice))
         self.store_notice.setText(self.conversations.notice or "")
 
-        buttons = QHBoxLayout()
-        for button in (self.send_button, self.stop_button, self.regenerate_button, self.edit_button, self.cancel_edit_button):
-            buttons.addWidget(button)
-        buttons.addWidget(self.progress_bar, 1)
-        buttons.addStretch(1)
         right = QWidget()
         column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.settings_panel)
         column.addWidget(self.message_view, 1)
         column.addWidget(self.context_label)
-        column.addWidget(self.input)
-        column.addLayout(buttons)
+        column.addWidget(self.composer)
         column.addWidget(self.notice)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setAccessibleName("Conversations and messages")
@@ -153,9 +127,9 @@ class ChatPage(JobPage):
     def show_conversation(self, conversation_id: str | None) -> None:
         """Show one conversation from the store, plus the answer being written into it, if any."""
         if self.current is not None and self.current != conversation_id:
-            self.drafts[self.current] = "" if self.editing else self.input.toPlainText()
+            self.drafts[self.current] = self.composer.draft()
             self.input.setPlainText(self.drafts.pop(conversation_id, "") if conversation_id else "")
-        self._leave_edit_mode()
+        self.composer.leave_edit()
         self.current = conversation_id
         self.message_view.clear()
         conversation = None
@@ -217,10 +191,10 @@ class ChatPage(JobPage):
             return
         if self.current is None and self.conversation_list.new_conversation() is None:
             return
-        action = "edit" if self.editing else "send"
+        action = "edit" if self.composer.editing else "send"
         self._start_turn(action, text)
         self.input.clear()
-        self._leave_edit_mode()
+        self.composer.leave_edit()
 
     def regenerate(self) -> None:
         if self.running:
@@ -238,26 +212,12 @@ class ChatPage(JobPage):
         if last is None:
             self.show_notice("There is no message of yours to edit yet.", error=True)
             return
-        self._draft_before_edit = self.input.toPlainText()
-        self.editing = True
-        self.input.setPlainText(last.text)
-        self.input.setFocus()
-        self.send_button.setText("R&esend")
-        self.send_button.setAccessibleName("Resend")
-        self.cancel_edit_button.setVisible(True)
+        self.composer.begin_edit(last.text)
         self.show_notice("Editing your last message: Enter sends it again and replaces what followed; Esc cancels.")
 
     def cancel_edit(self) -> None:
-        if self.editing:
-            self.input.setPlainText(self._draft_before_edit)
-            self._leave_edit_mode()
+        if self.composer.cancel_edit():
             self.show_notice("")
-
-    def _leave_edit_mode(self) -> None:
-        self.editing = False
-        self.send_button.setText("S&end")
-        self.send_button.setAccessibleName("Send")
-        self.cancel_edit_button.setVisible(False)
 
     def escape(self) -> None:
         if self.running:
@@ -390,7 +350,7 @@ class ChatPage(JobPage):
         settings.setValue("chat/max_tokens", self.settings_panel.max_tokens.value())
         settings.setValue("chat/temperature", self.settings_panel.temperature.value())
         settings.setValue("chat/context_limit", self.settings_panel.context_limit.value())
-        settings.setValue("chat/draft", "" if self.editing else self.input.toPlainText())
+        settings.setValue("chat/draft", self.composer.draft())
 
     def load_settings(self, settings: QSettings) -> None:
         state = settings.value("chat/splitter")
