@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_ai import paths
-from desktop_ai.engine.conversations.store import ConversationStore
+from desktop_ai.engine.conversations.store import ConversationNotFoundError, ConversationStore
 from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.gui.chat_page import EMPTY_MESSAGE, ChatPage, result_dict
 from desktop_ai.gui.main_window import MainWindow
@@ -170,6 +170,19 @@ def test_delete_with_undo_and_search(qtbot, page, conversations):
     assert page.current == dogs
     assert [m.content for m in conversations.messages(dogs)] == ["And dogs?", "Dogs are LAZY, sometimes."]
     assert not listing.undo_button.isVisibleTo(page)
+
+
+def test_deleted_conversations_are_purged_when_the_page_closes(page, conversations):
+    kept = _conversation_with(conversations, ("user", "keep me"))
+    gone = _conversation_with(conversations, ("user", "delete me"))
+    page.conversation_list.refresh()
+    page.conversation_list.select(gone)
+    page.conversation_list.delete_button.click()
+    page.shutdown()
+    with ConversationStore(conversations.path) as reopened:
+        assert [c.id for c in reopened.list()] == [kept]
+        with pytest.raises(ConversationNotFoundError):
+            reopened.restore(gone)  # removed for good, not only hidden
 
 
 def test_new_and_rename(page, conversations):
