@@ -116,6 +116,8 @@ run: install
 bench: install
 	@echo "==> bench: text generation"
 	$(APP) bench --task generate
+	@echo "==> bench: chat (first-token latency over a 10-turn conversation, with and without kept state)"
+	$(APP) bench --task chat
 	@echo "==> bench: text classification"
 	$(APP) bench --task classify
 	@echo "==> bench: image recognition (embedded EfficientNet-Lite0: ONNX Runtime against plain PyTorch fp32)"

@@ -246,3 +246,27 @@ def test_transcribe_bench_wav2vec2_against_the_pipeline(workspace, tiny_wav2vec2
     assert report.rows[0].name.startswith("baseline: transformers pipeline")
     assert {r.compression for r in report.rows[1:]} == {"int8", "none"}
     assert not any("latency" in r.name for r in report.rows), "latency is measured for Whisper, the dictation default"
+
+
+@pytest.mark.skipif(not llama_cpp_available(), reason="llama-cpp-python is not installed")
+def test_chat_bench_times_turns_with_and_without_state_reuse(workspace) -> None:
+    """The 10-turn script on the embedded GGUF, answers cut to 2 tokens: the figures come from the run."""
+    report = run_benchmark("chat", device="cpu", max_new_tokens=2, repeats=1, store=workspace.store)
+    assert report.task == "chat" and report.model == "smollm2-135m-instruct-q4"
+    assert report.environment["runtime"] == "llama.cpp"
+    reuse, reset = report.rows
+    assert reuse.name.startswith("with state reuse") and reset.name.startswith("without")
+    for row in (reuse, reset):
+        times = [row.values[f"turn {n} first token ms"] for n in (1, 5, 10)]
+        assert all(math.isfinite(t) and 0 < t < 120_000 for t in times), row.name  # measured, not placeholders
+        assert row.values["turn 10 / turn 1"] == pytest.approx(times[2] / times[0])
+    # Both ways read the same prompt at turn 10; only the reuse row skipped most of it.
+    assert reuse.values["turn 10 prompt tokens"] == reset.values["turn 10 prompt tokens"] > 100
+    assert 0 < reuse.values["turn 10 reused tokens"] < reuse.values["turn 10 prompt tokens"]
+    assert reset.values["turn 10 reused tokens"] == 0
+    speedup = reset.values["turn 10 first token ms"] / reuse.values["turn 10 first token ms"]
+    assert any(f"{speedup:.2f}x sooner" in note for note in report.notes)
+    goal = next(note for note in report.notes if note.startswith("Goal"))
+    assert f"{reuse.values['turn 10 / turn 1']:.2f}x" in goal
+    assert ("**met**" in goal) != ("**not met**" in goal)
+    assert "| with state reuse (the default) |" in report.to_markdown()

@@ -91,6 +91,9 @@ def test_parser_choices_match_the_engine() -> None:
     assert set(options.COMPRESSION_CHOICES) == {c.value for c in Compression}
     assert tuple(options.DEVICE_CHOICES) == tuple(DEVICE_PREFERENCES)
     assert tuple(options.TASK_CHOICES) == tuple(TASKS)
+    from desktop_ai.bench import BENCH_TASKS
+
+    assert tuple(options.BENCH_TASK_CHOICES) == tuple(BENCH_TASKS)
 
 
 def test_speech_engine_choices_match_the_engine() -> None:

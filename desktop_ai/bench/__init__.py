@@ -1,7 +1,8 @@
 """`desktop-ai bench`: our engine against a plain Hugging Face (or torchvision) baseline, on the same model,
 in the same process, interleaved run by run so that a busy machine slows both alike. Numbers are medians.
 
-One module per task (generate, classify, recognize, translate, transcribe); what they share is in report.py.
+One module per task (generate, chat, classify, recognize, translate, transcribe); what they share is in report.py.
+The chat bench has no outside baseline: it compares keeping a conversation's state with resetting it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from desktop_ai.bench.chat import bench_chat
 from desktop_ai.bench.classify import bench_classify
 from desktop_ai.bench.generate import bench_generate
 from desktop_ai.bench.recognize import bench_recognize
@@ -19,6 +21,9 @@ from desktop_ai.engine.models.catalogue import TASK_CLASSIFY, TASK_GENERATE, TAS
 from desktop_ai.engine.models.compression import Compression
 from desktop_ai.engine.models.devices import pick_device
 from desktop_ai.engine.models.store import ModelStore
+
+TASK_CHAT = "chat"  # not a model task of the catalogue: it runs the generate task's models
+BENCH_TASKS = (TASK_GENERATE, TASK_CHAT, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ def run_benchmark(
     methods = [Compression.parse(c) for c in compressions]
     if task == TASK_GENERATE:
         return bench_generate(store, model or store.default_model(TASK_GENERATE), device, methods, max_new_tokens, repeats, say)
+    if task == TASK_CHAT:
+        return bench_chat(store, model or store.default_model(TASK_GENERATE), device, max_new_tokens, repeats, say)
     if task == TASK_CLASSIFY:
         return bench_classify(store, model or store.default_model(TASK_CLASSIFY), device, methods, texts, repeats, say)
     if task == TASK_RECOGNIZE:
@@ -62,4 +69,4 @@ def run_benchmark(
     if task == TASK_TRANSCRIBE:
         spoken = BENCH_SPEECH[: sentences] if sentences else BENCH_SPEECH
         return bench_transcribe(store, model, device, methods, audio, spoken, repeats, say)
-    raise ValueError(f"Unknown bench task {task!r}: choose generate, classify, recognize, translate or transcribe.")
+    raise ValueError(f"Unknown bench task {task!r}: choose one of {', '.join(BENCH_TASKS)}.")

@@ -9,7 +9,7 @@ from typing import Any
 
 from desktop_ai.bench.marian_stand_in import SHAPES as MARIAN_SHAPES  # imports no torch
 from desktop_ai.cli.options import (
-    TASK_CHOICES,
+    BENCH_TASK_CHOICES,
     compression_list,
     device_name,
     positive_int,
@@ -69,7 +69,8 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     """bench."""
     bench = commands.add_parser("bench", parents=[common], help="measure speed and size with each compression",
                                 description="Benchmark one task's model with each compression and print a table.")
-    bench.add_argument("--task", choices=TASK_CHOICES, required=True, help="which task to benchmark")
+    bench.add_argument("--task", choices=BENCH_TASK_CHOICES, required=True,
+                       help="which task to benchmark (chat: first-token latency over a 10-turn conversation)")
     bench.add_argument("--model", metavar="M", help="catalogue id, Hub id, or model folder (default: the task's default)")
     bench.add_argument("--device", type=device_name, default="auto", metavar="{auto,cpu,cuda,mps}", help="where to run")
     bench.add_argument("--compressions", type=compression_list, default=None, metavar="none,int8,prune",

@@ -1,6 +1,6 @@
 """The `desktop-ai` command: the window when run bare, headless jobs as sub-commands.
 
-The sub-commands run the same engine as the window (generate, classify, recognize images, translate, transcribe
+The sub-commands run the same engine as the window (generate, chat, classify, recognize images, translate, transcribe
 audio files, dictate from the microphone, list models, bench, install the menu entry), so a script, a server
 without a display, or a GPU machine without Qt can use them.
 Qt is imported only when the window is asked for.
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from desktop_ai import __version__
-from desktop_ai.cli import bench, desktop, images, models, speech, text, translation
+from desktop_ai.cli import bench, chat, desktop, images, models, speech, text, translation
 from desktop_ai.cli.output import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -33,7 +33,7 @@ from desktop_ai.cli.output import (
 
 logger = logging.getLogger(__name__)
 
-COMMAND_FAMILIES = (text, images, translation, speech, models, bench, desktop)
+COMMAND_FAMILIES = (text, chat, images, translation, speech, models, bench, desktop)
 
 
 def build_parser() -> argparse.ArgumentParser:

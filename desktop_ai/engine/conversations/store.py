@@ -9,7 +9,6 @@ says so, for the window to show.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sqlite3

@@ -281,7 +281,11 @@ class ChatSession:
 
 
 class _AnswerWriter:
-    """The assistant message as it streams: created at the first text, saved at most every SAVE_EVERY_S."""
+    """The assistant message as it streams: created at the first text, saved at most every SAVE_EVERY_S.
+
+    Until the last write the row says stopped=True: if the process dies mid-answer (a crash, a power cut,
+    the window killed) what is saved is already the partial answer marked as cut short. The last write
+    sets what really happened."""
 
     def __init__(self, conversations: ConversationStore, conversation_id: str,
                  on_partial: Callable[[dict[str, Any]], None] | None) -> None:
@@ -296,10 +300,11 @@ class _AnswerWriter:
         self.text += piece
         now = time.monotonic()
         if self.message_id is None:
-            self.message_id = self.conversations.add_message(self.conversation_id, "assistant", self.text).id
+            self.message_id = self.conversations.add_message(self.conversation_id, "assistant", self.text,
+                                                             stopped=True).id
             self._saved_at = now
         elif now - self._saved_at >= SAVE_EVERY_S:
-            self.conversations.update_message(self.message_id, self.text, stopped=False)
+            self.conversations.update_message(self.message_id, self.text, stopped=True)
             self._saved_at = now
         if self.on_partial is not None:
             self.on_partial({"conversation": self.conversation_id, "message_id": self.message_id, "text": piece})
