@@ -419,9 +419,12 @@ def test_esc_stops_the_answer_and_it_is_kept_marked_stopped(qtbot, window):
     _type_and_press_enter(qtbot, page, "Write a long story about a fox and a dog.")
     _answer_streaming(qtbot, page)
     assert page.stop_button.isEnabled() and not page.send_button.isEnabled()
+    messages: list[str] = []
+    page.status_message.connect(messages.append)
     qtbot.keyClick(page.input, Qt.Key.Key_Escape)
+    assert "Stopping…" in messages, "Esc asked the engine to stop"
     result = outcomes.wait(qtbot, 1)
-    assert result["stopped"] and result["new_tokens"] < 400
+    assert result["stopped"] and result["new_tokens"] < 400, {k: result[k] for k in ("stopped", "new_tokens", "text")}
     last = page.conversations.messages(page.current)[-1]
     assert last.role == "assistant" and last.stopped and last.content.strip()
     answer = page.message_view.last("assistant")
