@@ -405,7 +405,9 @@ def test_send_streams_the_answer_and_saves_the_turn(qtbot, window):
     assert stored == [("user", "Name three colours."), ("assistant", result["text"])]
     shown = [(w.role, w.text) for w in page.message_view.messages]
     assert shown == stored
-    assert not page.message_view.last("assistant").stopped_label.isVisibleTo(page)
+    answer = page.message_view.last("assistant")
+    assert not answer.stopped and not answer.stopped_label.isVisibleTo(answer)  # within its message: the view
+    # shows a message it has just added on the next pass of the event loop
     assert f"{result['context_used']:,} of {result['context_total']:,} tokens" in page.context_label.text()
     assert 0 < result["context_used"] <= result["context_total"]
     assert page.conversation_list.list.currentItem().text() == "Name three colours.", "titled from the message"
@@ -428,7 +430,8 @@ def test_esc_stops_the_answer_and_it_is_kept_marked_stopped(qtbot, window):
     last = page.conversations.messages(page.current)[-1]
     assert last.role == "assistant" and last.stopped and last.content.strip()
     answer = page.message_view.last("assistant")
-    assert answer.text == last.content and answer.stopped_label.isVisibleTo(page)
+    assert answer.text == last.content and answer.stopped and answer.stopped_label.isVisibleTo(answer)
+    qtbot.waitUntil(lambda: answer.stopped_label.isVisibleTo(page), timeout=5000)  # and the message is on screen
 
 
 def test_regenerate_then_edit_and_resend_the_last_message(qtbot, window):
