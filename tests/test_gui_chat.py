@@ -527,11 +527,33 @@ def test_a_model_that_cannot_load_is_a_message_and_the_message_is_kept(qtbot, wi
     _type_and_press_enter(qtbot, page, "hello?")
     qtbot.waitUntil(lambda: bool(outcomes.failures), timeout=JOB_MS)
     assert "does not exist" in outcomes.failures[0]
-    assert "does not exist" in page.notice.text() and "Regenerate" in page.notice.text()
-    assert _texts(page.conversations, page.current) == [("user", "hello?")], "what you typed is saved"
-    assert [(w.role, w.text) for w in page.message_view.messages] == [("user", "hello?")]
-    assert page.regenerate_button.isEnabled() and page.send_button.isEnabled()
+    assert "does not exist" in page.notice.text()
+    # What you typed is never lost and never doubled: the engine has either saved it before the model failed
+    # (then Regenerate answers it) or refused the turn before writing anything (then it is back in the box).
+    stored = _texts(page.conversations, page.current)
+    shown = [(w.role, w.text) for w in page.message_view.messages]
+    assert shown == stored
+    if stored:
+        assert stored == [("user", "hello?")] and page.input.toPlainText() == ""
+        assert "Regenerate" in page.notice.text() and page.regenerate_button.isEnabled()
+    else:
+        assert page.input.toPlainText() == "hello?" and "back in the box" in page.notice.text()
+    assert page.send_button.isEnabled()
     assert page.conversations.get(page.current).model == str(tmp_path / "no-such-model")
+
+
+def test_a_turn_refused_before_anything_is_written_puts_the_message_back(qtbot, window):
+    page = window.text_tab.chat_page
+    outcomes = Outcomes(window)
+    page.conversation_list.new_button.click()
+    page.settings_panel.context_limit.setValue(10)  # fewer tokens than any turn needs: the engine refuses it
+    _type_and_press_enter(qtbot, page, "a message I typed with care")
+    assert page.input.toPlainText() == ""
+    qtbot.waitUntil(lambda: bool(outcomes.failures), timeout=JOB_MS)
+    assert "context limit" in outcomes.failures[0].lower()
+    assert _texts(page.conversations, page.current) == [] and page.message_view.messages == []
+    assert page.input.toPlainText() == "a message I typed with care", "nothing typed is lost"
+    assert "context limit" in page.notice.text().lower() and "back in the box" in page.notice.text()
 
 
 def test_a_conversation_longer_than_the_context_says_older_turns_were_left_out(qtbot, window):

@@ -278,12 +278,16 @@ class ChatPage(JobPage):
         if "message_id" in payload:
             self.job_message_id = int(payload["message_id"])
             piece = str(payload.get("text") or "")
-            self.job_text += piece
+            restarted = bool(payload.get("restarted"))  # answered again (on the CPU): what was shown goes
+            self.job_text = piece if restarted else self.job_text + piece
             if conversation == self.current:
                 widget = self.message_view.find(self.job_message_id)
                 if widget is None:
                     widget = self.message_view.add_message("assistant", "", self.job_message_id)
-                widget.append(piece)
+                if restarted:
+                    widget.set_text(piece)
+                else:
+                    widget.append(piece)
 
     def _on_finished(self, job_id: int, result: Any) -> None:
         if self._mine(job_id):
