@@ -71,7 +71,8 @@ class MainWindow(QMainWindow):
         for page in (*self.text_tab.pages, self.translate_tab, self.image_tab, self.speech_tab):
             page.status_message.connect(self.show_message)
             page.model_in_use.connect(lambda model: self.model_label.setText(f"Model: {model}"))
-        self.text_tab.generate_page.runtime_used.connect(lambda runtime: self.runtime_label.setText(f"Runtime: {runtime}"))
+        for page in (self.text_tab.chat_page, self.text_tab.generate_page):
+            page.runtime_used.connect(lambda runtime: self.runtime_label.setText(f"Runtime: {runtime}"))
         for lane in self.lanes:  # a job that failed for want of a download offers it
             lane.failed.connect(lambda _job, message: self.offer_download(message))
         self._build_menus()
@@ -259,4 +260,5 @@ class MainWindow(QMainWindow):
         for lane in self.lanes:
             if not lane.shutdown():
                 logger.warning("The %s lane's job did not stop within the timeout; exiting anyway", lane.lane)
+        self.text_tab.chat_page.shutdown()  # after the lanes: the engine has written the last of an answer
         event.accept()

@@ -42,6 +42,7 @@ from desktop_ai.engine.runtimes.causal_lm import RUNTIME_AUTO, RUNTIME_CTRANSLAT
 from desktop_ai.engine.runtimes.llama_cpp import INSTALL_HINT
 from desktop_ai.engine.tasks.text_classification import ClassificationBatch
 from desktop_ai.engine.tasks.text_generation import GenerationOptions, GenerationResult
+from desktop_ai.gui.chat_page import ChatPage
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.widgets import SCORE_ROLE, CompressionPicker, ModelPicker, ScoreBarDelegate
@@ -463,14 +464,16 @@ class TextTab(QTabWidget):
     def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("Text")
+        self.chat_page = ChatPage(engine, store, device_preference)
         self.generate_page = GeneratePage(engine, store, device_preference)
         self.classify_page = ClassifyPage(engine, store, device_preference)
+        self.addTab(self.chat_page, "Chat")
         self.addTab(self.generate_page, "Generate")
         self.addTab(self.classify_page, "Classify")
 
     @property
-    def pages(self) -> tuple[GeneratePage, ClassifyPage]:
-        return self.generate_page, self.classify_page
+    def pages(self) -> tuple[ChatPage, GeneratePage, ClassifyPage]:
+        return self.chat_page, self.generate_page, self.classify_page
 
     def save_settings(self, settings: QSettings) -> None:
         settings.setValue("text/page", self.currentIndex())
