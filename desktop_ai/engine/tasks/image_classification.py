@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from desktop_ai.engine.cache import ResultCache, make_cache_key
+from desktop_ai.engine.cache import KeySpec, ResultCache
 from desktop_ai.engine.models.catalogue import (
     KIND_IMAGE_CLASSIFIER,
     SOURCE_LOCAL,
@@ -251,9 +251,13 @@ class ImageClassifier:
         return model, labels, imagenet_preprocess(), limit
 
     # --- running --------------------------------------------------------------------------
-    def _key(self, revision: str, data: bytes, top_k: int) -> str:
+    def key_spec(self, top_k: int, revision: str | None = None) -> KeySpec:
+        """How this classifier keys a photo's bytes in the result cache (the cluster driver keys inputs with it)."""
         options = {"top_k": top_k, "arch": self.arch, "labels": str(self._labels_file())}
-        return make_cache_key(TASK_RECOGNIZE, self.entry.id, revision, self.compression.value, options, data)
+        return KeySpec(TASK_RECOGNIZE, self.entry.id, revision or self._revision(), self.compression.value, options)
+
+    def _key(self, revision: str, data: bytes, top_k: int) -> str:
+        return self.key_spec(top_k, revision).key(data)
 
     def run(
         self,
