@@ -208,3 +208,11 @@ def test_without_ray_the_app_runs_and_cluster_says_how_to_get_it(tmp_path: Path)
     assert "Samoyed" in proc.stdout
     assert 'pip install "desktop-ai[cluster]"' in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+@needs_ray
+def test_an_address_where_nothing_answers_is_said_at_once(tmp_path: Path) -> None:
+    dog = SAMPLES / "dog.jpg"
+    proc = _cli(tmp_path / "home", "recognize", str(dog), "--cluster", "127.0.0.1:1", timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: Nothing answers at 127.0.0.1:1"), proc.stderr

@@ -47,6 +47,28 @@ class Cluster:
             self.ray.shutdown()
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """ray.init retries an address where nothing listens for minutes; a head that is not there is said at once."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if address == "auto":
+        return
+    parts = urlsplit(address if "://" in address else f"gcs://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ClusterUnavailableError(f"{address} is not a cluster address: give host:port or ray://host:10001.") from None
+    if not host or port is None:
+        raise ClusterUnavailableError(f"{address} is not a cluster address: give host:port or ray://host:10001.")
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return
+    except OSError as error:
+        raise ClusterUnavailableError(f"Nothing answers at {address} ({error.strerror or error}): is the Ray "
+                                      "cluster's head running there? Start one with `ray start --head`, or use local.") from None
+
+
 def connect(address: str, workers: int = 1, quiet: bool = True) -> Cluster:
     """`local`: a cluster on this machine with one CPU per worker; otherwise any address ray.init accepts
     (`auto`, `host:6379`, `ray://host:10001`). A process already connected keeps its connection."""
@@ -63,7 +85,10 @@ def connect(address: str, workers: int = 1, quiet: bool = True) -> Cluster:
         if address == LOCAL:
             ray.init(num_cpus=workers, object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False, **options)
         else:
+            _check_reachable(address)
             ray.init(address=address, **options)
+    except ClusterUnavailableError:
+        raise
     except Exception as error:  # ConnectionError, a timeout, a bad address: all the user can act on
         raise ClusterUnavailableError(f"Cannot reach the Ray cluster at {address}: {error}") from error
     cpus = float(ray.cluster_resources().get("CPU", 0))
