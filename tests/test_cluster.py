@@ -216,3 +216,28 @@ def test_an_address_where_nothing_answers_is_said_at_once(tmp_path: Path) -> Non
     proc = _cli(tmp_path / "home", "recognize", str(dog), "--cluster", "127.0.0.1:1", timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: Nothing answers at 127.0.0.1:1"), proc.stderr
+
+
+@needs_ray
+@needs_photos
+def test_the_cluster_bench_reports_measured_photos_per_second_per_worker_count(cluster: str) -> None:
+    from desktop_ai.bench import run_benchmark
+
+    photos = _photos()[:3]
+    report = run_benchmark("recognize", cluster=cluster, workers=[1, 2], images=photos, repeats=1)
+    assert [row.name for row in report.rows] == ["1 worker(s), shared path", "1 worker(s), files shipped",
+                                                 "2 worker(s), shared path", "2 worker(s), files shipped"]
+    mean_size = sum(Path(p).stat().st_size for p in photos) / len(photos)
+    for row in report.rows:
+        v = row.values
+        workers = 1 if row.name.startswith("1 ") else 2
+        assert 0 < v["photos/s"] < float("inf")
+        assert v["photos/s per worker"] == pytest.approx(v["photos/s"] / workers)
+        assert v["x 1 worker"] == pytest.approx(v["photos/s"] / report.rows[0].values["photos/s"])
+        assert v["startup s"] > 0
+        assert v["worker RSS MB"] >= v["model+libs MB/worker"] > 0
+        if "shipped" in row.name:
+            assert mean_size <= v["bytes sent/photo"] < mean_size + 1000
+        else:
+            assert 0 < v["bytes sent/photo"] < 300
+    assert "bench --task recognize" in report.to_markdown()

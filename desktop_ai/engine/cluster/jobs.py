@@ -78,6 +78,24 @@ class ClusterJob:
         self.infos: list[WorkerInfo | None] = []
 
     # --- workers -------------------------------------------------------------------------------------------
+    def start(self, wait: bool = False) -> float:
+        """Start the actors (each loads its model); with `wait`, until every one holds it. Returns the seconds taken.
+        run() starts them itself when this was not called, and then also stops them at its end."""
+        started = time.perf_counter()
+        if not self.actors:
+            self.actors = [self._start_actor() for _ in range(self.workers)]
+            self.infos = [None] * self.workers
+        if wait:
+            for slot in range(self.workers):
+                if self.infos[slot] is None:
+                    self._describe(slot)
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        """Stop the actors (what they held is kept in `infos`)."""
+        self._stop_actors()
+        self.actors = []
+
     def _start_actor(self) -> Any:
         return self._actor_class.remote(self.task)
 
@@ -108,9 +126,9 @@ class ClusterJob:
         total = len(names)
         if progress:
             progress(f"Starting {self.workers} worker(s) on the cluster at {self.cluster.address}", None)
-        self.actors = [self._start_actor() for _ in range(self.workers)]
-        self.infos = [None] * self.workers
-        first = self._describe(0)  # the key spec comes from a loaded worker: the same keys a local run uses
+        owned = not self.actors
+        self.start()
+        first = self.infos[0] or self._describe(0)  # the key spec comes from a loaded worker: the same keys a local run uses
         run = ClusterRun([], 0.0, [], load_seconds=time.perf_counter() - started)
         spec = first.key_spec
         done: dict[int, Any] = {}
@@ -212,7 +230,8 @@ class ClusterJob:
                 break
             submit()
             collect(block=True)
-        self._stop_actors()
+        if owned:
+            self.close()
         run.results = [done[i] for i in range(emitted)]
         run.stopped = stopped
         if stopped:
