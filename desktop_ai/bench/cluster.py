@@ -67,6 +67,7 @@ def bench_cluster_recognize(address: str, worker_counts: Sequence[int], images: 
                         "bytes sent/photo": sent[ship], "startup s": startup,
                         "worker RSS MB": statistics.mean(i.rss_after_load for i in infos) / 1e6,
                         "model+libs MB/worker": statistics.mean(i.model_bytes for i in infos) / 1e6,
+                        "weights MB": infos[0].meta.get("weights_bytes", 0) / 1e6,
                     }))
         finally:
             cluster.close()

@@ -160,7 +160,8 @@ class RecognizeTask:
     def meta(self, state: Any) -> dict[str, Any]:
         classifier, loaded = state["classifier"], state["loaded"]
         return {"model_id": classifier.entry.id, "model_title": classifier.entry.title, "device": loaded.device,
-                "compression": loaded.compression.method, "runtime": loaded.runtime, "notices": list(loaded.notices)}
+                "compression": loaded.compression.method, "runtime": loaded.runtime, "notices": list(loaded.notices),
+                "weights_bytes": loaded.compression.size_bytes}
 
     def run_batch(self, state: Any, items: list[Item]) -> BatchOutcome:
         classifier = state["classifier"]
