@@ -241,3 +241,24 @@ def test_the_cluster_bench_reports_measured_photos_per_second_per_worker_count(c
         else:
             assert 0 < v["bytes sent/photo"] < 300
     assert "bench --task recognize" in report.to_markdown()
+
+
+@needs_ray
+def test_translate_on_the_cluster_gives_the_local_page_and_caches_each_sentence(cluster: str, tiny_marian_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    page = "Hello world. How are you?\n\n  The weather is fine today.\nSee you soon."
+    args = ["translate", page, "--model", str(tiny_marian_dir), "--json", "--beams", "2"]
+    local = _cli(tmp_path / "local", *args, "--no-cache")
+    home = tmp_path / "remote"
+    remote = _cli(home, *args, "--cluster", cluster, "--workers", "2")
+    assert local.returncode == 0 and remote.returncode == 0, local.stderr + remote.stderr
+    (want,), (got,) = _json_lines(local.stdout), _json_lines(remote.stdout)
+    assert got["text"] == want["text"] and got["sentences"] == want["sentences"] == 4
+    assert got["text"].count("\n") == page.count("\n"), "the layout is kept"
+    assert got["cached"] == 0
+    again = _cli(home, *args, "--cluster", cluster, "--workers", "2")
+    (rerun,) = _json_lines(again.stdout)
+    assert rerun["text"] == want["text"] and rerun["cached"] == 4, "a rerun takes every sentence from the cache"
+    here = _cli(home, *args)  # and a local run finds what the cluster put in the cache
+    (local_again,) = _json_lines(here.stdout)
+    assert local_again["text"] == want["text"] and local_again["cached"] == 4

@@ -10,9 +10,9 @@ import threading
 
 from desktop_ai.engine.cluster.connection import connect
 from desktop_ai.engine.cluster.jobs import ClusterJob, ClusterRun
-from desktop_ai.engine.cluster.tasks import ClassifyTask, ClusterTask, RecognizeTask, TranscribeTask
+from desktop_ai.engine.cluster.tasks import ClassifyTask, ClusterTask, RecognizeTask, TranscribeTask, TranslateTask
 
-DEFAULT_BATCH = {"images": 8, "files": 1, "texts": 32}  # inputs per batch: a long recording is a batch of its own
+DEFAULT_BATCH = {"images": 8, "files": 1, "texts": 32, "sentences": 32}  # inputs per batch: a long recording is a batch of its own
 
 
 @dataclass
@@ -89,3 +89,35 @@ def classify_on_cluster(settings: ClusterSettings, task: ClassifyTask, texts: Se
     return ClassificationBatch(run.results, labels, "labels" if task.labels and task.labels.strip() else "sentiment",
                                meta.get("device", ""), meta.get("compression", task.compression), run.seconds,
                                list(run.notices), run.stopped)
+
+
+def translate_on_cluster(settings: ClusterSettings, task: TranslateTask, text: str, cache: Any,
+                         progress: Callable[..., None] | None = None, cancel: threading.Event | None = None) -> Any:
+    """Translator.run on the cluster: the page split into sentences here, the sentences translated in batches
+    there (each cached as a local run caches it), and the page put back with its layout."""
+    import time
+
+    from desktop_ai.engine.errors import InvalidInputError
+    from desktop_ai.engine.tasks.translation import TranslationResult, split_text
+
+    if not text or not text.strip():
+        raise InvalidInputError("There is nothing to translate: type, paste or open some text.")
+    started = time.perf_counter()
+    segments = split_text(text, task.src)
+    sentences = [s.text for s in segments if s.translatable]
+    run = run_task(settings, task, sentences, cache, None, progress, cancel)
+    translations = iter(run.results)
+    pieces: list[str] = []
+    for segment in segments:
+        if not segment.translatable:
+            pieces.append(segment.text)
+            continue
+        translation = next(translations, None)
+        if translation is None:  # stopped: the page up to here
+            break
+        pieces.append(translation)
+    meta = run.meta
+    return TranslationResult("".join(pieces), text, meta.get("model_id", ""), meta.get("device", ""),
+                             meta.get("compression", ""), len(sentences), len(run.results) - run.from_cache,
+                             time.perf_counter() - started, run.stopped, list(run.notices),
+                             f"{meta.get('runtime', '')}, {settings.describe()}")

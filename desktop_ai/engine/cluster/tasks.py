@@ -297,3 +297,63 @@ class ClassifyTask:
         finally:
             classifier.cache = None
         return BatchOutcome([(item.index, result) for item, result in zip(items, batch.results)], recorder.puts)
+
+
+# --- translate ----------------------------------------------------------------------------------------------------
+@dataclass
+class TranslateTask:
+    """Sentences are the inputs: the driver splits the page (translation.split_text) and puts it back together."""
+
+    model: str | None = None
+    src: str = "en"
+    tgt: str = "de"
+    device: str = "auto"
+    compression: str = "none"
+    runtime: str = "auto"
+    beams: int = 4
+    noun: str = "sentences"
+
+    def _options(self) -> Any:
+        from desktop_ai.engine.tasks.translation import TranslationOptions
+
+        return TranslationOptions(beams=self.beams)
+
+    def read(self, name: str, ship: bool) -> tuple[str, Item]:
+        return name, Item(0, name)
+
+    def cached_result(self, item: Item, value: Any, meta: dict[str, Any]) -> Any:
+        return value["target"]
+
+    def failed_result(self, index: int, name: str, message: str) -> Any:
+        raise AssertionError("a sentence is always readable")
+
+    def load(self) -> Any:
+        from desktop_ai.engine.tasks.translation import Translator
+
+        workspace = _workspace()
+        translator = Translator(workspace.store, None, self.model, self.src, self.tgt, self.device, self.compression,
+                                self.runtime)
+        warm = translator.run("Hello.", self._options())  # loads the model (converted once on this machine)
+        return {"workspace": workspace, "translator": translator, "runtime": warm.runtime, "device": warm.device,
+                "compression": warm.compression, "notices": warm.notices}
+
+    def key_spec(self, state: Any) -> KeySpec:
+        return state["translator"].key_spec(self._options(), state["runtime"])
+
+    def meta(self, state: Any) -> dict[str, Any]:
+        translator = state["translator"]
+        return {"model_id": translator.entry.id, "model_title": translator.entry.title, "device": state["device"],
+                "compression": state["compression"], "runtime": state["runtime"], "notices": list(state["notices"])}
+
+    def run_batch(self, state: Any, items: list[Item]) -> BatchOutcome:
+        """One sentence a line, translated in one run (one model call per batch); each line comes back whole."""
+        translator = state["translator"]
+        recorder = RecordingCache()
+        translator.cache = recorder
+        try:
+            lines = translator.run("\n".join(item.name for item in items), self._options()).text.split("\n")
+            if len(lines) != len(items):  # a translation with a line break of its own: one sentence at a time
+                lines = [translator.run(item.name, self._options()).text for item in items]
+        finally:
+            translator.cache = None
+        return BatchOutcome([(item.index, line) for item, line in zip(items, lines)], recorder.puts)
