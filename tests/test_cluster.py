@@ -262,3 +262,12 @@ def test_translate_on_the_cluster_gives_the_local_page_and_caches_each_sentence(
     here = _cli(home, *args)  # and a local run finds what the cluster put in the cache
     (local_again,) = _json_lines(here.stdout)
     assert local_again["text"] == want["text"] and local_again["cached"] == 4
+
+
+@needs_ray
+def test_a_model_no_worker_can_load_is_one_clear_error(cluster: str, tmp_path: Path) -> None:
+    proc = _cli(tmp_path / "home", "recognize", str(SAMPLES / "dog.jpg"), "--model", str(tmp_path / "missing.pt"),
+                "--cluster", cluster)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: A cluster worker could not load the model: The model file {tmp_path / 'missing.pt'} does not exist.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 import threading
 import time
 from collections import deque
@@ -58,7 +59,9 @@ def _cause(error: BaseException) -> str:
     """The first line worth showing from a Ray error (which carries the worker's traceback)."""
     text = str(getattr(error, "cause", None) or error)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
+    if not lines:
+        return type(error).__name__
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", lines[-1])  # the worker's message, without its class name
 
 
 class ClusterJob:
@@ -121,12 +124,22 @@ class ClusterJob:
         progress: Callable[[str, float | None], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> ClusterRun:
+        owned = not self.actors  # started here, so stopped here, whatever happens
+        try:
+            run = self._run(names, cache, on_result, progress, cancel)
+        finally:
+            if owned:
+                self.close()
+        run.workers = [info for info in self.infos if info is not None]
+        return run
+
+    def _run(self, names: Sequence[str], cache: Any, on_result: Callable[[Any], None] | None,
+             progress: Callable[[str, float | None], None] | None, cancel: threading.Event | None) -> ClusterRun:
         ray = self.cluster.ray
         started = time.perf_counter()
         total = len(names)
         if progress:
             progress(f"Starting {self.workers} worker(s) on the cluster at {self.cluster.address}", None)
-        owned = not self.actors
         self.start()
         first = self.infos[0] or self._describe(0)  # the key spec comes from a loaded worker: the same keys a local run uses
         run = ClusterRun([], 0.0, [], load_seconds=time.perf_counter() - started)
@@ -230,8 +243,6 @@ class ClusterJob:
                 break
             submit()
             collect(block=True)
-        if owned:
-            self.close()
         run.results = [done[i] for i in range(emitted)]
         run.stopped = stopped
         if stopped:
@@ -240,7 +251,6 @@ class ClusterJob:
             run.notices.append(f"{run.replaced} worker(s) died during the job; {run.redone} batch(es) were redone "
                                "on fresh workers, and no result was lost or written twice.")
         run.notices = list(first.meta.get("notices", [])) + run.notices
-        run.workers = [info for info in self.infos if info is not None]
         run.seconds = time.perf_counter() - started
         return run
 
