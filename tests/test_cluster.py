@@ -271,3 +271,13 @@ def test_a_model_no_worker_can_load_is_one_clear_error(cluster: str, tmp_path: P
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: A cluster worker could not load the model: The model file {tmp_path / 'missing.pt'} does not exist.")
+
+
+def test_cluster_options_without_cluster_are_a_clear_mistake(capsys: pytest.CaptureFixture[str]) -> None:
+    from desktop_ai.cli import main as cli
+
+    for extra in (["--workers", "3"], ["--ship-files"]):
+        assert cli.main(["recognize", str(SAMPLES / "dog.jpg"), *extra]) == 2
+        assert capsys.readouterr().err.strip() == f"error: {extra[0]} goes with --cluster ADDRESS."
+    assert cli.main(["bench", "--task", "classify", "--cluster", "local"]) == 2
+    assert "bench --cluster measures --task recognize only" in capsys.readouterr().err

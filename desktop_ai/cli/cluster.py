@@ -8,12 +8,14 @@ from typing import Any
 
 from desktop_ai.cli.options import positive_int
 
+DEFAULT_WORKERS = 2
+
 
 def add_cluster_options(parser: argparse.ArgumentParser, files: bool = True) -> None:
     group = parser.add_argument_group("cluster", "run the job on a Ray cluster (needs pip install \"desktop-ai[cluster]\")")
     group.add_argument("--cluster", metavar="ADDRESS", default=None,
                        help="local (start a Ray cluster on this machine), auto, host:port or ray://host:10001")
-    group.add_argument("--workers", type=positive_int, default=2, metavar="N",
+    group.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="with --cluster: workers (Ray actors), each holding one loaded model (default: 2)")
     if files:
         group.add_argument("--ship-files", action="store_true",
@@ -26,10 +28,11 @@ def cluster_settings(args: argparse.Namespace, batch_size: int | None = None) ->
     from desktop_ai.cli.output import CliError
 
     if args.cluster is None:
-        if getattr(args, "ship_files", False):
-            raise CliError("--ship-files goes with --cluster ADDRESS.")
+        for flag, given in (("--workers", args.workers is not None), ("--ship-files", getattr(args, "ship_files", False))):
+            if given:
+                raise CliError(f"{flag} goes with --cluster ADDRESS.")
         return None
     from desktop_ai.engine.cluster.runs import ClusterSettings
 
-    return ClusterSettings(args.cluster, args.workers, getattr(args, "ship_files", False), batch_size,
+    return ClusterSettings(args.cluster, args.workers or DEFAULT_WORKERS, getattr(args, "ship_files", False), batch_size,
                            verbose=bool(getattr(args, "verbose", False)))
