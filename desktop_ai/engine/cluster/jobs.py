@@ -148,7 +148,6 @@ class ClusterJob:
         emitted = 0
         queue: deque[tuple[list[Item], int]] = deque()  # (batch, tries so far)
         in_flight: dict[Any, tuple[int, Any, list[Item], int]] = {}  # ref -> (actor slot, actor, batch, tries)
-        keys: dict[int, str] = {}
 
         def emit() -> None:
             nonlocal emitted
@@ -219,8 +218,7 @@ class ClusterJob:
                 emit()
                 continue
             item.index = index
-            keys[index] = spec.key(key_data)
-            hit = cache.get(keys[index]) if cache is not None else None
+            hit = cache.get(spec.key(key_data)) if cache is not None else None
             if hit is not None:
                 accept(index, self.task.cached_result(item, hit, first.meta))
                 run.from_cache += 1
@@ -272,7 +270,7 @@ class ClusterJob:
         for slot, actor in enumerate(self.actors):
             if self.infos[slot] is None:
                 try:
-                    self.infos[slot] = ray.get(actor.describe.remote(), timeout=60)
+                    self.infos[slot] = ray.get(actor.describe.remote(), timeout=15)
                 except Exception:  # a worker that never came up says nothing
                     pass
             try:
