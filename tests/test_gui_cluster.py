@@ -90,6 +90,13 @@ def test_a_folder_of_photos_runs_on_the_cluster_and_single_photos_here(qtbot, wi
     assert [Path(r.path).name for r in batch.results] == ["bird.jpg", "dog.jpg"]
     assert [r.predictions[0].label for r in batch.results] == ["drake", "Samoyed"]
     assert tab.results.topLevelItemCount() == 2 and "Samoyed" in tab.results.topLevelItem(1).text(1)
+    assert all(r.thumbnail_png for r in batch.results), "the workers send a thumbnail with each result"
+    assert not tab.results.topLevelItem(1).icon(0).isNull()
+
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS * 2) as blocker:
+        drag_and_drop(tab.results.viewport(), url_mime(QUrl.fromLocalFile(str(folder))))
+    again = blocker.args[1]
+    assert all(r.from_cache and r.thumbnail_png for r in again.results), "a rerun comes from the cache, thumbnails too"
 
     with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
         drag_and_drop(tab.results.viewport(), url_mime(QUrl.fromLocalFile(str(SAMPLES / "dog.jpg"))))

@@ -66,7 +66,7 @@ def _recognize(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
         from desktop_ai.engine.cluster.tasks import RecognizeTask
 
         task = RecognizeTask(params.get("model"), params["device"], params["compression"], params.get("arch"),
-                             params.get("labels"), params.get("top_k", 5))
+                             params.get("labels"), params.get("top_k", 5), params.get("thumbnails", True))
         return recognize_on_cluster(_cluster_settings(params), task, params["paths"], workspace.cache, cb.partial,
                                     cb.progress, cb.cancel)
 

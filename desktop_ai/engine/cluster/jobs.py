@@ -220,7 +220,7 @@ class ClusterJob:
             item.index = index
             hit = cache.get(spec.key(key_data)) if cache is not None else None
             if hit is not None:
-                accept(index, self.task.cached_result(item, hit, first.meta))
+                accept(index, self.task.cached_result(item, hit, first.meta, key_data))
                 run.from_cache += 1
                 emit()
                 continue

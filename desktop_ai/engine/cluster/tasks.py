@@ -70,7 +70,7 @@ class ClusterTask(Protocol):
     noun: str  # "images", "files", "texts": for progress lines
 
     def read(self, name: str, ship: bool) -> tuple[str | bytes, Item]: ...
-    def cached_result(self, item: Item, value: Any, meta: dict[str, Any]) -> Any: ...
+    def cached_result(self, item: Item, value: Any, meta: dict[str, Any], key_data: Any) -> Any: ...
     def failed_result(self, index: int, name: str, message: str) -> Any: ...
     def load(self) -> Any: ...
     def key_spec(self, state: Any) -> KeySpec: ...
@@ -128,17 +128,27 @@ class RecognizeTask:
     arch: str | None = None
     labels: str | None = None
     top_k: int = 5
+    thumbnails: bool = False  # small PNGs for the window's rows, made by the worker that decoded the photo
     noun: str = "images"
 
     def read(self, name: str, ship: bool) -> tuple[bytes, Item]:
         data = Path(name).read_bytes()  # the cache key hashes the bytes, as a local run does
         return data, Item(0, name, data=data) if ship else Item(0, name, _absolute(name))
 
-    def cached_result(self, item: Item, value: Any, meta: dict[str, Any]) -> Any:
+    def cached_result(self, item: Item, value: Any, meta: dict[str, Any], key_data: Any) -> Any:
         from desktop_ai.engine.tasks.image_results import ImageResult, LabelScore
 
-        return ImageResult(item.name, [LabelScore(l, s) for l, s in zip(value["labels"], value["scores"])],
-                           from_cache=True, width=value["width"], height=value["height"], index=item.index)
+        result = ImageResult(item.name, [LabelScore(l, s) for l, s in zip(value["labels"], value["scores"])],
+                             from_cache=True, width=value["width"], height=value["height"], index=item.index)
+        if self.thumbnails:  # the window's rows show one, as for a local cache hit; the bytes are in hand
+            from desktop_ai.engine.errors import InvalidInputError
+            from desktop_ai.engine.tasks.image_files import load_image, thumbnail_png
+
+            try:
+                result.thumbnail_png = thumbnail_png(load_image(key_data, Path(item.name).name)[0])
+            except InvalidInputError:
+                pass
+        return result
 
     def failed_result(self, index: int, name: str, message: str) -> Any:
         from desktop_ai.engine.tasks.image_results import ImageResult
@@ -169,7 +179,7 @@ class RecognizeTask:
         recorder = RecordingCache()
         classifier.cache = recorder
         try:
-            batch = classifier.run(files.paths, top_k=self.top_k)
+            batch = classifier.run(files.paths, top_k=self.top_k, thumbnails=self.thumbnails)
         finally:
             classifier.cache = None
             files.close()
@@ -199,7 +209,7 @@ class TranscribeTask:
         digest = file_digest(name)  # raises InvalidInputError, worded for the user, as a local run would
         return digest, Item(0, name, data=Path(name).read_bytes()) if ship else Item(0, name, _absolute(name))
 
-    def cached_result(self, item: Item, value: Any, meta: dict[str, Any]) -> Any:
+    def cached_result(self, item: Item, value: Any, meta: dict[str, Any], key_data: Any) -> Any:
         from desktop_ai.engine.audio.audio_files import probe_audio
         from desktop_ai.engine.audio.transcript import Phrase
         from desktop_ai.engine.tasks.transcription import TranscriptionResult, join_segments
@@ -264,7 +274,7 @@ class ClassifyTask:
     def read(self, name: str, ship: bool) -> tuple[str, Item]:
         return name, Item(0, name)  # the text itself travels: there is no file to share
 
-    def cached_result(self, item: Item, value: Any, meta: dict[str, Any]) -> Any:
+    def cached_result(self, item: Item, value: Any, meta: dict[str, Any], key_data: Any) -> Any:
         from desktop_ai.engine.tasks.text_classification import ClassificationResult, LabelScore
 
         return ClassificationResult(item.name, [LabelScore(**s) for s in value["scores"]], meta["model_id"], True)
@@ -321,7 +331,7 @@ class TranslateTask:
     def read(self, name: str, ship: bool) -> tuple[str, Item]:
         return name, Item(0, name)
 
-    def cached_result(self, item: Item, value: Any, meta: dict[str, Any]) -> Any:
+    def cached_result(self, item: Item, value: Any, meta: dict[str, Any], key_data: Any) -> Any:
         return value["target"]
 
     def failed_result(self, index: int, name: str, message: str) -> Any:
