@@ -143,6 +143,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_every_photo_comes_back_once(clu
     assert [r.path for r in run.results] == names and all(r.ok for r in run.results)
     assert killed[0] not in job.worker_pids(), "the dead worker was replaced by another process"
     assert cache.stats().entries_on_disk == len(names)
+    assert all(w.meta["threads"] == 1 for w in run.workers), "a worker's model runs on the one CPU Ray gave it"
     assert any("redone" in notice for notice in run.notices)
 
 

@@ -25,6 +25,7 @@ from desktop_ai.engine.errors import EngineError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
+CPUS_PER_WORKER = 1  # Ray reserves one CPU per actor, and the actor's model runs on that many threads
 IN_FLIGHT_PER_WORKER = 2  # one running, one waiting: a worker never idles while its next batch travels
 MAX_TRIES_PER_BATCH = 3
 DEFAULT_BATCH_SIZE = 8
@@ -76,7 +77,7 @@ class ClusterJob:
         self.workers = workers
         self.batch_size = batch_size
         self.ship_files = ship_files
-        self._actor_class = cluster.ray.remote(num_cpus=1, max_restarts=0)(TaskWorker)
+        self._actor_class = cluster.ray.remote(num_cpus=CPUS_PER_WORKER, max_restarts=0)(TaskWorker)
         self.actors: list[Any] = []
         self.infos: list[WorkerInfo | None] = []
 
@@ -100,7 +101,7 @@ class ClusterJob:
         self.actors = []
 
     def _start_actor(self) -> Any:
-        return self._actor_class.remote(self.task)
+        return self._actor_class.remote(self.task, CPUS_PER_WORKER)
 
     def worker_pids(self) -> list[int]:
         """The process id of each live actor (for tests that kill one)."""

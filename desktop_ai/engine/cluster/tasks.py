@@ -171,7 +171,7 @@ class RecognizeTask:
         classifier, loaded = state["classifier"], state["loaded"]
         return {"model_id": classifier.entry.id, "model_title": classifier.entry.title, "device": loaded.device,
                 "compression": loaded.compression.method, "runtime": loaded.runtime, "notices": list(loaded.notices),
-                "weights_bytes": loaded.compression.size_bytes}
+                "weights_bytes": loaded.compression.size_bytes, "threads": getattr(loaded.model, "threads", None)}
 
     def run_batch(self, state: Any, items: list[Item]) -> BatchOutcome:
         classifier = state["classifier"]

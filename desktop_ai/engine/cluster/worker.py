@@ -22,8 +22,12 @@ def _rss() -> int:
 class TaskWorker:
     """Builds the task's engine class and loads its model once, in the constructor, then runs batch after batch."""
 
-    def __init__(self, task: ClusterTask) -> None:
+    def __init__(self, task: ClusterTask, cpus: int = 1) -> None:
+        """`cpus`: what Ray reserved for this actor; its model uses that many threads, not every core it sees."""
+        from desktop_ai.engine.models.devices import CPU_THREADS_ENV
+
         os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+        os.environ[CPU_THREADS_ENV] = str(cpus)
         self.task = task
         before = _rss()
         started = time.perf_counter()

@@ -9,7 +9,6 @@ runtimes/onnx_image.py) and on PyTorch fp16 on a GPU; everything else runs on Py
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +26,13 @@ from desktop_ai.engine.models.catalogue import (
     find_entry,
 )
 from desktop_ai.engine.models.compression import Compression, CompressionReport, compress, model_size_bytes
-from desktop_ai.engine.models.devices import cpu_fallback_notice, is_out_of_memory, pick_device, release_gpu_memory
+from desktop_ai.engine.models.devices import (
+    cpu_fallback_notice,
+    cpu_threads,
+    is_out_of_memory,
+    pick_device,
+    release_gpu_memory,
+)
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.models.store import ModelStore, ProgressCallback, torch_hub_checkpoints
 from desktop_ai.engine.runtimes.image_torch import (  # noqa: F401 - IMAGENET_* are part of this module's interface
@@ -377,7 +382,7 @@ class ImageClassifier:
 
         loaded: LoadedImageModel | None = None
         load_seconds = 0.0
-        workers = max(1, min(os.cpu_count() or 1, 8))
+        workers = max(1, min(cpu_threads(), 8))
         with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
             window: list[Any] = []
             index = 0
@@ -448,7 +453,7 @@ class ImageClassifier:
                     self.cache.put(key, result.to_dict(with_thumbnail=False))
             return result
 
-        workers = max(1, min(os.cpu_count() or 1, 8))
+        workers = max(1, min(cpu_threads(), 8))
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:

@@ -12,7 +12,6 @@ split in the middle of a word and silence is never sent to a model (which is whe
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ import numpy as np
 from desktop_ai.engine.cache import KeySpec, ResultCache
 from desktop_ai.engine.models.catalogue import KIND_SPEECH_CTC, KIND_SPHINX, KIND_WHISPER, TASK_TRANSCRIBE
 from desktop_ai.engine.models.compression import Compression
-from desktop_ai.engine.models.devices import cpu_fallback_notice, is_out_of_memory, pick_device
+from desktop_ai.engine.models.devices import cpu_fallback_notice, cpu_threads, is_out_of_memory, pick_device
 from desktop_ai.engine.errors import CancelledError, InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.models.store import ModelStore, ProgressCallback
 from desktop_ai.engine.audio.transcript import Phrase
@@ -195,7 +194,7 @@ class WhisperRecognizer:
                 progress(f"Loading {self.entry.title}", None)
             path = self.location.path
             try:
-                model = WhisperModel(str(path), device=self.device, compute_type=self.compute_type, cpu_threads=os.cpu_count() or 0)
+                model = WhisperModel(str(path), device=self.device, compute_type=self.compute_type, cpu_threads=cpu_threads())
             except Exception as error:
                 if is_out_of_memory(error):
                     raise
