@@ -103,8 +103,8 @@ install-llama-cpp: $(STAMP_APP)
 	@$(MAKE) --no-print-directory $(STAMP_LLAMA)
 
 $(STAMP_TEST): $(STAMP_APP) pyproject.toml
-	@echo "==> installing test extras (.[test])"
-	@$(VPIP) install -e '.[test]'
+	@echo "==> installing test extras and Ray for the cluster tests (.[test,cluster])"
+	@$(VPIP) install -e '.[test,cluster]'
 	@touch $@
 
 # ---------------------------------------------------------------- app

@@ -187,3 +187,17 @@ def test_text_generation_on_cuda_in_fp16(workspace, tiny_causal_lm_dir) -> None:
     loaded = generator.load()
     assert next(loaded.model.parameters()).dtype == torch.float16
     assert loaded.compression.size_bytes < loaded.compression.size_bytes_before
+
+
+def test_cpu_threads_follow_the_setting_a_cluster_worker_makes(monkeypatch) -> None:
+    import os
+
+    from desktop_ai.engine.models.devices import CPU_THREADS_ENV, cpu_threads
+
+    monkeypatch.delenv(CPU_THREADS_ENV, raising=False)
+    assert cpu_threads() == (os.cpu_count() or 1)
+    monkeypatch.setenv(CPU_THREADS_ENV, "1")
+    assert cpu_threads() == 1
+    for wrong in ("0", "-2", "many", ""):
+        monkeypatch.setenv(CPU_THREADS_ENV, wrong)
+        assert cpu_threads() == (os.cpu_count() or 1), wrong

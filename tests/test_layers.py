@@ -33,6 +33,17 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
+def _imports_at_top(path: Path) -> list[tuple[int, str]]:
+    """Imports that run when the module is imported (not inside a function)."""
+    found: list[tuple[int, str]] = []
+    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
 def _modules(layer: str) -> list[Path]:
     return sorted((PACKAGE / layer).rglob("*.py"))
 
@@ -76,3 +87,17 @@ def test_the_engine_is_grouped_by_kind() -> None:
             "dictation"} <= {p.stem for p in (engine / "tasks").glob("*.py")}
     assert {"microphone", "voice_activity", "audio_files", "transcript"} <= {p.stem for p in (engine / "audio").glob("*.py")}
     assert {"catalogue", "store", "loading", "compression", "devices"} <= {p.stem for p in (engine / "models").glob("*.py")}
+    assert {"connection", "tasks", "worker", "jobs", "runs"} <= {p.stem for p in (engine / "cluster").glob("*.py")}
+    groups = sorted(p.name for p in engine.iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert groups == ["audio", "cluster", "models", "runtimes", "tasks"]
+
+
+def test_ray_is_imported_only_by_the_cluster_group_and_only_when_a_job_runs() -> None:
+    """The app runs without ray: no module outside engine/cluster imports it, and none imports it at the top."""
+    cluster = PACKAGE / "engine" / "cluster"
+    outside = [f"{path.relative_to(PACKAGE.parent)}:{line}" for path in PACKAGE.rglob("*.py")
+               if not path.is_relative_to(cluster) for line, name in _imports(path) if name.split(".")[0] == "ray"]
+    assert not outside, outside
+    at_top = [f"{path.name}:{line}" for path in cluster.glob("*.py")
+              for line, name in _imports_at_top(path) if name.split(".")[0] == "ray"]
+    assert not at_top, at_top

@@ -46,6 +46,8 @@ def run_benchmark(
     audio: list[str] | None = None,
     sentences: int | None = None,
     stand_in: str | None = None,
+    cluster: str | None = None,
+    workers: list[int] | None = None,
 ) -> BenchReport:
     from desktop_ai import paths
 
@@ -62,6 +64,12 @@ def run_benchmark(
         return bench_chat(store, model or store.default_model(TASK_GENERATE), device, max_new_tokens, repeats, say)
     if task == TASK_CLASSIFY:
         return bench_classify(store, model or store.default_model(TASK_CLASSIFY), device, methods, texts, repeats, say)
+    if cluster is not None:
+        if task != TASK_RECOGNIZE:
+            raise ValueError("bench --cluster measures --task recognize only.")
+        from desktop_ai.bench.cluster import bench_cluster_recognize
+
+        return bench_cluster_recognize(cluster, workers or [1, 2], images, repeats, say=say)
     if task == TASK_RECOGNIZE:
         return bench_recognize(store, model, device, methods, images, arch, labels, repeats, say)
     if task == TASK_TRANSLATE:

@@ -26,8 +26,19 @@ from desktop_ai.cli.output import (
 logger = logging.getLogger(__name__)
 
 
+def worker_counts(value: str) -> list[int]:
+    counts = [positive_int(part.strip()) for part in value.split(",") if part.strip()]
+    if not counts:
+        raise argparse.ArgumentTypeError("give worker counts, for example 1,2")
+    return list(dict.fromkeys(counts))
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Numbers measured on this machine, because compression pays off differently on each one."""
+    if args.cluster is None and args.workers is not None:
+        raise CliError("--workers goes with --cluster ADDRESS.")
+    if args.cluster is not None and args.task != "recognize":
+        raise CliError("bench --cluster measures --task recognize only.")
     quiet_libraries(args.verbose)
     from desktop_ai.bench import run_benchmark
 
@@ -47,6 +58,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             beams=args.beams,
             audio=[args.audio] if args.audio else None,
             stand_in=args.stand_in,
+            cluster=args.cluster,
+            workers=args.workers,
         )
     finally:
         progress.finish()
@@ -88,6 +101,11 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument("--labels", metavar="F", help="recognize: class names file (default: labels.txt beside the model)")
     bench.add_argument("--audio", metavar="AUDIO",
                        help="transcribe: a recording to time (default: English sentences spoken by espeak-ng)")
+    bench.add_argument("--cluster", metavar="ADDRESS", default=None,
+                       help="recognize: photos/s on a Ray cluster instead (local starts one here; needs "
+                       "pip install \"desktop-ai[cluster]\")")
+    bench.add_argument("--workers", type=worker_counts, default=None, metavar="1,2",
+                       help="with --cluster: the worker counts to measure (default: 1,2)")
     bench.add_argument("--json", action="store_true", help="the report as JSON instead of a Markdown table")
     bench.add_argument("--markdown", type=Path, metavar="PATH", help="also write the Markdown table to this file")
     bench.set_defaults(handler=cmd_bench)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from desktop_ai.cli.cluster import add_cluster_options, cluster_settings
 from desktop_ai.cli.options import add_model_options, positive_int
 from desktop_ai.cli.output import (
     EXIT_OK,
@@ -82,13 +83,23 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 
     progress = progress_for(args)
     in_order = InOrder(files, emit)
+    cluster = cluster_settings(args, args.batch_size)
     workspace = open_workspace(use_disk_cache=not args.no_cache)
     try:
-        classifier = ImageClassifier(workspace.store, workspace.cache, model=args.model, device=args.device,
-                                     compression=args.compression, arch=args.arch, labels=args.labels)
-        notes(device_notice(args.device, classifier.device))
-        progress.message(f"Using {classifier.entry.title} on {classifier.device.describe()}")
-        batch = classifier.run(files, top_k=args.top, batch_size=args.batch_size, on_results=in_order, progress=progress)
+        if cluster is not None:
+            from desktop_ai.engine.cluster.runs import recognize_on_cluster
+            from desktop_ai.engine.cluster.tasks import RecognizeTask
+
+            progress.message(f"Using {cluster.describe()}")
+            task = RecognizeTask(args.model, args.device, args.compression, args.arch,
+                                 str(args.labels) if args.labels else None, args.top)
+            batch = recognize_on_cluster(cluster, task, files, workspace.cache, in_order, progress)
+        else:
+            classifier = ImageClassifier(workspace.store, workspace.cache, model=args.model, device=args.device,
+                                         compression=args.compression, arch=args.arch, labels=args.labels)
+            notes(device_notice(args.device, classifier.device))
+            progress.message(f"Using {classifier.entry.title} on {classifier.device.describe()}")
+            batch = classifier.run(files, top_k=args.top, batch_size=args.batch_size, on_results=in_order, progress=progress)
         in_order.rest(batch.results)
     finally:
         progress.finish()
@@ -152,7 +163,8 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     recognize.add_argument("--labels", type=Path, metavar="F",
                            help="class names, one per line (default: the labels.txt beside the model file)")
     recognize.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
-                           help="images per model call (default: 16 on a CPU, 64 on a GPU)")
+                           help="images per model call (default: 16 on a CPU, 64 on a GPU); with --cluster, images "
+                           "per batch sent to a worker (default: 8)")
     recognize.add_argument("--sort-into", type=Path, metavar="DIR",
                            help="then copy each photo into DIR/<top label>/ (never overwriting: a clash gets a number)")
     recognize.add_argument("--move", action="store_true", help="with --sort-into: move instead of copy (asks first)")
@@ -162,4 +174,5 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     recognize.add_argument("--yes", action="store_true", help="with --move: do not ask for confirmation")
     add_model_options(recognize, "catalogue id (see `models --task recognize`), a TorchScript file, or a state_dict "
                        "file with --arch")
+    add_cluster_options(recognize)
     recognize.set_defaults(handler=cmd_recognize)

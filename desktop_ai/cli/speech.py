@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from desktop_ai.cli.cluster import add_cluster_options, cluster_settings
 from desktop_ai.cli.options import (
     COMPRESSION_CHOICES,
     add_model_options,
@@ -99,73 +100,78 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     failed: list[tuple[str, str]] = []
     stopped = False
+    cluster = cluster_settings(args)
     workspace = open_workspace(use_disk_cache=not args.no_cache)
     try:
-        with stop_on_ctrl_c(cancel, "stopping after this phrase (Ctrl+C again to quit at once)"):
-            try:
-                recognizer = make_recognizer(workspace.store, args.engine, args.model, args.device, args.compression,
-                                             options, progress, cancel)
-            except CancelledError:
-                raise KeyboardInterrupt from None
-            if cancel.is_set():  # Ctrl+C while the model was loading: there is nothing to keep yet
-                raise KeyboardInterrupt
-            device_notices = _speech_device_notice(args.device, recognizer)
-            if not args.json:  # with --json they go in each result's "notices", as translate does
-                notes(device_notices)
-            progress.message(f"Using {_model_title(recognizer)} on {recognizer.device} ({recognizer.compression})")
-            transcriber = FileTranscriber(recognizer, workspace.cache)
-            for number, path in enumerate(files, start=1):
-                name = f"{path} ({number} of {len(files)})" if len(files) > 1 else path
-                printed = 0
-                header_done = False
-
-                def header(path: str = path, number: int = number) -> None:
-                    """The file's path above its phrases (a blank line between files), once."""
-                    nonlocal header_done
-                    if not header_done:
-                        progress.finish()
-                        if number > 1:
-                            out()
-                        out(path)
-                        header_done = True
-
-                def on_segments(segments: list[Any]) -> None:
-                    nonlocal printed
-                    if args.json:
-                        return
-                    header()
-                    for segment in segments[printed:]:
-                        out(_segment_line(segment))
-                    printed = len(segments)
-
-                def on_progress(message: str, fraction: float | None = None, *_: Any, name: str = name) -> None:
-                    progress(f"{name}: {message}", fraction)
-
+        if cluster is not None:
+            with stop_on_ctrl_c(cancel, "stopping after the batches in flight (Ctrl+C again to quit at once)"):
+                stopped = _transcribe_on_cluster(args, cluster, options, files, workspace, progress, failed, cancel)
+        else:
+            with stop_on_ctrl_c(cancel, "stopping after this phrase (Ctrl+C again to quit at once)"):
                 try:
-                    result = transcriber.run(path, on_segments, on_progress, cancel)
-                except InvalidInputError as error:  # a bad file: say why, go on with the others
+                    recognizer = make_recognizer(workspace.store, args.engine, args.model, args.device, args.compression,
+                                                 options, progress, cancel)
+                except CancelledError:
+                    raise KeyboardInterrupt from None
+                if cancel.is_set():  # Ctrl+C while the model was loading: there is nothing to keep yet
+                    raise KeyboardInterrupt
+                device_notices = _speech_device_notice(args.device, recognizer)
+                if not args.json:  # with --json they go in each result's "notices", as translate does
+                    notes(device_notices)
+                progress.message(f"Using {_model_title(recognizer)} on {recognizer.device} ({recognizer.compression})")
+                transcriber = FileTranscriber(recognizer, workspace.cache)
+                for number, path in enumerate(files, start=1):
+                    name = f"{path} ({number} of {len(files)})" if len(files) > 1 else path
+                    printed = 0
+                    header_done = False
+
+                    def header(path: str = path, number: int = number) -> None:
+                        """The file's path above its phrases (a blank line between files), once."""
+                        nonlocal header_done
+                        if not header_done:
+                            progress.finish()
+                            if number > 1:
+                                out()
+                            out(path)
+                            header_done = True
+
+                    def on_segments(segments: list[Any]) -> None:
+                        nonlocal printed
+                        if args.json:
+                            return
+                        header()
+                        for segment in segments[printed:]:
+                            out(_segment_line(segment))
+                        printed = len(segments)
+
+                    def on_progress(message: str, fraction: float | None = None, *_: Any, name: str = name) -> None:
+                        progress(f"{name}: {message}", fraction)
+
+                    try:
+                        result = transcriber.run(path, on_segments, on_progress, cancel)
+                    except InvalidInputError as error:  # a bad file: say why, go on with the others
+                        progress.finish()
+                        failed.append((path, str(error)))
+                        if args.json:
+                            print_json({"path": path, "error": str(error)})
+                        elif len(files) > 1:
+                            err(f"error: {path}: {error}")
+                        continue
                     progress.finish()
-                    failed.append((path, str(error)))
                     if args.json:
-                        print_json({"path": path, "error": str(error)})
-                    elif len(files) > 1:
-                        err(f"error: {path}: {error}")
-                    continue
-                progress.finish()
-                if args.json:
-                    result.notices = device_notices + result.notices
-                    print_json(_transcription_json(result))
-                else:
-                    header()
-                    for segment in result.segments[printed:]:  # a cache hit, or anything not streamed
-                        out(_segment_line(segment))
-                    notes(result.notices)
-                progress.message(f"{name}: {_clock_tenths(result.duration_s)} of audio " + (
-                    "from the cache" if result.cached
-                    else f"in {result.seconds:.2f} s ({result.real_time_factor:.2f}× real time) on {result.device}"))
-                if result.stopped:
-                    stopped = True
-                    break
+                        result.notices = device_notices + result.notices
+                        print_json(_transcription_json(result))
+                    else:
+                        header()
+                        for segment in result.segments[printed:]:  # a cache hit, or anything not streamed
+                            out(_segment_line(segment))
+                        notes(result.notices)
+                    progress.message(f"{name}: {_clock_tenths(result.duration_s)} of audio " + (
+                        "from the cache" if result.cached
+                        else f"in {result.seconds:.2f} s ({result.real_time_factor:.2f}× real time) on {result.device}"))
+                    if result.stopped:
+                        stopped = True
+                        break
     finally:
         progress.finish()
         workspace.close()
@@ -178,6 +184,48 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         raise CliError(f"{len(failed)} of {len(files)} files could not be transcribed"
                        + ("; each one's \"error\" says why." if args.json else "; see above."))
     return EXIT_OK
+
+
+def _transcribe_on_cluster(args: argparse.Namespace, cluster: Any, options: Any, files: list[str], workspace: Any,
+                           progress: Any, failed: list[tuple[str, str]], cancel: threading.Event) -> bool:
+    """The same lines as a local run, file by file in the order given, as the cluster's results come in order.
+    Returns whether the job was stopped."""
+    from desktop_ai.engine.cluster.runs import transcribe_on_cluster
+    from desktop_ai.engine.cluster.tasks import TranscribeTask
+
+    progress.message(f"Using {cluster.describe()}")
+    shown = 0
+
+    def on_result(result: Any) -> None:
+        nonlocal shown
+        shown += 1
+        progress.finish()
+        if isinstance(result, dict):  # a file that could not be read or decoded
+            failed.append((result["path"], result["error"]))
+            if args.json:
+                print_json(result)
+            elif len(files) > 1:
+                err(f"error: {result['path']}: {result['error']}")
+            return
+        if args.json:
+            print_json(_transcription_json(result))
+            return
+        if shown > 1:
+            out()
+        out(result.path)
+        for segment in result.segments:
+            out(_segment_line(segment))
+        notes(result.notices)
+
+    task = TranscribeTask(args.engine, args.model, args.device, args.compression, options)
+    run = transcribe_on_cluster(cluster, task, files, workspace.cache, on_result, progress, cancel)
+    meta = run.meta
+    hits = f" ({run.from_cache} from the cache)" if run.from_cache else ""
+    progress.message(f"{len(run.results)} files in {run.seconds:.2f} s with {meta.get('model_title', '')} on "
+                     f"{cluster.describe()}{hits}")
+    if run.redone:
+        notes(run.notices[-1:])
+    return run.stopped
 
 
 def _list_input_devices(args: argparse.Namespace) -> int:
@@ -353,6 +401,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     transcribe.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files to transcribe")
     add_speech_options(transcribe)
     add_model_options(transcribe, speech_model_help, compression_default="int8")
+    add_cluster_options(transcribe)
     transcribe.set_defaults(handler=cmd_transcribe)
 
     dictate = commands.add_parser("dictate", parents=[common], help="live dictation from the microphone",

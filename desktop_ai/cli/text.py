@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from desktop_ai.cli.cluster import add_cluster_options, cluster_settings
 from desktop_ai.cli.options import RUNTIME_CHOICES, add_model_options, positive_int
 from desktop_ai.cli.output import (
     EXIT_OK,
@@ -118,13 +119,22 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from desktop_ai.engine.workspace import open_workspace
 
     progress = progress_for(args)
+    cluster = cluster_settings(args)
     workspace = open_workspace(use_disk_cache=not args.no_cache)
     try:
-        classifier = TextClassifier(workspace.store, workspace.cache, model=args.model, device=args.device,
-                                    compression=args.compression)
-        notes(device_notice(args.device, classifier.device))
-        progress.message(f"Using {classifier.entry.title} on {classifier.device.describe()}")
-        batch = classifier.run(texts, labels=args.labels, progress=progress)
+        if cluster is not None:
+            from desktop_ai.engine.cluster.runs import classify_on_cluster
+            from desktop_ai.engine.cluster.tasks import ClassifyTask
+
+            progress.message(f"Using {cluster.describe()}")
+            task = ClassifyTask(args.model, args.device, args.compression, args.labels)
+            batch = classify_on_cluster(cluster, task, texts, workspace.cache, progress)
+        else:
+            classifier = TextClassifier(workspace.store, workspace.cache, model=args.model, device=args.device,
+                                        compression=args.compression)
+            notes(device_notice(args.device, classifier.device))
+            progress.message(f"Using {classifier.entry.title} on {classifier.device.describe()}")
+            batch = classifier.run(texts, labels=args.labels, progress=progress)
     finally:
         progress.finish()
         workspace.close()
@@ -170,4 +180,5 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     classify.add_argument("--labels", metavar="a,b,c", help="comma-separated labels (at least two); default: sentiment")
     classify.add_argument("--file", type=Path, metavar="PATH", help="a UTF-8 text file, one text per line")
     add_model_options(classify)
+    add_cluster_options(classify, files=False)
     classify.set_defaults(handler=cmd_classify)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from desktop_ai.cli.cluster import add_cluster_options, cluster_settings
 from desktop_ai.cli.options import add_model_options, positive_int
 from desktop_ai.engine.runtimes.marian_runtime import RUNTIMES
 from desktop_ai.cli.output import (
@@ -43,13 +44,23 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from desktop_ai.engine.workspace import open_workspace
 
     progress = progress_for(args)
+    cluster = cluster_settings(args)
     workspace = open_workspace(use_disk_cache=not args.no_cache)
     try:
-        translator = Translator(workspace.store, workspace.cache, model=args.model, src=args.src, tgt=args.tgt,
-                                device=args.device, compression=args.compression, runtime=args.runtime)
-        device_notices = device_notice(args.device, translator.device)
-        progress.message(f"Using {translator.entry.title} on {translator.device.describe()} ({translator.runtime})")
-        result = translator.run(text, TranslationOptions(beams=args.beams), progress=progress)
+        if cluster is not None:
+            from desktop_ai.engine.cluster.runs import translate_on_cluster
+            from desktop_ai.engine.cluster.tasks import TranslateTask
+
+            progress.message(f"Using {cluster.describe()}")
+            task = TranslateTask(args.model, args.src, args.tgt, args.device, args.compression, args.runtime, args.beams)
+            device_notices: list[str] = []
+            result = translate_on_cluster(cluster, task, text, workspace.cache, progress)
+        else:
+            translator = Translator(workspace.store, workspace.cache, model=args.model, src=args.src, tgt=args.tgt,
+                                    device=args.device, compression=args.compression, runtime=args.runtime)
+            device_notices = device_notice(args.device, translator.device)
+            progress.message(f"Using {translator.entry.title} on {translator.device.describe()} ({translator.runtime})")
+            result = translator.run(text, TranslationOptions(beams=args.beams), progress=progress)
     finally:
         progress.finish()
         workspace.close()
@@ -83,4 +94,5 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
                            "transformers force one (compression options other than int8 apply to transformers)")
     add_model_options(translate, "catalogue id (opus-mt-en-de), Hub id, or a MarianMT model folder "
                        "(default: opus-mt-SRC-TGT)")
+    add_cluster_options(translate, files=False)
     translate.set_defaults(handler=cmd_translate)

@@ -66,6 +66,23 @@ def make_cache_key(
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class KeySpec:
+    """Everything in a result key except the input. A task hands it out so that another process (a cluster job's
+    driver, say) keys inputs exactly as the task itself does, without holding the model."""
+
+    task: str
+    model_id: str
+    revision: str
+    compression: str
+    options: dict[str, Any]
+    runtime: str = ""
+
+    def key(self, input_data: str | bytes) -> str:
+        return make_cache_key(self.task, self.model_id, self.revision, self.compression, self.options, input_data,
+                              runtime=self.runtime)
+
+
 def _is_locked(error: sqlite3.Error) -> bool:
     text = str(error).lower()
     return "locked" in text or "busy" in text

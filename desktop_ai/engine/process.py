@@ -68,8 +68,24 @@ def _classify(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     return classifier.run(params["texts"], params.get("labels"), cb.progress, cb.cancel)
 
 
+def _cluster_settings(params: dict[str, Any]) -> Any:
+    """A folder job the window sent to a cluster (Settings → Cluster for folder jobs)."""
+    from desktop_ai.engine.cluster.runs import ClusterSettings
+
+    return ClusterSettings(params["cluster"], int(params.get("cluster_workers", 2)))
+
+
 def _recognize(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     from desktop_ai.engine.tasks.image_classification import ImageClassifier
+
+    if params.get("cluster"):
+        from desktop_ai.engine.cluster.runs import recognize_on_cluster
+        from desktop_ai.engine.cluster.tasks import RecognizeTask
+
+        task = RecognizeTask(params.get("model"), params["device"], params["compression"], params.get("arch"),
+                             params.get("labels"), params.get("top_k", 5), params.get("thumbnails", True))
+        return recognize_on_cluster(_cluster_settings(params), task, params["paths"], workspace.cache, cb.partial,
+                                    cb.progress, cb.cancel)
 
     classifier = ImageClassifier(
         workspace.store, workspace.cache, params.get("model"), params["device"], params["compression"],
@@ -110,13 +126,15 @@ def _transcribe(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any
 
     from desktop_ai.engine.tasks.transcription import FileTranscriber, make_recognizer
 
+    paths = params["paths"]
+    if params.get("cluster"):
+        return _transcribe_on_cluster(workspace, params, cb)
     recognizer = make_recognizer(
         workspace.store, params.get("engine"), params.get("model"), params["device"], params["compression"],
         _speech_options(params), cb.progress, cb.cancel,
     )
     transcriber = FileTranscriber(recognizer, workspace.cache)
     results = []
-    paths = params["paths"]
     for index, path in enumerate(paths):
         if cb.cancel.is_set():
             break
@@ -138,6 +156,30 @@ def _transcribe(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any
         if result.stopped:
             break
     return results
+
+
+def _transcribe_on_cluster(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> list[dict[str, Any]]:
+    """The same partials and results as the local job, each file's transcript whole as its turn comes."""
+    from dataclasses import asdict
+
+    from desktop_ai.engine.cluster.runs import transcribe_on_cluster
+    from desktop_ai.engine.cluster.tasks import TranscribeTask
+
+    count = 0
+
+    def on_result(result: Any) -> None:
+        nonlocal count
+        if isinstance(result, dict):
+            cb.partial({"path": result["path"], "index": count, "error": result["error"]})
+        else:
+            cb.partial({"path": result.path, "index": count, "segments": [asdict(s) for s in result.segments]})
+        count += 1
+
+    task = TranscribeTask(params.get("engine"), params.get("model"), params["device"], params["compression"],
+                          _speech_options(params))
+    run = transcribe_on_cluster(_cluster_settings(params), task, params["paths"], workspace.cache, on_result,
+                                cb.progress, cb.cancel)
+    return [r if isinstance(r, dict) else r.to_json() for r in run.results]
 
 
 def _dictate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:

@@ -347,7 +347,7 @@ class ImageTab(JobPage):
             "top_k": self.top_k.value(),
             "paths": paths,
             "thumbnails": True,
-        }
+        } | self.cluster_params(any(Path(p).is_dir() for p in paths))
         self.model_in_use.emit(self.model_picker.currentText().split(" — ")[0])
         self.stats.clear()
         self._job_rows = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -30,6 +31,7 @@ class JobPage(QWidget):
         self.engine = engine
         self.store = store
         self.device_preference = device_preference  # a callable returning "auto" / "cpu" / ...
+        self.cluster_address: Callable[[], str] = lambda: ""  # the window's Settings → Cluster; "" runs jobs here
         self.job_id: int | None = None
         self.progress_bar = QProgressBar()
         self.progress_bar.setAccessibleName("Progress")
@@ -54,6 +56,11 @@ class JobPage(QWidget):
         self.notice.setToolTip(text)
         if text:
             self.status_message.emit(text)
+
+    def cluster_params(self, folder_job: bool) -> dict[str, Any]:
+        """What a folder job adds to its params when a cluster is set: the engine lane runs it there."""
+        address = self.cluster_address().strip()
+        return {"cluster": address} if folder_job and address else {}
 
     def submit(self, name: str, kind: str, params: dict[str, Any]) -> None:
         self.show_notice("")

@@ -34,6 +34,7 @@ class MainWindow(QMainWindow):
         self.settings = app_settings()
         self.device = read(self.settings, "device", "auto")
         self.memory_budget_mb = read(self.settings, "memory_budget_mb", 0, int)  # 0: the engine's default share of RAM
+        self.cluster_address = read(self.settings, "cluster/address", "").strip()  # "": folder jobs run here
         self.store = store or ModelStore(paths.cache_dir() / "converted-models")
         # Two lanes (engine/process.py): dictation in a process of its own, every other job in the other one.
         lane_environment = {MEMORY_BUDGET_ENV: str(self.memory_budget_mb)} if self.memory_budget_mb else {}
@@ -53,6 +54,8 @@ class MainWindow(QMainWindow):
         self.speech_tab = SpeechTab(self.live_engine, self.store, lambda: self.device)
         self.tabs.addTab(self.speech_tab, "Speech")
         self.setCentralWidget(self.tabs)
+        for page in (self.image_tab, self.speech_tab):  # the folder jobs a cluster can take
+            page.cluster_address = lambda: self.cluster_address
 
         self.job_status = JobStatus(self.lanes, self)
         self.state_label = self.job_status.jobs_label
@@ -102,6 +105,7 @@ class MainWindow(QMainWindow):
             device_menu.addAction(action)
             self.device_actions[value] = action
         settings_menu.addAction(QAction("&Memory budget for models…", self, triggered=self._ask_memory_budget))
+        settings_menu.addAction(QAction("C&luster for folder jobs…", self, triggered=self._ask_cluster_address))
         clear_cache = QAction("&Clear result cache", self, triggered=self._clear_cache)
         settings_menu.addAction(clear_cache)
         help_menu = self.menuBar().addMenu("&Help")
@@ -189,6 +193,23 @@ class MainWindow(QMainWindow):
         )
         if ok:
             self.set_memory_budget(value)
+
+    def set_cluster_address(self, address: str) -> None:
+        """Folder jobs (a folder of photos, a folder of recordings) go to this Ray cluster; empty runs them here."""
+        self.cluster_address = address.strip()
+        self.settings.setValue("cluster/address", self.cluster_address)
+        self.show_message(f"Folder jobs run on the Ray cluster at {self.cluster_address}." if self.cluster_address
+                          else "Folder jobs run on this machine.")
+
+    def _ask_cluster_address(self) -> None:
+        address, ok = QInputDialog.getText(
+            self, "Cluster for folder jobs",
+            "Ray cluster for folder jobs: local (a cluster on this machine), auto, host:port or ray://host:10001.\n"
+            "Leave it empty to run them here. Needs Ray: pip install \"desktop-ai[cluster]\".",
+            text=self.cluster_address,
+        )
+        if ok:
+            self.set_cluster_address(address)
 
     def _clear_cache(self) -> None:
         if any(lane.busy for lane in self.lanes):

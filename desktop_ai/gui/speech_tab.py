@@ -331,22 +331,24 @@ class SpeechTab(JobPage):
         if len(local) < len(urls):
             self.show_notice(NOT_LOCAL_MESSAGE, error=True)
         files: list[str] = []
+        folder = any(Path(p).is_dir() for p in local)
         for path in map(Path, local):
             if path.is_dir():
                 files.extend(str(p) for p in sorted(path.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES)
             else:
                 files.append(str(path))
         if files:
-            self.transcribe_files(files)
+            self.transcribe_files(files, folder)
 
-    def transcribe_files(self, paths: list[str]) -> None:
+    def transcribe_files(self, paths: list[str], folder_job: bool = False) -> None:
         """Each file becomes its own transcript, autosaved beside the dictations; the last one stays on screen."""
         if self.running:
             self.show_notice("Wait for the current job to finish (or stop it) before starting another.", error=True)
             return
         self.job_kind = "transcribe"
         self.model_in_use.emit(self.model_picker.model_ref())
-        self.submit(f"transcribing {len(paths)} file(s)", "transcribe", self._recognizer_params() | {"paths": list(paths)})
+        self.submit(f"transcribing {len(paths)} file(s)", "transcribe",
+                    self._recognizer_params() | {"paths": list(paths)} | self.cluster_params(folder_job))
 
     def _start_file_document(self, path: str) -> None:
         if self.document.phrases or self.document.source not in (None, "microphone"):

@@ -7,6 +7,7 @@ and every fallback carries a reason that the window and the CLI show.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,18 @@ class DeviceChoice:
         if self.device.startswith("cuda") and torch.cuda.is_available():
             name = f"{self.device} ({torch.cuda.get_device_name(torch.device(self.device))})"
         return f"{name}, {str(self.dtype).removeprefix('torch.')}"
+
+
+CPU_THREADS_ENV = "DESKTOP_AI_CPU_THREADS"
+
+
+def cpu_threads() -> int:
+    """The CPU threads one model may use: every core, unless DESKTOP_AI_CPU_THREADS says fewer. A cluster worker
+    sets it to the CPUs Ray gave it, so that workers sharing a machine do not fight over its cores."""
+    value = os.environ.get(CPU_THREADS_ENV, "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return os.cpu_count() or 1
 
 
 def _mps_available() -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from desktop_ai.engine.errors import ModelUnavailableError
+from desktop_ai.engine.models.devices import cpu_threads
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class OnnxImageModel:
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        threads = threads or os.cpu_count() or 1
+        threads = threads or cpu_threads()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3

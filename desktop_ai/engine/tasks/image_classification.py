@@ -9,14 +9,13 @@ runtimes/onnx_image.py) and on PyTorch fp16 on a GPU; everything else runs on Py
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from desktop_ai.engine.cache import ResultCache, make_cache_key
+from desktop_ai.engine.cache import KeySpec, ResultCache
 from desktop_ai.engine.models.catalogue import (
     KIND_IMAGE_CLASSIFIER,
     SOURCE_LOCAL,
@@ -27,7 +26,13 @@ from desktop_ai.engine.models.catalogue import (
     find_entry,
 )
 from desktop_ai.engine.models.compression import Compression, CompressionReport, compress, model_size_bytes
-from desktop_ai.engine.models.devices import cpu_fallback_notice, is_out_of_memory, pick_device, release_gpu_memory
+from desktop_ai.engine.models.devices import (
+    cpu_fallback_notice,
+    cpu_threads,
+    is_out_of_memory,
+    pick_device,
+    release_gpu_memory,
+)
 from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.models.store import ModelStore, ProgressCallback, torch_hub_checkpoints
 from desktop_ai.engine.runtimes.image_torch import (  # noqa: F401 - IMAGENET_* are part of this module's interface
@@ -254,9 +259,13 @@ class ImageClassifier:
         return model, labels, imagenet_preprocess(), limit
 
     # --- running --------------------------------------------------------------------------
-    def _key(self, revision: str, data: bytes, top_k: int) -> str:
+    def key_spec(self, top_k: int, revision: str | None = None) -> KeySpec:
+        """How this classifier keys a photo's bytes in the result cache (the cluster driver keys inputs with it)."""
         options = {"top_k": top_k, "arch": self.arch, "labels": str(self._labels_file())}
-        return make_cache_key(TASK_RECOGNIZE, self.entry.id, revision, self.compression.value, options, data)
+        return KeySpec(TASK_RECOGNIZE, self.entry.id, revision or self._revision(), self.compression.value, options)
+
+    def _key(self, revision: str, data: bytes, top_k: int) -> str:
+        return self.key_spec(top_k, revision).key(data)
 
     def run(
         self,
@@ -397,7 +406,7 @@ class ImageClassifier:
             if not (cancel is not None and cancel.is_set()):
                 classify([self._prepare(0, files[0], revision, top_k, thumbnails)])
             return state["loaded"], state["load_seconds"]
-        workers = max(1, min(os.cpu_count() or 1, 8))
+        workers = max(1, min(cpu_threads(), 8))
         with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
             window: list[Any] = []
             index = 0
@@ -454,7 +463,7 @@ class ImageClassifier:
                     self.cache.put(key, result.to_dict(with_thumbnail=False))
             return result
 
-        workers = max(1, min(os.cpu_count() or 1, 8))
+        workers = max(1, min(cpu_threads(), 8))
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-from desktop_ai.engine.cache import ResultCache, make_cache_key
+from desktop_ai.engine.cache import KeySpec, ResultCache
 from desktop_ai.engine.models.catalogue import KIND_SENTENCE_EMBEDDING, KIND_SEQUENCE_CLASSIFIER, TASK_CLASSIFY
 from desktop_ai.engine.models.compression import Compression
 from desktop_ai.engine.models.devices import pick_device
@@ -189,9 +189,18 @@ class TextClassifier:
             stopped=stopped,
         )
 
-    def _key(self, location: ModelLocation, text: str, labels: list[str], mode: str) -> str:
+    def key_spec(self, labels: Sequence[str] | str | None = None) -> KeySpec:
+        """How run(texts, labels) keys each text in the result cache (the cluster driver keys inputs with it)."""
+        mode = "sentiment" if labels is None or (isinstance(labels, str) and not labels.strip()) else "labels"
+        label_list = clean_labels(labels)[0] if mode == "labels" else list(SENTIMENT_LABELS)
+        return self._spec(self.store.locate(self.entry), label_list, mode)
+
+    def _spec(self, location: ModelLocation, labels: list[str], mode: str) -> KeySpec:
         options = {"labels": labels, "mode": mode, "scale": SIMILARITY_SCALE}
-        return make_cache_key(TASK_CLASSIFY, location.entry.id, location.revision, self.compression.value, options, text)
+        return KeySpec(TASK_CLASSIFY, location.entry.id, location.revision, self.compression.value, options)
+
+    def _key(self, location: ModelLocation, text: str, labels: list[str], mode: str) -> str:
+        return self._spec(location, labels, mode).key(text)
 
     def _classify(
         self,

@@ -12,7 +12,6 @@ split in the middle of a word and silence is never sent to a model (which is whe
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,10 +21,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from desktop_ai.engine.cache import ResultCache, make_cache_key
+from desktop_ai.engine.cache import KeySpec, ResultCache
 from desktop_ai.engine.models.catalogue import KIND_SPEECH_CTC, KIND_SPHINX, KIND_WHISPER, TASK_TRANSCRIBE
 from desktop_ai.engine.models.compression import Compression
-from desktop_ai.engine.models.devices import cpu_fallback_notice, is_out_of_memory, pick_device
+from desktop_ai.engine.models.devices import cpu_fallback_notice, cpu_threads, is_out_of_memory, pick_device
 from desktop_ai.engine.errors import CancelledError, InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.models.store import ModelStore, ProgressCallback
 from desktop_ai.engine.audio.transcript import Phrase
@@ -195,7 +194,7 @@ class WhisperRecognizer:
                 progress(f"Loading {self.entry.title}", None)
             path = self.location.path
             try:
-                model = WhisperModel(str(path), device=self.device, compute_type=self.compute_type, cpu_threads=os.cpu_count() or 0)
+                model = WhisperModel(str(path), device=self.device, compute_type=self.compute_type, cpu_threads=cpu_threads())
             except Exception as error:
                 if is_out_of_memory(error):
                     raise
@@ -468,9 +467,11 @@ class FileTranscriber:
         self.vad = vad
         self.phrases_recognized = 0  # model calls, for tests and the benchmark
 
-    def _key(self, digest: str, options: dict[str, Any]) -> str:
+    def key_spec(self) -> KeySpec:
+        """How a file's digest (audio_files.file_digest) is keyed in the result cache; the cluster driver uses it."""
         r = self.recognizer
-        return make_cache_key(TASK_TRANSCRIBE, f"{r.engine}:{r.model_id}", getattr(r, "revision", ""), r.compression, options, digest)
+        options = asdict(getattr(r, "options", TranscriptionOptions())) | {"vad": asdict(self.vad or VadSettings())}
+        return KeySpec(TASK_TRANSCRIBE, f"{r.engine}:{r.model_id}", getattr(r, "revision", ""), r.compression, options)
 
     def run(
         self,
@@ -485,8 +486,7 @@ class FileTranscriber:
         started = time.perf_counter()
         path = Path(path)
         info = probe_audio(path)
-        options = asdict(getattr(self.recognizer, "options", TranscriptionOptions())) | {"vad": asdict(self.vad or VadSettings())}
-        key = self._key(file_digest(path), options)
+        key = self.key_spec().key(file_digest(path))
         r = self.recognizer
         hit = self.cache.get(key) if self.cache is not None else None
         if hit is not None:

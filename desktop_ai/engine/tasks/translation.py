@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from desktop_ai.engine.cache import ResultCache, make_cache_key
+from desktop_ai.engine.cache import KeySpec, ResultCache
 from desktop_ai.engine.models.catalogue import KIND_TRANSLATION, TASK_TRANSLATE, find_entry
 from desktop_ai.engine.models.compression import Compression
 from desktop_ai.engine.models.devices import cpu_fallback_notice, pick_device
@@ -178,9 +178,16 @@ class Translator:
         loaded = load_pretrained(self.store, self.entry, MarianMTModel, self.device, self.compression, progress, cancel)
         return TransformersMarian(loaded, notices=list(loaded.notices))
 
-    def _key(self, revision: str, sentence: str, options: TranslationOptions, runtime: str) -> str:
+    def key_spec(self, options: TranslationOptions, runtime: str | None = None, revision: str | None = None) -> KeySpec:
+        """How run() keys each sentence in the result cache (the cluster driver keys sentences with it)."""
+        if revision is None or runtime is None:
+            location = self.store.locate(self.entry)
+            revision, runtime = revision or location.revision, runtime or self._runtime_for(location)
         key_options = {"beams": options.beams, "runtime": runtime, "compute": self.runtime_compression(runtime)}
-        return make_cache_key(TASK_TRANSLATE, self.entry.id, revision, self.compression.value, key_options, sentence)
+        return KeySpec(TASK_TRANSLATE, self.entry.id, revision, self.compression.value, key_options)
+
+    def _key(self, revision: str, sentence: str, options: TranslationOptions, runtime: str) -> str:
+        return self.key_spec(options, runtime, revision).key(sentence)
 
     def run(
         self,
