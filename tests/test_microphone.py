@@ -356,6 +356,55 @@ def test_list_input_devices_marks_the_default_and_skips_outputs(monkeypatch: pyt
         MicrophoneStream(1).start()
 
 
+def test_a_rescan_on_one_thread_never_breaks_opening_on_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 (the live-microphone retries): the Speech tab lists the microphones (a PortAudio rescan) in one job
+    thread while Record opens the default input in another; PortAudio knows no device between its terminate and
+    initialize, which failed the recording with "Error querying device 0" now and then. Both now take _pa_lock."""
+    sd = fake_sounddevice([device_info(0, "pulse", 32, 32), device_info(1, "default", 32, 32)], default_input=1)
+    initialized = [True]
+    listed = sd.query_devices
+
+    def query_devices(device: Any = None, kind: str | None = None) -> Any:
+        time.sleep(0.0005)  # sounddevice's calls into PortAudio release the GIL, so another thread runs meanwhile
+        if not initialized[0]:
+            raise RuntimeError(f"Error querying device {0 if device is None else device}")
+        return listed(device, kind)
+
+    def _terminate() -> None:
+        initialized[0] = False
+        time.sleep(0.002)  # PortAudio takes a moment to re-enumerate: the window the race needs
+
+    def _initialize() -> None:
+        initialized[0] = True
+
+    sd.query_devices, sd._terminate, sd._initialize = query_devices, _terminate, _initialize
+    monkeypatch.setitem(sys.modules, "sounddevice", sd)
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def keep_listing() -> None:
+        while not stop.is_set():
+            try:
+                list_input_devices()
+            except BaseException as error:  # noqa: BLE001 - collected for the assertion
+                failures.append(error)
+
+    lister = threading.Thread(target=keep_listing)
+    lister.start()
+    try:
+        for _ in range(300):
+            try:
+                stream = MicrophoneStream(None).start()
+                assert stream.device.name == "default"
+                stream.stop()
+            except BaseException as error:  # noqa: BLE001
+                failures.append(error)
+    finally:
+        stop.set()
+        lister.join()
+    assert failures == [] and microphone._open_streams == 0
+
+
 def test_no_input_device_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice([device_info(0, "HDMI 0", 0, 8)], -1))
     with pytest.raises(MicrophoneError, match="^No microphone was found"):
