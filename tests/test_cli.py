@@ -748,18 +748,17 @@ def _wait_until_recording(proc: subprocess.Popen, home: Path, at_least_s: float 
         time.sleep(0.05)
 
 
-# Whisper tiny.en hears this phrase right for most, not all, alignments of the audio with its 20 ms frames:
-# offline, shifting the same recording by a few samples turns "brown fox" into "round arc" about 1 time in 20,
-# and through PulseAudio about 1 in 5. So each live test may speak up to three times; a real regression (words
-# lost while the model loads, a phrase never flushed) fails every attempt.
-LIVE_ATTEMPTS = 3
+# Issue 17 (retries): each live test speaks once. They spoke the fox sentence up to three times, because Whisper
+# tiny.en hears it right for only some alignments of the audio with its frames; LIVE_SENTENCE is heard exactly in
+# every alignment measured (tests/virtual_microphone.py says how it was measured).
+from virtual_microphone import LIVE_SENTENCE  # noqa: E402
 
 
 def _dictate_once(mic: object, home: Path, argv: list[str], interrupt: bool) -> tuple[int, str, str]:
     """Run `dictate`, speak the phrase once it is recording; with interrupt, press Ctrl+C once the phrase is out."""
     for old in _transcripts(home).glob("dictation-*") if _transcripts(home).exists() else []:
         old.unlink()
-    phrase = mic.speak(FOX)  # type: ignore[attr-defined]
+    phrase = mic.speak(LIVE_SENTENCE)  # type: ignore[attr-defined]
     proc = subprocess.Popen(_cli_command("dictate", *argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
     try:
@@ -783,17 +782,12 @@ def _heard(out: str, as_json: bool) -> str:
 
 @needs_speech
 def test_dictate_from_the_virtual_microphone(virtual_microphone: object, isolated: Path) -> None:
+    """Spoken once (issue 17: no retries); the words must come back."""
     home = isolated / "home"
-    runs = []
-    for _ in range(LIVE_ATTEMPTS):
-        code, out, err = _dictate_once(virtual_microphone, home, ["--seconds", "8", "--json"], interrupt=False)
-        assert code == 0, err
-        assert "Traceback" not in err
-        runs.append(out)
-        if _word_errors(_heard(out, True), FOX) <= 2:
-            break
-    else:
-        pytest.fail(f"the phrase did not come back in {LIVE_ATTEMPTS} attempts: {runs}")
+    code, out, err = _dictate_once(virtual_microphone, home, ["--seconds", "8", "--json"], interrupt=False)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert _word_errors(_heard(out, True), LIVE_SENTENCE) <= 1, out
     phrases = _json_lines(out)
     assert phrases and all(set(p) == {"start", "end", "text"} for p in phrases)
     assert all(0 <= p["start"] <= p["end"] <= 8.5 for p in phrases)
@@ -808,17 +802,12 @@ def test_dictate_from_the_virtual_microphone(virtual_microphone: object, isolate
 
 @needs_speech
 def test_dictate_stops_cleanly_on_ctrl_c(virtual_microphone: object, isolated: Path) -> None:
+    """Spoken once (issue 17: no retries); Ctrl+C after the phrase keeps it."""
     home = isolated / "home"
-    runs = []
-    for _ in range(LIVE_ATTEMPTS):
-        code, out, err = _dictate_once(virtual_microphone, home, [], interrupt=True)  # no --seconds: until Ctrl+C
-        assert code == 0, err  # Ctrl+C is how dictation ends, not a failure
-        assert "Traceback" not in err and "1 phrase" in err
-        runs.append(out)
-        if _word_errors(_heard(out, False), FOX) <= 2:
-            break
-    else:
-        pytest.fail(f"the phrase did not come back in {LIVE_ATTEMPTS} attempts: {runs}")
+    code, out, err = _dictate_once(virtual_microphone, home, [], interrupt=True)  # no --seconds: until Ctrl+C
+    assert code == 0, err  # Ctrl+C is how dictation ends, not a failure
+    assert "Traceback" not in err and "1 phrase" in err
+    assert _word_errors(_heard(out, False), LIVE_SENTENCE) <= 1, out
     (saved,) = _transcripts(home).glob("dictation-*.json")
     assert saved.with_suffix(".wav").is_file() and str(saved) in err
     assert [p["text"] for p in json.loads(saved.read_text(encoding="utf-8"))["phrases"]] == out.splitlines()

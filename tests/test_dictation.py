@@ -248,35 +248,35 @@ def test_silence_and_noise_make_no_text(tmp_path, whisper_live):
 
 def test_real_microphone_through_pulseaudio(virtual_microphone, tmp_path, whisper_live):
     """espeak-ng plays into a null sink; its monitor is the default input; sounddevice records it.
-    tiny.en mishears this espeak sentence now and then (CTranslate2's threaded int8 kernels are not bit-exact
-    run to run), so it is recorded up to three times; a broken path fails every attempt."""
-    wav = virtual_microphone.speak(FOX)
-    for attempt in range(3):
-        stream = MicrophoneStream(None)
-        events: list[dict] = []
-        cancel = threading.Event()
-        playing: list = []
+    Issue 17 (retries): spoken once, no retry. It was retried because tiny.en mishears the espeak fox sentence
+    for some alignments of the audio (see virtual_microphone.LIVE_SENTENCE); with LIVE_SENTENCE this path came back
+    with the words in 50 of 50 runs (tests/virtual_microphone.py's measurement, 2 shared cores)."""
+    from virtual_microphone import LIVE_SENTENCE
 
-        def on_event(event: dict) -> None:
-            events.append(event)
-            if event["type"] == "status" and "Listening" in event["message"] and not playing:
-                playing.append(virtual_microphone.play(wav, wait=False))
-            if event["type"] == "final" and event["segment"]:
-                cancel.set()
+    wav = virtual_microphone.speak(LIVE_SENTENCE)
+    stream = MicrophoneStream(None)
+    events: list[dict] = []
+    cancel = threading.Event()
+    playing: list = []
 
-        recording = tmp_path / f"mic-{attempt}.wav"
-        session = DictationSession(stream, lambda: whisper_live, recording_path=recording)
-        timer = threading.Timer(20.0, cancel.set)  # a safety net, not a synchronisation
-        timer.start()
-        try:
-            result = session.run(on_event, cancel)
-        finally:
-            timer.cancel()
-        assert result.error is None
-        text = " ".join(_texts(result))
-        if word_errors(text, FOX) <= 2:
-            break
-    assert word_errors(text, FOX) <= 2, text
+    def on_event(event: dict) -> None:
+        events.append(event)
+        if event["type"] == "status" and "Listening" in event["message"] and not playing:
+            playing.append(virtual_microphone.play(wav, wait=False))
+        if event["type"] == "final" and event["segment"]:
+            cancel.set()
+
+    recording = tmp_path / "mic.wav"
+    session = DictationSession(stream, lambda: whisper_live, recording_path=recording)
+    timer = threading.Timer(20.0, cancel.set)  # a safety net, not a synchronisation
+    timer.start()
+    try:
+        result = session.run(on_event, cancel)
+    finally:
+        timer.cancel()
+    assert result.error is None
+    text = " ".join(_texts(result))
+    assert word_errors(text, LIVE_SENTENCE) <= 1, text
     assert any(e["type"] == "partial" and e["text"] for e in events), "partial text appeared while speaking"
     levels = [e["rms_db"] for e in events if e["type"] == "level"]
     assert max(levels) > -40 > min(levels), "the level meter moved with the speech"

@@ -20,6 +20,7 @@ from desktop_ai.engine.audio.transcript import TranscriptDocument
 from desktop_ai.gui.main_window import MainWindow
 from desktop_ai.gui.speech_tab import NOT_LOCAL_MESSAGE, SpeechTab
 
+from virtual_microphone import LIVE_SENTENCE
 from test_gui import ENGINE_START_MS, JOB_MS, EventLoopProbe, drag_and_drop, url_mime
 
 FOX = "the quick brown fox jumps over the lazy dog"
@@ -56,11 +57,13 @@ def _saved(tab: SpeechTab) -> TranscriptDocument:
 
 
 def test_record_speak_stop(speech_window, qtbot):
+    """Issue 17 (retries): the sentence is spoken once and must come back as one phrase; it was spoken up to three
+    times because tiny.en mishears the espeak fox sentence for some alignments (virtual_microphone.LIVE_SENTENCE)."""
     win, mic = speech_window
     tab = win.speech_tab
     qtbot.waitUntil(lambda: tab.input_picker.count() > 1, timeout=JOB_MS)  # the engine listed the microphones
     assert any("default" in tab.input_picker.itemText(i) for i in range(tab.input_picker.count()))
-    wav = mic.speak(FOX)
+    wav = mic.speak(LIVE_SENTENCE)
     probe = EventLoopProbe()
     probe.start()
     events: list[dict] = []
@@ -71,23 +74,17 @@ def test_record_speak_stop(speech_window, qtbot):
     assert tab.recording and tab.stop_button.isEnabled()
     assert tab.record_button.accessibleName() == "Stop recording"
     qtbot.waitUntil(lambda: any(e.get("type") == "level" for e in events), timeout=JOB_MS)  # the microphone is open
-    # tiny.en mishears this espeak sentence now and then (CTranslate2's threaded int8 kernels are not bit-exact
-    # run to run), so the sentence is spoken up to three times: each one must come back as its own phrase.
-    partial = ""
-    for attempt in range(3):
-        mic.play(wav, wait=False)
-        qtbot.waitUntil(lambda: tab.partial_label.text() != "", timeout=JOB_MS)  # words while speaking
-        partial = partial or tab.partial_label.text()
-        qtbot.waitUntil(lambda: len(tab.document.phrases) >= attempt + 1, timeout=JOB_MS)
-        if word_errors(tab.document.phrases[-1].text, FOX) <= 2:
-            break
+    mic.play(wav, wait=False)
+    qtbot.waitUntil(lambda: tab.partial_label.text() != "", timeout=JOB_MS)  # words while speaking
+    partial = tab.partial_label.text()
+    qtbot.waitUntil(lambda: len(tab.document.phrases) >= 1, timeout=JOB_MS)
     with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
         tab.stop_button.click()
     worst = probe.stop()
-    text = tab.document.phrases[-1].text
-    assert word_errors(text, FOX) <= 2, [p.text for p in tab.document.phrases]
+    assert len(tab.document.phrases) == 1 and word_errors(tab.document.phrases[0].text, LIVE_SENTENCE) <= 1, \
+        [p.text for p in tab.document.phrases]
     partials = [e["text"] for e in events if e.get("type") == "partial" and e["text"]]
-    assert partial and any(word_errors(p, FOX) <= 6 for p in partials), f"the partial line showed words of the phrase: {partials}"
+    assert partial and any(word_errors(p, LIVE_SENTENCE) <= 5 for p in partials), f"the partial line showed words of the phrase: {partials}"
     assert meter and max(meter) > -40, "the level meter showed the speech"
     assert tab.transcript.rowCount() == len(tab.document.phrases)
     assert tab.transcript.item(0, 2).text() == tab.document.phrases[0].text
@@ -99,12 +96,12 @@ def test_record_speak_stop(speech_window, qtbot):
 
 def test_closing_the_window_mid_recording_leaves_a_complete_autosave(virtual_microphone, qtbot):
     """Issue 17 (weak assertions): the window closes while the speaker is still talking, after the partial line
-    has shown the whole first sentence; the autosave must hold that whole sentence (within two word errors),
-    not just "quick" or "fox"."""
+    has shown the whole first sentence; the autosave must hold that whole sentence (within one word error),
+    not just "quick" or "fox" as before."""
     win = _open_window(qtbot)
     try:
         tab = win.speech_tab
-        wav = virtual_microphone.speak(FOX + " and then it runs away into the forest and hides behind a tall old tree")
+        wav = virtual_microphone.speak(LIVE_SENTENCE + " and then we can sit down by the fire and talk about the day")
         events: list[dict] = []
         win.live_engine.partial.connect(lambda job, payload: events.append(payload) if isinstance(payload, dict) else None)
         tab.record_button.click()
@@ -123,9 +120,9 @@ def test_closing_the_window_mid_recording_leaves_a_complete_autosave(virtual_mic
 
 
 def _first_sentence_heard(text: str) -> bool:
-    """The first nine words are the fox sentence, give or take two words."""
+    """The first nine words are LIVE_SENTENCE, give or take one word."""
     words = "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()
-    return len(words) >= 8 and word_errors(" ".join(words[:9]), FOX) <= 2
+    return len(words) >= 8 and word_errors(" ".join(words[:9]), LIVE_SENTENCE) <= 1
 
 
 def _edit_phrase(qtbot, tab: SpeechTab, row: int, text: str) -> None:
