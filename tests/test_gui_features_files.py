@@ -54,9 +54,16 @@ def test_image_open_files_open_folder_and_a_photo_dropped_again(qtbot, window, t
     assert "1 from cache" in window.statusBar().currentMessage() or "1 from cache" in tab.notice.text()
 
 
-def test_image_model_that_needs_a_download_offline_says_what_to_do(qtbot, window, tmp_path, monkeypatch):
+def test_image_model_that_needs_a_download_offline_says_what_to_do(qtbot, tmp_path, monkeypatch):
     """An online model chosen while offline: the tab says it is not downloaded and how to get it; nothing crashes."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # torchvision's weights: not there either
+    from desktop_ai.gui.main_window import MainWindow
+    from test_gui import ENGINE_START_MS
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # an empty torchvision cache, for the engine too
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.engine.ready_info is not None, timeout=ENGINE_START_MS)
     tab = window.image_tab
     window.tabs.setCurrentWidget(tab)
     tab.model_picker.select("mobilenet_v3_large")
@@ -67,6 +74,7 @@ def test_image_model_that_needs_a_download_offline_says_what_to_do(qtbot, window
     assert "offline" in message.lower() or "not downloaded" in message.lower(), message
     assert "MobileNetV3" in shown or "mobilenet" in shown.lower(), shown
     assert window.engine.isRunning() and tab.open_files_button.isEnabled()
+    window.close()
 
 
 def test_translate_open_from_folder_copy_and_save(qtbot, window, tiny_marian_dir, tmp_path, monkeypatch):
