@@ -483,6 +483,27 @@ SAMPLE_DIR = SHARED_MODELS / "sample_images"
 needs_sample_photos = pytest.mark.skipif(not SAMPLE_DIR.is_dir(), reason="the photos in ../shared/models/sample_images are absent")
 
 
+def test_recognize_offline_on_photos_every_install_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 17 (skips): runs without ../shared: the embedded model offline, then --sort-into with --min-score."""
+    from packaged_photos import TOP1, packaged_photos
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli.main(["recognize", *map(str, packaged_photos()), "--top", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["labels"][0] for line in captured.out.splitlines()] == list(TOP1.values())
+    assert "download" not in captured.err.lower()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in packaged_photos():
+        (photos / photo.name).write_bytes(photo.read_bytes())
+    out = tmp_path / "sorted"
+    assert cli.main(["recognize", str(photos), "--sort-into", str(out), "--min-score", "33%"]) == 0
+    assert (out / "daisy" / "flower.jpg").is_file(), "daisy scores 36 %"
+    assert (out / "unsure" / "china.jpg").is_file(), "palace scores 31 %, under 33 %"
+    assert "note: Copied 2 photo(s) into 2 folder(s)" in capsys.readouterr().err
+
+
 @needs_sample_photos
 def test_recognize_offline_runs_the_embedded_model(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
