@@ -139,7 +139,9 @@ def test_translate_bench_rows_goal_and_cache(workspace, tiny_marian_dir: Path) -
         assert row.values["sentences/s"] == pytest.approx(60_000 / row.values["ms/page"])
         assert row.values["x baseline"] == pytest.approx(base_ms / row.values["ms/page"])
     cached = report.rows[-1]
-    assert cached.values["ms/page"] < 50
+    # Issue 17 (timed tests): was "under 50 ms", the machine's speed; now a real figure of this run, below every
+    # row that ran the model on the same page in the same run.
+    assert 0 < cached.values["ms/page"] < min(r.values["ms/page"] for r in report.rows[:-1])
     assert rows[(TRANSFORMERS, "none")].values["words = baseline"] == "100%", "fp32 must match the baseline"
     assert rows[(TRANSFORMERS, "int8")].values["weights MB"] < report.rows[0].values["weights MB"]
     assert 0 < rows[(CT2, "int8_float32")].values["weights MB"] < report.rows[0].values["weights MB"]
@@ -231,13 +233,18 @@ def test_transcribe_bench_whisper_rows_latency_and_goal(workspace) -> None:
     assert names[0].startswith("baseline: faster-whisper")
     ours = [r for r in report.rows if r.name.startswith("desktop-ai whisper (")]
     assert {r.compression for r in ours} == {"int8", "float32"}
+    # Issue 17 (timed tests): the figures are real measurements of this run and agree with each other (the ratio is
+    # the baseline's real-time factor over the row's), not "real-time factor under 5" or "cache under 100 ms".
+    base_rtf = report.rows[0].values["real-time factor"]
     for row in [report.rows[0], *ours]:
-        assert 0 < row.values["real-time factor"] < 5 and math.isfinite(row.values["x baseline"])
+        assert row.values["real-time factor"] > 0
+        assert row.values["x baseline"] == pytest.approx(base_rtf / row.values["real-time factor"], rel=1e-6)
         assert float(row.values["WER"].rstrip("%")) <= 20, row  # espeak-ng sentences tiny.en hears well
     cache = next(r for r in report.rows if "cache" in r.name)
-    assert cache.values["ms"] < 100
+    assert 0 < cache.values["ms"] and cache.values["real-time factor"] < min(r.values["real-time factor"] for r in ours)
+    assert cache.values["x baseline"] == pytest.approx(base_rtf / cache.values["real-time factor"], rel=1e-6)
     latency = next(r for r in report.rows if "latency" in r.name)
-    assert 0 < latency.values["median latency s"] < 10 and latency.values["partials"] >= 1
+    assert latency.values["median latency s"] > 0 and latency.values["partials"] >= 1
     assert any(note.startswith("Goal on a 2-core CPU") and "real-time factor" in note for note in report.notes)
 
 

@@ -274,32 +274,41 @@ def test_file_locked_before_opening_means_memory_only(cache_path: Path, caplog: 
     assert not list(cache_path.parent.glob("*.corrupt-*"))
 
 
-def test_memory_hit_is_fast(cache_path: Path) -> None:
+def test_memory_hit_never_touches_the_disk(cache_path: Path) -> None:
+    """Issue 17 (timed tests): was "a memory hit takes under 5 ms", a statement about the machine. What makes a hit
+    cheap is that it never reaches SQLite: every statement the connection runs is traced, and a hit runs none.
+    (How fast a hit is belongs to `desktop-ai bench`, which reports cache-hit rows.)"""
     cache = ResultCache(cache_path)
     try:
         value = {"text": "word " * 200, "scores": [{"label": "a", "score": 0.5}] * 10}
         cache.put("k", value)
-        started = time.perf_counter()
+        statements: list[str] = []
+        cache._db.set_trace_callback(statements.append)
         for _ in range(200):
-            assert cache.get("k") is not None
-        mean = (time.perf_counter() - started) / 200
-        assert mean < 0.005
+            assert cache.get("k") == value
+        assert statements == [] and cache.hits == 200
     finally:
         cache.close()
 
 
-def test_disk_hit_is_fast(cache_path: Path) -> None:
+def test_disk_hit_reads_sqlite_once_then_memory(cache_path: Path) -> None:
+    """Issue 17 (timed tests): after a restart each entry is read from SQLite once (a SELECT by its key) and then
+    served from memory; no timing bound."""
     cache = ResultCache(cache_path)
     for i in range(200):
         cache.put(f"k{i}", {"text": f"value {i}"})
     cache.close()
     reopened = ResultCache(cache_path)
     try:
-        started = time.perf_counter()
+        statements: list[str] = []
+        reopened._db.set_trace_callback(statements.append)
         for i in range(200):
             assert reopened.get(f"k{i}") == {"text": f"value {i}"}
-        mean = (time.perf_counter() - started) / 200
-        assert reopened.hits == 200
-        assert mean < 0.005
+        selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        assert len(selects) == 200 and reopened.hits == 200, "one read from disk per entry"
+        statements.clear()
+        for i in range(200):
+            assert reopened.get(f"k{i}") == {"text": f"value {i}"}
+        assert statements == [] and reopened.hits == 400, "then from memory"
     finally:
         reopened.close()

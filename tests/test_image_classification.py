@@ -80,6 +80,10 @@ def test_int8_torchscript_and_float_state_dict_agree_on_the_samples(workspace):
     int8 = ImageClassifier(workspace.store, None, model=str(INT8)).run(files)
     fp32 = ImageClassifier(workspace.store, None, model=str(FLOAT), arch="mobilenet_v2").run(files)
     assert int8.compression == "int8" and fp32.compression == "none"
+    # Issue 17 (compression checked by the model itself): the int8 TorchScript runs quantized kernels.
+    scripted = ImageClassifier(workspace.store, None, model=str(INT8)).load().model
+    kinds = {node.kind() for node in scripted.inlined_graph.nodes()}
+    assert any(kind.startswith("quantized::conv") for kind in kinds), sorted(kinds)[:20]
     for a, b in zip(int8.results, fp32.results):
         name = Path(a.path).name
         if name in AMBIGUOUS:

@@ -114,7 +114,8 @@ def test_local_folders_get_their_kind_from_the_config(
 ) -> None:
     lm = store.resolve_entry(str(tiny_causal_lm_dir), TASK_GENERATE)
     assert (lm.source, lm.kind, lm.location) == (SOURCE_LOCAL, KIND_CAUSAL_LM, str(tiny_causal_lm_dir))
-    assert lm.size_mb >= 0
+    on_disk = sum(p.stat().st_size for p in tiny_causal_lm_dir.rglob("*") if p.is_file())
+    assert lm.size_mb > 0 and lm.size_mb == pytest.approx(on_disk / 1e6, abs=0.05), "issue 17: the real size, not >= 0"
     assert store.resolve_entry(str(tiny_sequence_classifier_dir), TASK_CLASSIFY).kind == KIND_SEQUENCE_CLASSIFIER
     assert store.resolve_entry(str(tiny_embedding_dir), TASK_CLASSIFY).kind == KIND_SENTENCE_EMBEDDING
     assert store.availability(lm) == "on disk"

@@ -215,6 +215,14 @@ def test_int8_classifier_runs(workspace, tiny_sequence_classifier_dir: Path) -> 
     batch = classifier.run(["I love this film."])
     assert batch.compression == "int8"
     _assert_distribution(batch.results[0], {"negative", "positive"})
+    # Issue 17 (compression checked by the model itself): the loaded model's Linear layers hold int8 weights.
+    import torch
+
+    model = classifier.load().model  # the one the run used, kept loaded in the store
+    assert classifier.store.loaded.loads == 1
+    quantized = [m for m in model.modules() if "quantized" in type(m).__module__ and hasattr(m, "weight")]
+    assert quantized and all(m.weight().dtype == torch.qint8 for m in quantized)
+    assert not any(type(m) is torch.nn.Linear for m in model.modules()), "every Linear was swapped"
 
 
 def test_result_to_dict_is_json_serialisable(zero_shot: TextClassifier) -> None:

@@ -423,10 +423,13 @@ class ClassifyPage(JobPage):
         if self.last_batch is None:
             self.show_notice("Nothing to save yet: classify some text first.", error=True)
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save the results", "classification.csv", "CSV (*.csv);;JSON lines (*.jsonl)")
+        path, chosen = QFileDialog.getSaveFileName(self, "Save the results", "classification.csv", "CSV (*.csv);;JSON lines (*.jsonl)")
         if path:
-            save_classification(Path(path), self.last_batch)
-            self.status_message.emit(f"Saved {path}")
+            target = Path(path)
+            if not target.suffix:  # a name typed without an extension: the format the user chose in the dialog
+                target = target.with_suffix(".jsonl" if "jsonl" in chosen else ".csv")
+            save_classification(target, self.last_batch)
+            self.status_message.emit(f"Saved {target}")
 
     def save_settings(self, settings: QSettings) -> None:
         settings.setValue("classify/model", self.model_picker.model_ref())

@@ -75,7 +75,10 @@ class Level:
 
 # ---------------------------------------------------------------- PortAudio access
 
-_pa_lock = threading.Lock()
+# Held while PortAudio is re-initialised, while devices are queried, and while a stream is resolved and counted:
+# a query on one thread during a rescan on another gets no device ("Error querying device 0"; seen when Record was
+# pressed while the Speech tab was still listing the microphones). Re-entrant, since a query may rescan first.
+_pa_lock = threading.RLock()
 _open_streams = 0  # MicrophoneStreams holding a PortAudio stream: a rescan would close them under our feet
 
 
@@ -153,9 +156,10 @@ def _input_devices(sd: ModuleType) -> list[InputDevice]:
 def list_input_devices(rescan: bool = True) -> list[InputDevice]:
     """Every input device, the system default marked; rescans first so a newly plugged microphone shows up."""
     sd = _import_sounddevice()
-    if rescan:
-        _rescan(sd)
-    devices = _input_devices(sd)
+    with _pa_lock:
+        if rescan:
+            _rescan(sd)
+        devices = _input_devices(sd)
     if not devices:
         raise MicrophoneError(NO_MICROPHONE_MESSAGE)
     return devices
@@ -307,25 +311,26 @@ class MicrophoneStream:
             return self
         device = self._requested_device
         factory = self._stream_factory
+        sd = None
         if not isinstance(device, InputDevice) or factory is None:
             sd = _import_sounddevice()
-            if not isinstance(device, InputDevice):
-                device = _resolve_device(sd, device)
             if factory is None:
                 factory = sd.InputStream
+        with _pa_lock:  # resolved and counted at once: a rescan on another thread must not renumber or close it
+            if not isinstance(device, InputDevice):
+                device = _resolve_device(sd, device)
+            _open_streams += 1
+        self._stream_counted = True
         rate = int(round(device.default_samplerate)) or self.target_rate
         blocksize = max(1, int(round(rate * self.block_seconds)))
         self._device = device
         self._rate = rate
         self._capacity = max(blocksize, int(round(rate * self.buffer_seconds)))
-        if rate != self.target_rate:
-            import soxr
-
-            self._resampler = soxr.ResampleStream(rate, self.target_rate, 1, dtype="float32", quality="HQ")
-        with _pa_lock:  # counted before opening: a rescan on another thread must not close it half-open
-            _open_streams += 1
-        self._stream_counted = True
         try:
+            if rate != self.target_rate:
+                import soxr
+
+                self._resampler = soxr.ResampleStream(rate, self.target_rate, 1, dtype="float32", quality="HQ")
             stream = self._open(factory, device, rate, blocksize)
         except BaseException:
             self._close_stream(abort=True)
