@@ -354,3 +354,61 @@ def test_the_chat_job_kind_streams_and_returns_the_turn(workspace, conversations
     sent.clear()
     _run_job(sent.append, threading.Event(), workspace, 9, "chat", {**params, "options": {"max_tokens": 3}})
     assert sent[-1][0] == "failed" and "Unknown chat option" in sent[-1][2]
+
+
+# --- the GPU out of memory ---------------------------------------------------------------------------------
+
+def test_a_gpu_out_of_memory_mid_answer_answers_on_the_cpu_and_says_so(tiny_chat: ChatSession, monkeypatch) -> None:
+    """As tests/test_devices.py does: the "meta" device stands in for a GPU (the model really loads there), and
+    its answer, having begun, runs out of memory as a full GPU does. The turn is answered again on the CPU,
+    into the same message, with a notice; the copy on the full device is dropped, and later turns stay on the CPU."""
+    import torch
+
+    from desktop_ai.engine.models.devices import DeviceChoice, cpu_fallback_notice
+
+    cid = _tiny_conversation(tiny_chat)
+    generator = tiny_chat.generator(tiny_chat.default)
+    generator.device = DeviceChoice("meta", torch.float32, "test")
+    on_meta = tiny_chat.load(tiny_chat.default)
+    assert on_meta.device == "meta" and next(on_meta.loaded.model.parameters()).device.type == "meta"
+
+    def out_of_memory_after_a_piece(prompt_tokens, options, on_text=None, cancel=None, state_key=None):
+        on_text("half an ans")
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(on_meta, "stream", out_of_memory_after_a_piece)
+    partials: list[dict] = []
+    result = tiny_chat.send(cid, "hello there", ChatOptions(max_new_tokens=5, **GREEDY), on_partial=partials.append)
+    assert result.device == "cpu" and result.text and not result.stopped
+    assert result.notices[-1] == cpu_fallback_notice("meta")
+    texts = [p for p in partials if "message_id" in p]
+    assert texts[0]["text"] == "half an ans"
+    assert texts[1] == {"conversation": cid, "message_id": result.message_id, "text": "", "restarted": True}
+    assert "".join(p["text"] for p in texts[2:]) == result.text
+    stored = tiny_chat.conversations.messages(cid)
+    assert [m.role for m in stored] == ["user", "assistant"]  # one answer, not the cut one and another
+    assert (stored[1].id, stored[1].content, stored[1].stopped) == (result.message_id, result.text, False)
+    assert [key[3] for key in tiny_chat.store.loaded._items] == ["cpu"]  # the full device's copy was dropped
+    after = tiny_chat.send(cid, "again", ChatOptions(max_new_tokens=4, **GREEDY))
+    assert after.device == "cpu" and after.reused_tokens > 0
+    assert cpu_fallback_notice("meta") not in after.notices
+
+
+def test_a_gpu_out_of_memory_on_the_cpu_is_a_failure_not_a_retry(tiny_chat: ChatSession, monkeypatch) -> None:
+    """On the CPU there is nowhere to fall back to: the partial answer is kept and the error says so."""
+    import torch
+
+    cid = _tiny_conversation(tiny_chat)
+    lm = tiny_chat.load(tiny_chat.default)
+    calls: list[int] = []
+
+    def out_of_memory(prompt_tokens, options, on_text=None, cancel=None, state_key=None):
+        calls.append(1)
+        on_text("some")
+        raise torch.OutOfMemoryError("out of memory")
+
+    monkeypatch.setattr(lm, "stream", out_of_memory)
+    with pytest.raises(ChatModelFailedError, match="partial answer"):
+        tiny_chat.send(cid, "hello", ChatOptions(max_new_tokens=5, **GREEDY))
+    assert calls == [1]
+    assert tiny_chat.conversations.messages(cid)[1].stopped
