@@ -412,3 +412,59 @@ def test_a_gpu_out_of_memory_on_the_cpu_is_a_failure_not_a_retry(tiny_chat: Chat
         tiny_chat.send(cid, "hello", ChatOptions(max_new_tokens=5, **GREEDY))
     assert calls == [1]
     assert tiny_chat.conversations.messages(cid)[1].stopped
+
+
+# --- kept states and the memory budget -------------------------------------------------------------------
+
+def test_kept_caches_are_capped_in_bytes_least_recently_used_dropped(tiny_chat: ChatSession) -> None:
+    from desktop_ai.engine.runtimes.transformers_lm import cache_bytes
+
+    a, b = _tiny_conversation(tiny_chat), _tiny_conversation(tiny_chat)
+    options = ChatOptions(max_new_tokens=6, **GREEDY)
+    lm = tiny_chat.load(tiny_chat.default)
+    tiny_chat.send(a, "the quick brown fox", options)
+    one = lm.state_bytes()
+    (tokens, cache) = lm._states.take(a)
+    assert one == cache_bytes(cache) > 0  # the key/value tensors themselves
+    lm._states.put(a, (tokens, cache))
+    lm._states.max_bytes = int(one * 1.5)  # room for one conversation's cache, not two
+    tiny_chat.send(b, "local models run fast", options)
+    assert lm._states.keys() == [b] and lm._states.dropped == 1  # A, least recently used, went
+    assert 0 < lm.state_bytes() <= lm._states.max_bytes
+    back = tiny_chat.send(a, "jumps over the dog", options)
+    assert back.reused_tokens == 0  # A reads its conversation again
+    lm._states.max_bytes = one // 4  # a cap smaller than one cache keeps none
+    tiny_chat.send(a, "and again", options)
+    assert lm.state_bytes() == 0 and lm.state_count() == 0
+
+
+def test_the_memory_budget_counts_the_kept_states_with_their_model(tiny_chat: ChatSession) -> None:
+    cid = _tiny_conversation(tiny_chat)
+    lm = tiny_chat.load(tiny_chat.default)
+    tiny_chat.send(cid, "the quick brown fox jumps over the lazy dog", ChatOptions(max_new_tokens=8, **GREEDY))
+    loaded = tiny_chat.store.loaded
+    size, states = lm.resident_bytes(), lm.state_bytes()
+    assert states > 2
+    (described,) = loaded.describe()
+    assert (described["states"], described["states_mb"]) == (1, round(states / 1e6, 1))
+    assert described["mb"] == round((size + states) / 1e6, 1)
+    # A model that fits beside the weights alone, but not beside the weights and the kept cache: loading it
+    # unloads the chat model, because its states count against the budget.
+    loaded.budget_bytes = size + states + 1000
+    loaded.get_or_load(("another model", "r", "x", "cpu", "none"), lambda: (bytearray(8), 8),
+                       estimate_bytes=1000 + states // 2)
+    assert [m["model"] for m in loaded.describe()] == ["another model"]
+    assert loaded.unloads == 1
+
+
+@needs_llama_cpp
+def test_llama_cpp_snapshots_are_counted(gguf_chat: ChatSession, conversations: ConversationStore) -> None:
+    a, b = conversations.create(), conversations.create()
+    options = ChatOptions(max_new_tokens=4, **GREEDY)
+    gguf_chat.send(a.id, "Name a colour.", options)
+    lm = gguf_chat.load()
+    assert lm.state_bytes() == 0 and lm.state_count() == 1  # A is in the context itself, counted in its size
+    gguf_chat.send(b.id, "Name a fruit.", options)
+    assert lm.state_bytes() > 0 and lm.state_count() == 2  # A waits as a snapshot
+    (described,) = gguf_chat.store.loaded.describe()
+    assert described["states"] == 2 and described["states_mb"] == round(lm.state_bytes() / 1e6, 1)
