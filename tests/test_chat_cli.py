@@ -209,3 +209,43 @@ def test_on_a_terminal_the_turns_are_typed_at_a_prompt(home: Path) -> None:
     assert (user.content, answer.role, answer.stopped) == ("Say hi.", "assistant", False)
     assert stdout.count("you> ") == 3  # asked for each line typed: the turn, the empty line, /quit
     assert f"model> {answer.content}\n" in stdout
+
+
+@needs_llama_cpp
+def test_ctrl_c_mid_answer_stops_it_exits_130_and_keeps_the_partial_answer(home: Path) -> None:
+    """SIGINT (what Ctrl+C sends) once the answer has begun to stream on stdout: the answer stops where it is,
+    the process says so and exits with 130 promptly, and the partial answer is saved, marked stopped."""
+    import select
+    import signal
+    import time
+
+    env = {**os.environ, "DESKTOP_AI_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_ai", "chat", "Tell me a very long story about a ship.",
+                             "--max-new-tokens", "2000", "--temperature", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    streamed = b""
+    try:
+        deadline = time.monotonic() + 240
+        while len(streamed) < 20 and time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if ready:
+                streamed += os.read(proc.stdout.fileno(), 4096)
+        assert len(streamed) >= 20, "the answer never began to stream"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)  # a guard against a hang, not a speed test
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr.decode()
+    lines = [line for line in stderr.decode().splitlines() if line.strip()]
+    assert "stopping the answer (Ctrl+C again quits)" in lines
+    assert lines[-1] == "stopped"
+    assert "Traceback" not in stderr.decode()
+    answer_text = (streamed + stdout).decode()
+    cid = next(line.split()[2] for line in lines if line.startswith("note: conversation "))
+    user, answer = _stored(home, cid)
+    assert user.content == "Tell me a very long story about a ship."
+    assert answer.stopped and answer.content
+    assert answer_text == answer.content + "\n"  # what was shown is what was saved, and nothing more came
+    assert answer.tokens_per_second is not None  # the last write happened: this was a stop, not a crash
