@@ -468,3 +468,12 @@ def test_llama_cpp_snapshots_are_counted(gguf_chat: ChatSession, conversations: 
     assert lm.state_bytes() > 0 and lm.state_count() == 2  # A waits as a snapshot
     (described,) = gguf_chat.store.loaded.describe()
     assert described["states"] == 2 and described["states_mb"] == round(lm.state_bytes() / 1e6, 1)
+
+
+def test_an_unknown_model_is_refused_before_anything_is_written(tiny_chat: ChatSession) -> None:
+    from desktop_ai.engine.errors import ModelUnavailableError
+
+    cid = _tiny_conversation(tiny_chat)
+    with pytest.raises(ModelUnavailableError, match="Unknown model 'no-such-model'"):
+        tiny_chat.send(cid, "hello", model="no-such-model")
+    assert tiny_chat.conversations.messages(cid) == []

@@ -133,6 +133,17 @@ def test_an_empty_message_is_one_clear_error_and_nothing_is_saved(home: Path) ->
     assert listed.returncode == 0 and listed.stdout == ""  # no conversation was started
 
 
+def test_an_unknown_model_is_one_clear_error_and_nothing_is_saved(home: Path) -> None:
+    _one_error_line(_chat(home, "hello", "--model", "no-such-model"), "Unknown model 'no-such-model'")
+    listed = _chat(home, "--list", "--json")
+    assert listed.returncode == 0 and listed.stdout == ""  # no conversation was started for it
+    with ConversationStore(home / "data" / "conversations.sqlite3") as store:
+        kept = store.create(title="kept", model=None)
+    _one_error_line(_chat(home, "hello", "--conversation", kept.id, "--model", "no-such-model"), "Unknown model")
+    with ConversationStore(home / "data" / "conversations.sqlite3") as store:
+        assert store.get(kept.id).model is None and store.messages(kept.id) == []  # its model was not replaced
+
+
 def test_a_bad_import_file_is_one_clear_error(home: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")

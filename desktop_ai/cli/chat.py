@@ -156,18 +156,21 @@ def cmd_chat(args: argparse.Namespace) -> int:
     store = _open_store()
     workspace = open_workspace(use_disk_cache=False)
     try:
+        session = ChatSession(workspace.store, store, device=args.device, compression=args.compression,
+                              runtime=args.runtime)
         if args.conversation:
             conversation = store.get(args.conversation)
+            if args.model:
+                session.generator(args.model)  # an unknown model is refused before it is kept with the conversation
             if args.system is not None:
                 store.set_system_prompt(conversation.id, args.system)
             if args.model:
                 store.set_model(conversation.id, args.model)
         else:
+            session.generator(args.model)  # the same: no conversation is started for a model that does not exist
             conversation = store.create(system_prompt=args.system or "", model=args.model)
             if not args.json:
                 err(f"note: conversation {conversation.id} (continue it with --conversation {conversation.id})")
-        session = ChatSession(workspace.store, store, device=args.device, compression=args.compression,
-                              runtime=args.runtime)
         if not args.json:
             notes(device_notice(args.device, pick_device(args.device)))
         return _answer_all(args, session, conversation.id, turns, interactive, options, progress)

@@ -221,10 +221,10 @@ class ChatSession:
             raise InvalidInputError("The message is empty: type something to send.")
         conversation = self.conversations.get(conversation_id)
         started = time.perf_counter()
+        generator = self.generator(model or conversation.model)  # an unknown model is refused before any write
         user_message = self._user_turn(conversation_id, action, message)
         history = self.conversations.messages(conversation_id)
         turn = sum(1 for m in history if m.role == "user")
-        generator = self.generator(model or conversation.model)
         writer = _AnswerWriter(self.conversations, conversation_id, on_partial)
         answer = _Turn(conversation_id, turn, user_message, conversation.system_prompt, history, options, started)
         try:
