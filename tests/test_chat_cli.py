@@ -260,3 +260,41 @@ def test_ctrl_c_mid_answer_stops_it_exits_130_and_keeps_the_partial_answer(home:
     assert answer.stopped and answer.content
     assert answer_text == answer.content + "\n"  # what was shown is what was saved, and nothing more came
     assert answer.tokens_per_second is not None  # the last write happened: this was a stop, not a crash
+
+
+def test_a_model_failing_mid_answer_keeps_the_partial_answer_and_exits_1(home: Path, tiny_causal_lm_dir: Path,
+                                                                          monkeypatch, capsys) -> None:
+    """In this process (to inject the failure, as the GPU tests inject an out-of-memory error): the runtime
+    fails after streaming three pieces. The partial answer is shown and ends its line, one error line says it
+    was kept, the exit code is 1 (the model's failure, not the input's), and the store has it marked stopped."""
+    from desktop_ai.cli import main as cli
+    from desktop_ai.engine.runtimes.transformers_lm import TransformersLM
+
+    monkeypatch.setenv("DESKTOP_AI_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    real = TransformersLM._stream
+
+    def fails_after_three_pieces(self, prompt_tokens, options, on_text, cancel, cache):
+        pieces: list[str] = []
+
+        def count(piece: str) -> None:
+            on_text(piece)
+            pieces.append(piece)
+            if len(pieces) == 3:
+                raise RuntimeError("the device was lost")
+
+        return real(self, prompt_tokens, options, count, cancel, cache)
+
+    monkeypatch.setattr(TransformersLM, "_stream", fails_after_three_pieces)
+    code = cli.main(["chat", "hello there", "--model", str(tiny_causal_lm_dir), "--runtime", "transformers",
+                     "--device", "cpu", "--compression", "none", "--max-new-tokens", "20", "--temperature", "0",
+                     "--repetition-penalty", "1"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "the device was lost" in errors[0] and "partial answer" in errors[0]
+    cid = next(line.split()[2] for line in captured.err.splitlines() if line.startswith("note: conversation "))
+    user, answer = _stored(home, cid)
+    assert user.content == "hello there"
+    assert answer.stopped and answer.content
+    assert captured.out == answer.content + "\n"  # what was shown is what was kept, on its own line

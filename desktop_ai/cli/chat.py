@@ -18,6 +18,7 @@ from typing import Any
 
 from desktop_ai.cli.options import COMPRESSION_CHOICES, RUNTIME_CHOICES, device_name, model_ref, positive_int
 from desktop_ai.cli.output import (
+    EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     CliError,
@@ -182,6 +183,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def _answer_all(args: argparse.Namespace, session: Any, conversation_id: str, turns: Iterable[str],
                 interactive: bool, options: Any, progress: Any) -> int:
+    from desktop_ai.engine.tasks.chat import ChatModelFailedError
+
     model = args.model
     for message in turns:
         cancel = threading.Event()
@@ -197,8 +200,14 @@ def _answer_all(args: argparse.Namespace, session: Any, conversation_id: str, tu
             out(payload["text"], end="")
 
         with stop_on_ctrl_c(cancel, "stopping the answer (Ctrl+C again quits)"):
-            result = session.send(conversation_id, message, options, on_partial=on_partial, progress=progress,
-                                  cancel=cancel, model=model)
+            try:
+                result = session.send(conversation_id, message, options, on_partial=on_partial, progress=progress,
+                                      cancel=cancel, model=model)
+            except ChatModelFailedError as error:  # the model's fault, not the input's: exit 1, not 2
+                if streamed:
+                    out()  # the partial answer shown so far ends its line
+                err(f"error: {error}")
+                return EXIT_FAILURE
         if args.json:
             print_json(result.to_dict())
         else:
