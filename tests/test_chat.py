@@ -394,6 +394,35 @@ def test_a_gpu_out_of_memory_mid_answer_answers_on_the_cpu_and_says_so(tiny_chat
     assert cpu_fallback_notice("meta") not in after.notices
 
 
+@pytest.mark.gpu
+def test_a_real_cuda_out_of_memory_mid_answer_answers_on_the_cpu(workspace, conversations, tiny_causal_lm_dir: Path,
+                                                                 monkeypatch) -> None:
+    """On a real GPU: the answer, having begun on CUDA, asks for 16 TiB there (a real CUDA out of memory)."""
+    import torch
+
+    from desktop_ai.engine.models.devices import cpu_fallback_notice
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    session = ChatSession(workspace.store, conversations, device="cuda", runtime="transformers")
+    c = conversations.create(model=str(tiny_causal_lm_dir))
+    on_gpu = session.load(str(tiny_causal_lm_dir))
+    assert on_gpu.device.startswith("cuda")
+    real_stream = on_gpu.stream
+
+    def runs_out(prompt_tokens, options, on_text=None, cancel=None, state_key=None):
+        def piece_then_out_of_memory(piece: str) -> None:
+            on_text(piece)
+            torch.empty(2**44, dtype=torch.uint8, device=on_gpu.device)
+
+        return real_stream(prompt_tokens, options, piece_then_out_of_memory, cancel, state_key=state_key)
+
+    monkeypatch.setattr(on_gpu, "stream", runs_out)
+    result = session.send(c.id, "hello there", ChatOptions(max_new_tokens=5, **GREEDY))
+    assert result.device == "cpu" and result.notices[-1] == cpu_fallback_notice("cuda")
+    assert conversations.messages(c.id)[-1].content == result.text and not result.stopped
+
+
 def test_a_gpu_out_of_memory_on_the_cpu_is_a_failure_not_a_retry(tiny_chat: ChatSession, monkeypatch) -> None:
     """On the CPU there is nowhere to fall back to: the partial answer is kept and the error says so."""
     import torch
