@@ -506,3 +506,13 @@ def test_an_unknown_model_is_refused_before_anything_is_written(tiny_chat: ChatS
     with pytest.raises(ModelUnavailableError, match="Unknown model 'no-such-model'"):
         tiny_chat.send(cid, "hello", model="no-such-model")
     assert tiny_chat.conversations.messages(cid) == []
+
+
+@pytest.mark.parametrize(("options", "needle"), [({"max_new_tokens": "ten"}, "max_new_tokens must be a whole number"),
+                                                 ({"temperature": "hot"}, "temperature must be a number"),
+                                                 ({"reuse_state": 1}, "reuse_state must be true or false"),
+                                                 ({"seed": 1.5}, "seed must be a whole number")])
+def test_chat_options_of_the_wrong_type_are_one_clear_message(options: dict, needle: str) -> None:
+    with pytest.raises(InvalidInputError, match=needle):
+        ChatOptions.from_dict(options)
+    assert ChatOptions.from_dict({"temperature": 0, "seed": None, "context_limit": 64}).temperature == 0

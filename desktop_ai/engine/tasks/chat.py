@@ -57,6 +57,18 @@ class ChatOptions:
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise InvalidInputError(f"Unknown chat option(s): {', '.join(unknown)}.")
+        for name, value in data.items():  # a window or script sending "ten" gets a message, not a TypeError
+            default = cls.__dataclass_fields__[name].default
+            if isinstance(default, bool):
+                fits = isinstance(value, bool)
+            elif isinstance(default, float):
+                fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+            else:  # whole numbers, some of which may be None (no seed, no limit)
+                fits = (value is None and default is None) or (isinstance(value, int) and not isinstance(value, bool))
+            if not fits:
+                kind = ("true or false" if isinstance(default, bool)
+                        else "a number" if isinstance(default, float) else "a whole number")
+                raise InvalidInputError(f"The chat option {name} must be {kind}, not {value!r}.")
         return cls(**data)
 
     def validate(self) -> None:
