@@ -354,3 +354,165 @@ def test_the_chat_job_kind_streams_and_returns_the_turn(workspace, conversations
     sent.clear()
     _run_job(sent.append, threading.Event(), workspace, 9, "chat", {**params, "options": {"max_tokens": 3}})
     assert sent[-1][0] == "failed" and "Unknown chat option" in sent[-1][2]
+
+
+# --- the GPU out of memory ---------------------------------------------------------------------------------
+
+def test_a_gpu_out_of_memory_mid_answer_answers_on_the_cpu_and_says_so(tiny_chat: ChatSession, monkeypatch) -> None:
+    """As tests/test_devices.py does: the "meta" device stands in for a GPU (the model really loads there), and
+    its answer, having begun, runs out of memory as a full GPU does. The turn is answered again on the CPU,
+    into the same message, with a notice; the copy on the full device is dropped, and later turns stay on the CPU."""
+    import torch
+
+    from desktop_ai.engine.models.devices import DeviceChoice, cpu_fallback_notice
+
+    cid = _tiny_conversation(tiny_chat)
+    generator = tiny_chat.generator(tiny_chat.default)
+    generator.device = DeviceChoice("meta", torch.float32, "test")
+    on_meta = tiny_chat.load(tiny_chat.default)
+    assert on_meta.device == "meta" and next(on_meta.loaded.model.parameters()).device.type == "meta"
+
+    def out_of_memory_after_a_piece(prompt_tokens, options, on_text=None, cancel=None, state_key=None):
+        on_text("half an ans")
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(on_meta, "stream", out_of_memory_after_a_piece)
+    partials: list[dict] = []
+    result = tiny_chat.send(cid, "hello there", ChatOptions(max_new_tokens=5, **GREEDY), on_partial=partials.append)
+    assert result.device == "cpu" and result.text and not result.stopped
+    assert result.notices[-1] == cpu_fallback_notice("meta")
+    texts = [p for p in partials if "message_id" in p]
+    assert texts[0]["text"] == "half an ans"
+    assert texts[1] == {"conversation": cid, "message_id": result.message_id, "text": "", "restarted": True}
+    assert "".join(p["text"] for p in texts[2:]) == result.text
+    stored = tiny_chat.conversations.messages(cid)
+    assert [m.role for m in stored] == ["user", "assistant"]  # one answer, not the cut one and another
+    assert (stored[1].id, stored[1].content, stored[1].stopped) == (result.message_id, result.text, False)
+    assert [key[3] for key in tiny_chat.store.loaded._items] == ["cpu"]  # the full device's copy was dropped
+    after = tiny_chat.send(cid, "again", ChatOptions(max_new_tokens=4, **GREEDY))
+    assert after.device == "cpu" and after.reused_tokens > 0
+    assert cpu_fallback_notice("meta") not in after.notices
+
+
+@pytest.mark.gpu
+def test_a_real_cuda_out_of_memory_mid_answer_answers_on_the_cpu(workspace, conversations, tiny_causal_lm_dir: Path,
+                                                                 monkeypatch) -> None:
+    """On a real GPU: the answer, having begun on CUDA, asks for 16 TiB there (a real CUDA out of memory)."""
+    import torch
+
+    from desktop_ai.engine.models.devices import cpu_fallback_notice
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    session = ChatSession(workspace.store, conversations, device="cuda", runtime="transformers")
+    c = conversations.create(model=str(tiny_causal_lm_dir))
+    on_gpu = session.load(str(tiny_causal_lm_dir))
+    assert on_gpu.device.startswith("cuda")
+    real_stream = on_gpu.stream
+
+    def runs_out(prompt_tokens, options, on_text=None, cancel=None, state_key=None):
+        def piece_then_out_of_memory(piece: str) -> None:
+            on_text(piece)
+            torch.empty(2**44, dtype=torch.uint8, device=on_gpu.device)
+
+        return real_stream(prompt_tokens, options, piece_then_out_of_memory, cancel, state_key=state_key)
+
+    monkeypatch.setattr(on_gpu, "stream", runs_out)
+    result = session.send(c.id, "hello there", ChatOptions(max_new_tokens=5, **GREEDY))
+    assert result.device == "cpu" and result.notices[-1] == cpu_fallback_notice("cuda")
+    assert conversations.messages(c.id)[-1].content == result.text and not result.stopped
+
+
+def test_a_gpu_out_of_memory_on_the_cpu_is_a_failure_not_a_retry(tiny_chat: ChatSession, monkeypatch) -> None:
+    """On the CPU there is nowhere to fall back to: the partial answer is kept and the error says so."""
+    import torch
+
+    cid = _tiny_conversation(tiny_chat)
+    lm = tiny_chat.load(tiny_chat.default)
+    calls: list[int] = []
+
+    def out_of_memory(prompt_tokens, options, on_text=None, cancel=None, state_key=None):
+        calls.append(1)
+        on_text("some")
+        raise torch.OutOfMemoryError("out of memory")
+
+    monkeypatch.setattr(lm, "stream", out_of_memory)
+    with pytest.raises(ChatModelFailedError, match="partial answer"):
+        tiny_chat.send(cid, "hello", ChatOptions(max_new_tokens=5, **GREEDY))
+    assert calls == [1]
+    assert tiny_chat.conversations.messages(cid)[1].stopped
+
+
+# --- kept states and the memory budget -------------------------------------------------------------------
+
+def test_kept_caches_are_capped_in_bytes_least_recently_used_dropped(tiny_chat: ChatSession) -> None:
+    from desktop_ai.engine.runtimes.transformers_lm import cache_bytes
+
+    a, b = _tiny_conversation(tiny_chat), _tiny_conversation(tiny_chat)
+    options = ChatOptions(max_new_tokens=6, **GREEDY)
+    lm = tiny_chat.load(tiny_chat.default)
+    tiny_chat.send(a, "the quick brown fox", options)
+    one = lm.state_bytes()
+    (tokens, cache) = lm._states.take(a)
+    assert one == cache_bytes(cache) > 0  # the key/value tensors themselves
+    lm._states.put(a, (tokens, cache))
+    lm._states.max_bytes = int(one * 1.5)  # room for one conversation's cache, not two
+    tiny_chat.send(b, "local models run fast", options)
+    assert lm._states.keys() == [b] and lm._states.dropped == 1  # A, least recently used, went
+    assert 0 < lm.state_bytes() <= lm._states.max_bytes
+    back = tiny_chat.send(a, "jumps over the dog", options)
+    assert back.reused_tokens == 0  # A reads its conversation again
+    lm._states.max_bytes = one // 4  # a cap smaller than one cache keeps none
+    tiny_chat.send(a, "and again", options)
+    assert lm.state_bytes() == 0 and lm.state_count() == 0
+
+
+def test_the_memory_budget_counts_the_kept_states_with_their_model(tiny_chat: ChatSession) -> None:
+    cid = _tiny_conversation(tiny_chat)
+    lm = tiny_chat.load(tiny_chat.default)
+    tiny_chat.send(cid, "the quick brown fox jumps over the lazy dog", ChatOptions(max_new_tokens=8, **GREEDY))
+    loaded = tiny_chat.store.loaded
+    size, states = lm.resident_bytes(), lm.state_bytes()
+    assert states > 2
+    (described,) = loaded.describe()
+    assert (described["states"], described["states_mb"]) == (1, round(states / 1e6, 1))
+    assert described["mb"] == round((size + states) / 1e6, 1)
+    # A model that fits beside the weights alone, but not beside the weights and the kept cache: loading it
+    # unloads the chat model, because its states count against the budget.
+    loaded.budget_bytes = size + states + 1000
+    loaded.get_or_load(("another model", "r", "x", "cpu", "none"), lambda: (bytearray(8), 8),
+                       estimate_bytes=1000 + states // 2)
+    assert [m["model"] for m in loaded.describe()] == ["another model"]
+    assert loaded.unloads == 1
+
+
+@needs_llama_cpp
+def test_llama_cpp_snapshots_are_counted(gguf_chat: ChatSession, conversations: ConversationStore) -> None:
+    a, b = conversations.create(), conversations.create()
+    options = ChatOptions(max_new_tokens=4, **GREEDY)
+    gguf_chat.send(a.id, "Name a colour.", options)
+    lm = gguf_chat.load()
+    assert lm.state_bytes() == 0 and lm.state_count() == 1  # A is in the context itself, counted in its size
+    gguf_chat.send(b.id, "Name a fruit.", options)
+    assert lm.state_bytes() > 0 and lm.state_count() == 2  # A waits as a snapshot
+    (described,) = gguf_chat.store.loaded.describe()
+    assert described["states"] == 2 and described["states_mb"] == round(lm.state_bytes() / 1e6, 1)
+
+
+def test_an_unknown_model_is_refused_before_anything_is_written(tiny_chat: ChatSession) -> None:
+    from desktop_ai.engine.errors import ModelUnavailableError
+
+    cid = _tiny_conversation(tiny_chat)
+    with pytest.raises(ModelUnavailableError, match="Unknown model 'no-such-model'"):
+        tiny_chat.send(cid, "hello", model="no-such-model")
+    assert tiny_chat.conversations.messages(cid) == []
+
+
+@pytest.mark.parametrize(("options", "needle"), [({"max_new_tokens": "ten"}, "max_new_tokens must be a whole number"),
+                                                 ({"temperature": "hot"}, "temperature must be a number"),
+                                                 ({"reuse_state": 1}, "reuse_state must be true or false"),
+                                                 ({"seed": 1.5}, "seed must be a whole number")])
+def test_chat_options_of_the_wrong_type_are_one_clear_message(options: dict, needle: str) -> None:
+    with pytest.raises(InvalidInputError, match=needle):
+        ChatOptions.from_dict(options)
+    assert ChatOptions.from_dict({"temperature": 0, "seed": None, "context_limit": 64}).temperature == 0

@@ -133,6 +133,17 @@ def test_an_empty_message_is_one_clear_error_and_nothing_is_saved(home: Path) ->
     assert listed.returncode == 0 and listed.stdout == ""  # no conversation was started
 
 
+def test_an_unknown_model_is_one_clear_error_and_nothing_is_saved(home: Path) -> None:
+    _one_error_line(_chat(home, "hello", "--model", "no-such-model"), "Unknown model 'no-such-model'")
+    listed = _chat(home, "--list", "--json")
+    assert listed.returncode == 0 and listed.stdout == ""  # no conversation was started for it
+    with ConversationStore(home / "data" / "conversations.sqlite3") as store:
+        kept = store.create(title="kept", model=None)
+    _one_error_line(_chat(home, "hello", "--conversation", kept.id, "--model", "no-such-model"), "Unknown model")
+    with ConversationStore(home / "data" / "conversations.sqlite3") as store:
+        assert store.get(kept.id).model is None and store.messages(kept.id) == []  # its model was not replaced
+
+
 def test_a_bad_import_file_is_one_clear_error(home: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")
@@ -209,3 +220,81 @@ def test_on_a_terminal_the_turns_are_typed_at_a_prompt(home: Path) -> None:
     assert (user.content, answer.role, answer.stopped) == ("Say hi.", "assistant", False)
     assert stdout.count("you> ") == 3  # asked for each line typed: the turn, the empty line, /quit
     assert f"model> {answer.content}\n" in stdout
+
+
+@needs_llama_cpp
+def test_ctrl_c_mid_answer_stops_it_exits_130_and_keeps_the_partial_answer(home: Path) -> None:
+    """SIGINT (what Ctrl+C sends) once the answer has begun to stream on stdout: the answer stops where it is,
+    the process says so and exits with 130 promptly, and the partial answer is saved, marked stopped."""
+    import select
+    import signal
+    import time
+
+    env = {**os.environ, "DESKTOP_AI_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_ai", "chat", "Tell me a very long story about a ship.",
+                             "--max-new-tokens", "2000", "--temperature", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    streamed = b""
+    try:
+        deadline = time.monotonic() + 240
+        while len(streamed) < 20 and time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if ready:
+                streamed += os.read(proc.stdout.fileno(), 4096)
+        assert len(streamed) >= 20, "the answer never began to stream"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)  # a guard against a hang, not a speed test
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr.decode()
+    lines = [line for line in stderr.decode().splitlines() if line.strip()]
+    assert "stopping the answer (Ctrl+C again quits)" in lines
+    assert lines[-1] == "stopped"
+    assert "Traceback" not in stderr.decode()
+    answer_text = (streamed + stdout).decode()
+    cid = next(line.split()[2] for line in lines if line.startswith("note: conversation "))
+    user, answer = _stored(home, cid)
+    assert user.content == "Tell me a very long story about a ship."
+    assert answer.stopped and answer.content
+    assert answer_text == answer.content + "\n"  # what was shown is what was saved, and nothing more came
+    assert answer.tokens_per_second is not None  # the last write happened: this was a stop, not a crash
+
+
+def test_a_model_failing_mid_answer_keeps_the_partial_answer_and_exits_1(home: Path, tiny_causal_lm_dir: Path,
+                                                                          monkeypatch, capsys) -> None:
+    """In this process (to inject the failure, as the GPU tests inject an out-of-memory error): the runtime
+    fails after streaming three pieces. The partial answer is shown and ends its line, one error line says it
+    was kept, the exit code is 1 (the model's failure, not the input's), and the store has it marked stopped."""
+    from desktop_ai.cli import main as cli
+    from desktop_ai.engine.runtimes.transformers_lm import TransformersLM
+
+    monkeypatch.setenv("DESKTOP_AI_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    real = TransformersLM._stream
+
+    def fails_after_three_pieces(self, prompt_tokens, options, on_text, cancel, cache):
+        pieces: list[str] = []
+
+        def count(piece: str) -> None:
+            on_text(piece)
+            pieces.append(piece)
+            if len(pieces) == 3:
+                raise RuntimeError("the device was lost")
+
+        return real(self, prompt_tokens, options, count, cancel, cache)
+
+    monkeypatch.setattr(TransformersLM, "_stream", fails_after_three_pieces)
+    code = cli.main(["chat", "hello there", "--model", str(tiny_causal_lm_dir), "--runtime", "transformers",
+                     "--device", "cpu", "--compression", "none", "--max-new-tokens", "20", "--temperature", "0",
+                     "--repetition-penalty", "1"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "the device was lost" in errors[0] and "partial answer" in errors[0]
+    cid = next(line.split()[2] for line in captured.err.splitlines() if line.startswith("note: conversation "))
+    user, answer = _stored(home, cid)
+    assert user.content == "hello there"
+    assert answer.stopped and answer.content
+    assert captured.out == answer.content + "\n"  # what was shown is what was kept, on its own line

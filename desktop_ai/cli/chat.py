@@ -18,6 +18,7 @@ from typing import Any
 
 from desktop_ai.cli.options import COMPRESSION_CHOICES, RUNTIME_CHOICES, device_name, model_ref, positive_int
 from desktop_ai.cli.output import (
+    EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     CliError,
@@ -156,18 +157,21 @@ def cmd_chat(args: argparse.Namespace) -> int:
     store = _open_store()
     workspace = open_workspace(use_disk_cache=False)
     try:
+        session = ChatSession(workspace.store, store, device=args.device, compression=args.compression,
+                              runtime=args.runtime)
         if args.conversation:
             conversation = store.get(args.conversation)
+            if args.model:
+                session.generator(args.model)  # an unknown model is refused before it is kept with the conversation
             if args.system is not None:
                 store.set_system_prompt(conversation.id, args.system)
             if args.model:
                 store.set_model(conversation.id, args.model)
         else:
+            session.generator(args.model)  # the same: no conversation is started for a model that does not exist
             conversation = store.create(system_prompt=args.system or "", model=args.model)
             if not args.json:
                 err(f"note: conversation {conversation.id} (continue it with --conversation {conversation.id})")
-        session = ChatSession(workspace.store, store, device=args.device, compression=args.compression,
-                              runtime=args.runtime)
         if not args.json:
             notes(device_notice(args.device, pick_device(args.device)))
         return _answer_all(args, session, conversation.id, turns, interactive, options, progress)
@@ -179,6 +183,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def _answer_all(args: argparse.Namespace, session: Any, conversation_id: str, turns: Iterable[str],
                 interactive: bool, options: Any, progress: Any) -> int:
+    from desktop_ai.engine.tasks.chat import ChatModelFailedError
+
     model = args.model
     for message in turns:
         cancel = threading.Event()
@@ -194,8 +200,14 @@ def _answer_all(args: argparse.Namespace, session: Any, conversation_id: str, tu
             out(payload["text"], end="")
 
         with stop_on_ctrl_c(cancel, "stopping the answer (Ctrl+C again quits)"):
-            result = session.send(conversation_id, message, options, on_partial=on_partial, progress=progress,
-                                  cancel=cancel, model=model)
+            try:
+                result = session.send(conversation_id, message, options, on_partial=on_partial, progress=progress,
+                                      cancel=cancel, model=model)
+            except ChatModelFailedError as error:  # the model's fault, not the input's: exit 1, not 2
+                if streamed:
+                    out()  # the partial answer shown so far ends its line
+                err(f"error: {error}")
+                return EXIT_FAILURE
         if args.json:
             print_json(result.to_dict())
         else:

@@ -245,6 +245,12 @@ def default_vram_budget() -> int | None:
     return None
 
 
+def _state_bytes(value: Any) -> int:
+    """The conversation states a loaded model keeps besides its own size (a chat model's; others keep none)."""
+    measure = getattr(value, "state_bytes", None)
+    return int(measure()) if callable(measure) else 0
+
+
 class LoadedModels:
     """Keeps loaded models within a memory budget: before a model loads, the least recently used ones are
     unloaded to make room, and a model larger than the whole budget is refused with the numbers."""
@@ -299,7 +305,7 @@ class LoadedModels:
         return (self.vram_budget_bytes or self.budget_bytes) if on_gpu else self.budget_bytes
 
     def _used(self, on_gpu: bool) -> int:
-        return sum(size for _, size, gpu in self._items.values() if gpu == on_gpu)
+        return sum(size + _state_bytes(value) for value, size, gpu in self._items.values() if gpu == on_gpu)
 
     def _make_room(self, key: tuple, needed: int, on_gpu: bool) -> None:
         """Unload the least recently used models until `needed` more bytes fit; refuse what never can."""
@@ -321,9 +327,16 @@ class LoadedModels:
             self.unloads += 1
 
     def describe(self) -> list[dict[str, Any]]:
-        """What is loaded, least recently used first: for the window's status bar."""
+        """What is loaded, least recently used first: for the window's status bar. "mb" is the model with the
+        conversation states it keeps ("states", "states_mb": a chat model's kept snapshots/caches)."""
         with self._lock:
-            return [{"model": str(key[0]), "mb": round(size / 1e6, 1), "gpu": gpu} for key, (_, size, gpu) in self._items.items()]
+            described = []
+            for key, (value, size, gpu) in self._items.items():
+                states = _state_bytes(value)
+                count = value.state_count() if callable(getattr(value, "state_count", None)) else 0
+                described.append({"model": str(key[0]), "mb": round((size + states) / 1e6, 1), "gpu": gpu,
+                                  "states": count, "states_mb": round(states / 1e6, 1)})
+            return described
 
     def drop(self, predicate: Callable[[tuple], bool]) -> int:
         with self._lock:

@@ -115,6 +115,15 @@ class CausalLM(ABC):
     def forget_state(self, state_key: str) -> None:
         """Drop what is kept for this conversation, so its next turn reads the whole prompt again."""
 
+    def state_bytes(self) -> int:
+        """Memory the kept conversation states hold besides resident_bytes (snapshots, caches): the store's
+        memory budget counts it with the model."""
+        return 0
+
+    def state_count(self) -> int:
+        """How many conversations' states are kept."""
+        return 0
+
     def close(self) -> None:
         """Free what the library holds; the object is not used afterwards."""
 
@@ -189,33 +198,61 @@ def common_prefix_length(held: Sequence[int], prompt: Sequence[int]) -> int:
     return n
 
 
-class ConversationStates:
-    """A small LRU of per-conversation runtime states (a llama.cpp snapshot, a transformers cache), by key."""
+MAX_STATE_BYTES = 512 * 1024**2  # per loaded model: the kept conversations' snapshots/caches together
 
-    def __init__(self, capacity: int = 4) -> None:
+
+class ConversationStates:
+    """A small LRU of per-conversation runtime states (a llama.cpp snapshot, a transformers cache), by key.
+
+    Bounded twice: at most `capacity` conversations and `max_bytes` in all (`size_of` measures one state), the
+    least recently used dropped first; a state larger than the whole cap is not kept. Their bytes are reported
+    (CausalLM.state_bytes) so the memory budget counts them with the model they belong to."""
+
+    def __init__(self, capacity: int = 4, max_bytes: int = MAX_STATE_BYTES,
+                 size_of: Callable[[Any], int] = lambda state: 0) -> None:
         self.capacity = capacity
-        self._states: OrderedDict[str, Any] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.size_of = size_of
+        self._states: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self.lock = threading.RLock()  # one turn at a time on a runtime's conversation state
+        self.dropped = 0  # states let go to stay within the bounds
+        self._bytes = 0  # a running total, read without the lock (a turn holds it while it streams)
 
     def take(self, key: str) -> Any | None:
         with self.lock:
-            return self._states.pop(key, None)
+            kept = self._states.pop(key, None)
+            if kept is None:
+                return None
+            self._bytes -= kept[1]
+            return kept[0]
 
     def put(self, key: str, state: Any) -> None:
         with self.lock:
-            self._states[key] = state
-            self._states.move_to_end(key)
-            while len(self._states) > self.capacity:
-                dropped, _ = self._states.popitem(last=False)
-                logger.debug("Conversation state for %s dropped (least recently used)", dropped)
+            self.forget(key)
+            size = int(self.size_of(state))
+            self._states[key] = (state, size)
+            self._bytes += size
+            while self._states and (len(self._states) > self.capacity or self._bytes > self.max_bytes):
+                dropped, (_, size) = self._states.popitem(last=False)
+                self._bytes -= size
+                self.dropped += 1
+                logger.debug("Conversation state for %s (%d bytes) dropped (least recently used)", dropped, size)
 
     def forget(self, key: str) -> None:
         with self.lock:
-            self._states.pop(key, None)
+            self.take(key)
 
     def keys(self) -> list[str]:
         with self.lock:
             return list(self._states)
+
+    def __len__(self) -> int:
+        """Without the lock, as `bytes` (the memory budget reads both while a turn streams)."""
+        return len(self._states)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
 
 
 def stop_index(text: str, stops: Sequence[str]) -> int | None:

@@ -167,7 +167,7 @@ class LlamaCppLM(CausalLM):
         self._eog: list[int] | None = None
         # The Llama object holds one token sequence (and reuses its longest common prefix with the next prompt,
         # in Llama.generate); the other conversations' states wait here until their next turn.
-        self._states = ConversationStates()
+        self._states = ConversationStates(size_of=lambda snapshot: len(snapshot.data) + snapshot.tokens.nbytes)
         self._held_key: str | None = None
         logger.info("llama.cpp: %s, %d threads, %s GPU layers, context %d", path.name, threads, gpu_layers, context)
 
@@ -209,6 +209,14 @@ class LlamaCppLM(CausalLM):
             self._held_key = state_key
         result.reused_tokens = reused
         return result
+
+    def state_bytes(self) -> int:
+        """The snapshots of the conversations the Llama object does not hold (the one it holds is in its context,
+        counted in resident_bytes)."""
+        return self._states.bytes
+
+    def state_count(self) -> int:
+        return len(self._states) + (1 if self._held_key is not None else 0)
 
     def forget_state(self, state_key: str) -> None:
         """The next turn of this conversation reads everything from the start: its snapshot goes, and the Llama

@@ -44,10 +44,17 @@ class TransformersLM(TokenizerBackedLM):
         self._tokenizer = loaded.tokenizer
         self._bytes = size_bytes
         # Per conversation: the tokens whose keys and values a DynamicCache holds, and that cache.
-        self._states = ConversationStates()
+        self._states = ConversationStates(size_of=lambda state: cache_bytes(state[1]))
 
     def forget_state(self, state_key: str) -> None:
         self._states.forget(state_key)
+
+    def state_bytes(self) -> int:
+        """The kept key/value caches: not in resident_bytes (the weights), so counted here."""
+        return self._states.bytes
+
+    def state_count(self) -> int:
+        return len(self._states)
 
     def _cache_for(self, state_key: str, prompt_tokens: Sequence[int]) -> tuple[Any, int]:
         """The conversation's cache cut back to the prefix it shares with this prompt (at least one prompt token
@@ -119,6 +126,16 @@ class TransformersLM(TokenizerBackedLM):
         cut = stop_index(text, options.stop)
         return StreamResult(text[:cut] if cut is not None else text, len(new_ids), decoder.first_token_at,
                             finished - started, cancel is not None and cancel.is_set(), token_ids=generated)
+
+
+def cache_bytes(cache: Any) -> int:
+    """What a transformers cache's key and value tensors take."""
+    total = 0
+    for layer in getattr(cache, "layers", []):
+        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+            if tensor is not None and hasattr(tensor, "nbytes"):
+                total += int(tensor.nbytes)
+    return total
 
 
 class _Streamer:

@@ -23,6 +23,7 @@ from desktop_ai.engine.conversations.store import ConversationStore, Message
 from desktop_ai.engine.errors import EngineError, InvalidInputError
 from desktop_ai.engine.models.catalogue import TASK_GENERATE
 from desktop_ai.engine.models.compression import Compression
+from desktop_ai.engine.models.devices import cpu_fallback_notice, is_out_of_memory
 from desktop_ai.engine.models.store import ModelStore, ProgressCallback
 from desktop_ai.engine.runtimes.causal_lm import RUNTIME_AUTO, CausalLM, SamplingOptions
 from desktop_ai.engine.tasks.text_generation import TextGenerator
@@ -56,6 +57,18 @@ class ChatOptions:
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise InvalidInputError(f"Unknown chat option(s): {', '.join(unknown)}.")
+        for name, value in data.items():  # a window or script sending "ten" gets a message, not a TypeError
+            default = cls.__dataclass_fields__[name].default
+            if isinstance(default, bool):
+                fits = isinstance(value, bool)
+            elif isinstance(default, float):
+                fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+            else:  # whole numbers, some of which may be None (no seed, no limit)
+                fits = (value is None and default is None) or (isinstance(value, int) and not isinstance(value, bool))
+            if not fits:
+                kind = ("true or false" if isinstance(default, bool)
+                        else "a number" if isinstance(default, float) else "a whole number")
+                raise InvalidInputError(f"The chat option {name} must be {kind}, not {value!r}.")
         return cls(**data)
 
     def validate(self) -> None:
@@ -220,24 +233,43 @@ class ChatSession:
             raise InvalidInputError("The message is empty: type something to send.")
         conversation = self.conversations.get(conversation_id)
         started = time.perf_counter()
+        generator = self.generator(model or conversation.model)  # an unknown model is refused before any write
         user_message = self._user_turn(conversation_id, action, message)
         history = self.conversations.messages(conversation_id)
         turn = sum(1 for m in history if m.role == "user")
-        lm = self.load(model or conversation.model, progress, cancel)
-        prompt = fit_conversation(lm, conversation.system_prompt, history, options.max_new_tokens, options.context_limit)
+        writer = _AnswerWriter(self.conversations, conversation_id, on_partial)
+        answer = _Turn(conversation_id, turn, user_message, conversation.system_prompt, history, options, started)
+        try:
+            return self._answer(generator.load(progress, cancel), answer, writer, cancel)
+        except Exception as error:
+            if generator.device.device == "cpu" or not is_out_of_memory(error):
+                raise
+            logger.warning("Chat: out of GPU memory on %s; answering on the CPU", generator.device.device)
+        full = generator.fall_back_to_cpu()  # later turns stay on the CPU: the conversation only grows
+        writer.restart()
+        result = self._answer(generator.load(progress, cancel), answer, writer, cancel)
+        result.notices.append(cpu_fallback_notice(full))
+        return result
+
+    def _answer(self, lm: CausalLM, turn: _Turn, writer: _AnswerWriter, cancel: threading.Event | None) -> ChatTurnResult:
+        """Read the fitted conversation and stream the answer into the store. A GPU out of memory is raised as
+        it is (the caller answers on the CPU); any other failure keeps the partial answer, marked stopped."""
+        options, conversation_id = turn.options, turn.conversation_id
+        prompt = fit_conversation(lm, turn.system_prompt, turn.history, options.max_new_tokens, options.context_limit)
         notices = list(lm.notices) + prompt.notices
         if not lm.keeps_conversation_state:
             notices.append(f"{lm.runtime} keeps no conversation state: every turn reads the whole conversation again.")
         if not options.reuse_state:  # read it all this turn; what is computed is still kept for the next
             lm.forget_state(conversation_id)
-        if on_partial is not None:
-            on_partial({"conversation": conversation_id, "user_message_id": user_message.id,
-                        "context": {"used": len(prompt.tokens), "total": prompt.context_total,
-                                    "dropped_messages": prompt.dropped_messages, "notices": prompt.notices}})
-        writer = _AnswerWriter(self.conversations, conversation_id, on_partial)
+        if writer.on_partial is not None:
+            writer.on_partial({"conversation": conversation_id, "user_message_id": turn.user_message.id,
+                               "context": {"used": len(prompt.tokens), "total": prompt.context_total,
+                                           "dropped_messages": prompt.dropped_messages, "notices": prompt.notices}})
         try:
             streamed = lm.stream(prompt.tokens, options.sampling_options(), writer.add, cancel, state_key=conversation_id)
         except Exception as error:
+            if lm.device != "cpu" and is_out_of_memory(error):
+                raise
             if writer.message_id is not None:
                 writer.finish(stopped=True)  # the partial answer stays, marked as cut short
             if isinstance(error, EngineError):
@@ -245,6 +277,7 @@ class ChatSession:
             kept = f" The partial answer ({len(writer.text)} characters) is kept, marked as stopped." if writer.text else ""
             logger.warning("Chat: the model failed mid-answer in %s: %s", conversation_id, error)
             raise ChatModelFailedError(f"The model failed while answering: {error}.{kept}") from error
+        started = turn.started
         first_token_ms = round((streamed.first_token_at - started) * 1000, 1) if streamed.first_token_at else None
         speed = round(streamed.new_tokens / streamed.seconds, 2) if streamed.seconds > 0 else 0.0
         text = streamed.text if streamed.text or not writer.text else writer.text
@@ -253,7 +286,7 @@ class ChatSession:
         if streamed.cancelled:
             notices.append("Stopped: the answer so far is kept.")
         return ChatTurnResult(
-            conversation=conversation_id, turn=turn, message_id=message_id, user_message_id=user_message.id,
+            conversation=conversation_id, turn=turn.turn, message_id=message_id, user_message_id=turn.user_message.id,
             text=text, stopped=streamed.cancelled, first_token_ms=first_token_ms,
             tokens_per_second=speed, new_tokens=streamed.new_tokens, prompt_tokens=len(prompt.tokens),
             context_used=len(prompt.tokens) + streamed.new_tokens, context_total=prompt.context_total,
@@ -278,6 +311,19 @@ class ChatSession:
         for later in history[history.index(last_user) + 1:]:
             self.conversations.delete_message(later.id)
         return self.conversations.message(last_user.id)
+
+
+@dataclass
+class _Turn:
+    """What one turn answers, fixed before the model runs (so a retry on the CPU answers the same)."""
+
+    conversation_id: str
+    turn: int
+    user_message: Message
+    system_prompt: str
+    history: list[Message]
+    options: ChatOptions
+    started: float
 
 
 class _AnswerWriter:
@@ -308,6 +354,18 @@ class _AnswerWriter:
             self._saved_at = now
         if self.on_partial is not None:
             self.on_partial({"conversation": self.conversation_id, "message_id": self.message_id, "text": piece})
+
+    def restart(self) -> None:
+        """The answer begins again (after a GPU ran out of memory mid-answer): the row, if there is one, is
+        emptied and kept, and the window is told with a partial {"message_id", "text": "", "restarted": True}."""
+        self.text = ""
+        if self.message_id is None:
+            return
+        self.conversations.update_message(self.message_id, "", stopped=True)
+        self._saved_at = time.monotonic()
+        if self.on_partial is not None:
+            self.on_partial({"conversation": self.conversation_id, "message_id": self.message_id, "text": "",
+                             "restarted": True})
 
     def finish(self, stopped: bool, text: str | None = None, first_token_ms: float | None = None,
                tokens_per_second: float | None = None) -> int:

@@ -122,6 +122,17 @@ class TextGenerator:
         runtime, _ = self.runtime_for(location)
         return open_causal_lm(self.store, location, runtime, self.device, self.compression, progress, cancel)
 
+    def fall_back_to_cpu(self) -> str:
+        """After the GPU ran out of memory: drop this model's copies there, free the GPU's cache, and load on the
+        CPU from now on (fp16 is a GPU precision, so it becomes none). Returns the device that ran out."""
+        full = self.device.device
+        self.store.loaded.drop(lambda k: k[0] == self.entry.id and k[3] == full)
+        release_gpu_memory()
+        self.device = DeviceChoice("cpu", self.device.dtype, "GPU out of memory")
+        if self.compression is Compression.FP16:
+            self.compression = Compression.NONE
+        return full
+
     def prepare(self, lm: CausalLM, prompt: str, options: GenerationOptions) -> tuple[list[int], list[str]]:
         """Tokenize with the chat template when the model has one; keep the end of a prompt that is too long."""
         notices: list[str] = []
