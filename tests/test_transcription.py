@@ -90,6 +90,7 @@ def _assert_inside(segments: list[Phrase], duration_s: float) -> None:
 def test_whisper_tiny_en_transcribes_the_sentence(workspace, speech):
     recognizer = _whisper(workspace)
     assert (recognizer.engine, recognizer.model_id) == ("whisper", "whisper-tiny.en")
+    # README: "int8 on the CPU, int8 weights with float16 arithmetic (`int8_float16`) on a GPU"
     assert recognizer.compression == {"cpu": "int8", "cuda": "int8_float16"}[recognizer.device]
     seen: list[list[Phrase]] = []
     result = FileTranscriber(recognizer, workspace.cache).run(speech["wav"], on_segments=seen.append)
