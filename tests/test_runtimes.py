@@ -236,7 +236,7 @@ def test_without_llama_cpp_a_gguf_still_runs_and_the_user_is_told_once(workspace
     assert result.runtime == "transformers"
     assert result.text.strip()
     hint = [n for n in result.notices if "llama-cpp-python" in n]
-    assert len(hint) == 1 and 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python==0.3.36' in hint[0]
+    assert len(hint) == 1 and 'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_OPENMP=OFF" pip install llama-cpp-python==0.3.36' in hint[0]
     second = TextGenerator(workspace.store, None, model=EMBEDDED, device="cpu").run(
         "Another one.", GenerationOptions(max_new_tokens=4, temperature=0))
     assert not any("llama-cpp-python" in n for n in second.notices)  # said once

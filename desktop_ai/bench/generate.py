@@ -55,9 +55,9 @@ class _Variant:
         self.first_new: list[float] = []
 
 
-# After a parallel region, OpenMP workers spin-wait before they sleep: CTranslate2's Intel OpenMP for 200 ms
-# (KMP_BLOCKTIME), torch's for a shorter while. Timed right after another runtime's run, a variant shares the two
-# cores with those spinning threads; in the app one runtime runs at a time and never pays for it.
+# After a parallel region, OpenMP workers spin-wait for a while before they sleep (torch's and CTranslate2's
+# libgomp). Timed right after another runtime's run, a variant would share the two cores with those spinning
+# threads; in the app one runtime runs at a time and never pays for it.
 SETTLE_S = 0.4
 
 

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 LLAMA_CPP_VERSION = "0.3.36"
 INSTALL_HINT = (
     "For the fast runtime (llama.cpp, several times faster on GGUF files), install llama-cpp-python: "
-    f'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python=={LLAMA_CPP_VERSION} '
+    f'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_OPENMP=OFF" pip install llama-cpp-python=={LLAMA_CPP_VERSION} '
     "(it builds from source: it needs a C++ compiler and cmake; `make install` tries it)."
 )
 MAX_CONTEXT_TOKENS = 4096
