@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from desktop_ai.engine.errors import InvalidInputError
+
 logger = logging.getLogger(__name__)
 
 RUNTIME_LLAMA_CPP = "llama.cpp"
@@ -41,6 +43,17 @@ class SamplingOptions:
     @property
     def sampling(self) -> bool:
         return self.temperature > 0
+
+    def validate(self) -> None:
+        """What the user set, checked before a model loads (the window's and the CLI's settings share these words)."""
+        if not 1 <= self.max_new_tokens <= 4096:
+            raise InvalidInputError("Max new tokens must be between 1 and 4096.")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise InvalidInputError("Temperature must be 0 or more and top-p between 0 and 1.")
+        if self.top_k < 0:
+            raise InvalidInputError("Top-k must be 0 (off) or more.")
+        if self.repetition_penalty <= 0:
+            raise InvalidInputError("Repetition penalty must be more than 0 (1 is none).")
 
 
 @dataclass

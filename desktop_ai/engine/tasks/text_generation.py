@@ -49,14 +49,7 @@ class GenerationOptions:
         return not self.sampling or self.seed is not None
 
     def validate(self) -> None:
-        if not 1 <= self.max_new_tokens <= 4096:
-            raise InvalidInputError("Max new tokens must be between 1 and 4096.")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise InvalidInputError("Temperature must be 0 or more and top-p between 0 and 1.")
-        if self.top_k < 0:
-            raise InvalidInputError("Top-k must be 0 (off) or more.")
-        if self.repetition_penalty <= 0:
-            raise InvalidInputError("Repetition penalty must be more than 0 (1 is none).")
+        self.sampling_options().validate()
 
     def sampling_options(self) -> SamplingOptions:
         return SamplingOptions(
