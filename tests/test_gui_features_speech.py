@@ -4,6 +4,7 @@ Esc, and the no-microphone and unplugged messages."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -14,7 +15,7 @@ from desktop_ai.bench.transcribe import word_errors
 from test_gui import JOB_MS
 from test_gui_speech import FOX, _drop, _espeak, _open_window
 from test_transcription import SPHINX_NUMBERS, sphinx_speech
-from virtual_microphone import LIVE_SENTENCE
+from virtual_microphone import LIVE_SENTENCE, start_virtual_microphone
 
 
 def test_open_audio_then_export_txt_and_vtt(qtbot, tmp_path, monkeypatch):
@@ -154,5 +155,39 @@ def test_a_microphone_unplugged_mid_sentence_keeps_what_was_said(virtual_microph
         from test_gui_speech import _saved
 
         assert _saved(tab).text() == tab.document.text(), "what was said is autosaved"
+    finally:
+        win.close()
+
+
+def test_refresh_lists_a_microphone_plugged_in_after_the_window_opened(qtbot, tmp_path, monkeypatch):
+    """Speech's Refresh (README: "List the microphones again (after plugging one in)"), issue 17's "README features
+    with no test". The window opens while no sound server answers at the address the system points to (no
+    microphone), so only the system default is offered; then the server starts there (the microphone is plugged in),
+    Refresh lists its devices, and the picked one records the spoken sentence."""
+    runtime = Path(tempfile.mkdtemp(prefix="vmic-"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("PULSE_SERVER", f"unix:{runtime / 'pulse-native'}")  # where the server will listen
+    win = _open_window(qtbot)
+    try:
+        tab = win.speech_tab
+        qtbot.waitUntil(lambda: tab._devices_job is None and tab.input_picker.count() >= 1, timeout=JOB_MS)
+        before = [tab.input_picker.itemText(i) for i in range(tab.input_picker.count())]
+        assert before == ["System default microphone"], before
+        with start_virtual_microphone(tmp_path, runtime=runtime) as mic:
+            qtbot.mouseClick(tab.refresh_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: tab._devices_job is None and tab.input_picker.count() > 1, timeout=JOB_MS)
+            listed = [tab.input_picker.itemText(i) for i in range(1, tab.input_picker.count())]
+            assert any("pulse" in name.lower() or "default" in name.lower() for name in listed), listed
+            tab.input_picker.setCurrentIndex(1 + next(i for i, name in enumerate(listed)
+                                                      if "pulse" in name.lower() or "default" in name.lower()))
+            wav = mic.speak(LIVE_SENTENCE)
+            events: list[dict] = []
+            win.live_engine.partial.connect(lambda job, payload: events.append(payload) if isinstance(payload, dict) else None)
+            qtbot.mouseClick(tab.record_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: any(e.get("type") == "level" for e in events), timeout=JOB_MS)
+            mic.play(wav)
+            qtbot.waitUntil(lambda: word_errors(tab.document.text(), LIVE_SENTENCE) <= 1, timeout=JOB_MS)
+            with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
+                qtbot.mouseClick(tab.record_button, Qt.MouseButton.LeftButton)
     finally:
         win.close()

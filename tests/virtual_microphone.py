@@ -145,13 +145,15 @@ def _answers() -> bool:
 
 
 @contextlib.contextmanager
-def start_virtual_microphone(tmp_path: Path) -> Iterator[VirtualMicrophone]:
-    """Start the daemon, make its null sink's monitor the default input, and always tear it down."""
+def start_virtual_microphone(tmp_path: Path, runtime: Path | None = None) -> Iterator[VirtualMicrophone]:
+    """Start the daemon, make its null sink's monitor the default input, and always tear it down. `runtime`: a
+    folder chosen beforehand, so that a process started earlier can already point PULSE_SERVER at its socket
+    (a microphone plugged in while the app runs)."""
     for binary in REQUIRED_BINARIES:
         if shutil.which(binary) is None:
             pytest.skip(f"PulseAudio virtual microphone unavailable: {binary} is not installed")
     # A short private directory: the socket path must fit in sun_path (108 bytes), tmp_path may not.
-    runtime = Path(tempfile.mkdtemp(prefix="vmic-"))
+    runtime = runtime or Path(tempfile.mkdtemp(prefix="vmic-"))
     runtime.chmod(0o700)
     socket = runtime / "pulse-native"
     server = f"unix:{socket}"
