@@ -57,6 +57,7 @@ def test_ctrl_enter_generates_and_esc_stops(qtbot, window, tiny_causal_lm_dir):
     """Issue 17 (README: Ctrl+Enter and Esc): the keys, pressed in the prompt, start and stop a generation; the
     text so far is kept."""
     page = window.text_tab.generate_page
+    window.text_tab.setCurrentWidget(page)  # the Chat page comes first; a hidden page's shortcuts do not fire
     _activate(window)
     page.model_picker.select(str(tiny_causal_lm_dir))
     page.prompt.setPlainText("a long answer please")

@@ -66,14 +66,19 @@ def test_settings_device_picks_the_device_and_says_why(qtbot, window, tiny_causa
 
 
 def test_the_window_size_is_kept_across_a_restart(qtbot):
-    """README: "the window's size [is] kept when you close it". Two heights in a row, each back after a restart.
-    (The offscreen screen is narrower than the window's minimum width, so only the height can differ here.)"""
-    for height in (700, 660):
+    """README: "the window's size [is] kept when you close it". Two sizes in a row (width and height both differ),
+    each back after a restart. The window also fits a small screen: its minimum width leaves room on the 800 px wide
+    offscreen screen (a row of settings once made it over 1000 px wide, so only the height could be checked)."""
+    probe = MainWindow()
+    qtbot.addWidget(probe)
+    minimum = probe.minimumSizeHint().width()
+    probe.close()
+    assert minimum <= 780, f"the window needs {minimum} px of width"
+    for size in ((minimum + 10, 700), (minimum + 15, 660)):
         first = MainWindow()
         qtbot.addWidget(first)
         first.show()
         qtbot.waitExposed(first)
-        size = (first.minimumSizeHint().width(), height)
         first.resize(*size)
         qtbot.waitUntil(lambda: (first.width(), first.height()) == size, timeout=5000)
         first.close()

@@ -160,9 +160,11 @@ class SpeechTab(JobPage):
         recognizer = QHBoxLayout()
         recognizer.addWidget(self.engine_picker)
         recognizer.addWidget(self.model_picker, 1)
-        recognizer.addWidget(QLabel("Compression"))
-        recognizer.addWidget(self.compression_picker)
         options.addRow("Engine", recognizer)
+        compression = QHBoxLayout()  # a row of its own, so that the window fits a small screen
+        compression.addWidget(self.compression_picker)
+        compression.addStretch(1)
+        options.addRow("Compression", compression)
         files = QHBoxLayout()
         files.addWidget(self.open_button)
         files.addWidget(self.stop_button)

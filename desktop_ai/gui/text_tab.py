@@ -151,12 +151,16 @@ class GeneratePage(JobPage):
 
         options = QFormLayout()
         options.addRow("Model", self.model_picker)
-        row = QHBoxLayout()
-        for label, widget in (("Runtime", self.runtime_picker), ("Compression", self.compression_picker), ("Max tokens", self.max_tokens), ("Temperature", self.temperature), ("Top-p", self.top_p), ("Seed", self.seed)):
-            row.addWidget(QLabel(label))
-            row.addWidget(widget)
-        row.addStretch(1)
-        options.addRow(row)
+        # Two rows, so that the window fits a small screen (one row made the whole window over 1000 px wide).
+        for group in ((("Runtime", self.runtime_picker), ("Compression", self.compression_picker)),
+                      (("Max tokens", self.max_tokens), ("Temperature", self.temperature), ("Top-p", self.top_p),
+                       ("Seed", self.seed))):
+            row = QHBoxLayout()
+            for label, widget in group:
+                row.addWidget(QLabel(label))
+                row.addWidget(widget)
+            row.addStretch(1)
+            options.addRow(row)
         buttons = QHBoxLayout()
         for button in (self.generate_button, self.stop_button):
             buttons.addWidget(button)

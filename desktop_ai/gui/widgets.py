@@ -39,6 +39,11 @@ class ModelPicker(QComboBox):
         self.task = task
         self.setAccessibleName(f"Model for {task}")
         self.setToolTip("Which model runs this job. Embedded models work offline.")
+        # Sized for about 36 characters, not for the longest title (which made the Image tab over 700 px wide);
+        # the open list still shows every title whole.
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(36)
+        self.view().setTextElideMode(Qt.TextElideMode.ElideNone)
         self.store = store
         for entry in entries_for(task):
             self.addItem(f"{entry.title} — {store.availability(entry)}", entry.id)
