@@ -184,7 +184,10 @@ def test_translate_bench_without_a_model_runs_on_an_opus_mt_shaped_stand_in(
     ratio = _goal_ratio(goal)
     assert ratio == pytest.approx(ct2.values["x baseline"], abs=0.006)
     assert "opus-mt's architecture" in goal
-    assert ("(met)" in goal) == (ratio >= 2.5) and ("(not met)" in goal) == (ratio < 2.5)
+    # The goal note holds two verdicts (the speed, then the cached page): judge the speed's own.
+    speed_verdict = re.search(r"CTranslate2 [\d.]+x the baseline[^()]*\((met|not met)\)", goal)
+    assert speed_verdict is not None, goal
+    assert (speed_verdict.group(1) == "met") == (ratio >= 2.5)
     int8 = rows[(TRANSFORMERS, "int8")]
     assert int8.values["weights MB"] < 0.7 * report.rows[0].values["weights MB"]  # the 58 101 x 512 embedding stays fp32
     assert ct2.values["weights MB"] < 0.5 * report.rows[0].values["weights MB"]  # every matrix int8, the embedding too
