@@ -43,6 +43,7 @@ def test_auto_converts_a_llama_folder_to_ctranslate2_once(workspace, tiny_causal
     lm = generator.load()
     assert lm.compute_type == "int8_float32"
     assert lm.resident_bytes() == converted[0].stat().st_size
+    assert lm.threads == 1  # a small model: one intra-op thread beats OpenMP barriers between tiny matrix products
 
     # A fresh engine (new store, empty memory cache) reuses the converted copy.
     other = open_workspace()
@@ -54,6 +55,15 @@ def test_auto_converts_a_llama_folder_to_ctranslate2_once(workspace, tiny_causal
         other.close()
     assert again.text == result.text
     assert not any("Converting" in m for m in messages)
+
+
+def test_ctranslate2_uses_every_core_only_for_large_models() -> None:
+    from desktop_ai.engine.runtimes.causal_lm import physical_cores
+    from desktop_ai.engine.runtimes.ctranslate2_lm import ONE_THREAD_BELOW_BYTES, cpu_threads_for
+
+    assert cpu_threads_for(140_000_000) == 1
+    assert cpu_threads_for(ONE_THREAD_BELOW_BYTES) == physical_cores()
+    assert cpu_threads_for(4_000_000_000) == physical_cores()
 
 
 def test_ctranslate2_streams_and_matches_transformers_greedy(workspace, tiny_causal_lm_dir: Path) -> None:

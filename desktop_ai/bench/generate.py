@@ -212,6 +212,8 @@ def bench_generate(
         say(f"Loading ours: {runtime}, {method.value}")
         generator = TextGenerator(store, None, model=model, device=device, compression=method, runtime=runtime)
         lm, rss = _measure_load(generator.load)
+        if runtime == RUNTIME_CTRANSLATE2:
+            report.environment["CTranslate2 threads"] = getattr(lm, "threads", None)
         label = "desktop-ai TextGenerator, " + runtime + (" (the default)" if runtime == default_runtime else "")
         generators[label] = generator
         variants.append(_Variant(label, lm.compression, _ours(generator), lm.weights_bytes(), rss))

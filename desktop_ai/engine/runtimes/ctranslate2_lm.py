@@ -44,6 +44,16 @@ DECODER_CONFIGS = frozenset({
 })
 CONVERTED_MARKER = "model.bin"
 MAX_CONTEXT_TOKENS = 4096
+# Below this many bytes of converted weights a CPU decode step is hundreds of tiny matrix products, and the
+# OpenMP barriers between them cost more than a second core gains. On 2 cores, int8: SmolLM2-135M ran at 73
+# tokens/s on one thread against 21 on two, a random 320 M Llama at 36 against 22; a random 820 M one (823 MB)
+# at 15.3 against 17.5, so larger models are bandwidth-bound and use every core (docs/benchmarks.md, generate).
+ONE_THREAD_BELOW_BYTES = 600_000_000
+
+
+def cpu_threads_for(weights_bytes: int) -> int:
+    """CTranslate2's intra-op threads on the CPU for converted weights of this size."""
+    return 1 if weights_bytes < ONE_THREAD_BELOW_BYTES else physical_cores()
 
 
 def supported_config(folder: Path) -> str | None:
@@ -144,7 +154,7 @@ class CTranslate2LM(TokenizerBackedLM):
         index = int(device.split(":")[1]) if ":" in device else 0
         self._generator_args = dict(
             model_path=str(converted), device="cuda" if on_gpu else "cpu", device_index=index, compute_type=compute,
-            intra_threads=0 if on_gpu else physical_cores(),
+            intra_threads=0 if on_gpu else cpu_threads_for(weights_bytes_on_disk(converted / CONVERTED_MARKER)),
         )
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(source)
@@ -159,6 +169,7 @@ class CTranslate2LM(TokenizerBackedLM):
         if compression is Compression.FP16 and not on_gpu:
             self.notices.append("Half precision needs a GPU (it is slower than fp32 on a CPU); kept fp32.")
         self.compute_type = compute
+        self.threads = int(self._generator_args["intra_threads"])
         self._bytes = weights_bytes_on_disk(converted / CONVERTED_MARKER)
         if compute == "float32" and _quantization(compression) is not None:
             self._bytes *= 4
