@@ -13,9 +13,15 @@ from PIL import Image, ImageDraw
 
 from desktop_ai.engine.errors import ModelUnavailableError
 from desktop_ai.engine.models.catalogue import DEFAULT_MODELS, TASK_RECOGNIZE, find_entry
-from desktop_ai.engine.runtimes.image_lite import LitePreprocess, build_lite, imagenet_categories, map_lite_state_dict
+from desktop_ai.engine.runtimes.image_lite import (
+    LitePreprocess,
+    build_lite,
+    imagenet_categories,
+    map_lite_state_dict,
+    with_fixed_padding,
+)
 from desktop_ai.engine.runtimes.onnx_image import OnnxImageModel, check_against_torch, export_onnx
-from desktop_ai.engine.tasks.image_classification import ImageClassifier, load_image
+from desktop_ai.engine.tasks.image_classification import ONNX_EXPORT_FORMAT, ImageClassifier, load_image
 from packaged_photos import TOP1 as PACKAGED_TOP1, packaged_photos
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "models" / "sample_images"
@@ -102,6 +108,54 @@ def test_onnx_export_agrees_with_pytorch_on_drawn_images(lite0, tmp_path):
 
 
 @needs_package
+def test_fixed_padding_exports_without_shape_arithmetic_and_onnx_runtime_fuses_it(lite0, tmp_path):
+    """timm's TF-"same" padding, worked out from the input's shape on every call, exported as ~150 shape operators
+    and 5 Pad nodes ONNX Runtime could not fuse (about a third of Lite0's time there); the fixed copy must give
+    the same logits, export none of that, and leave no Pad once ONNX Runtime has optimized the graph."""
+    import onnx
+    import onnxruntime as ort
+
+    fixed = with_fixed_padding(lite0, 224)
+    inputs = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (2, 3, 224, 224)).astype(np.float32))
+    with torch.inference_mode():
+        assert (fixed(inputs) - lite0(inputs)).abs().max() < 1e-4
+    assert any(type(m).__name__ == "Conv2dSame" for m in lite0.modules()), "the original is left as it was"
+    exported = export_onnx(fixed, 224, tmp_path / "fixed.onnx")
+    dynamic = export_onnx(lite0, 224, tmp_path / "dynamic.onnx")
+    fixed_ops = [n.op_type for n in onnx.load(str(exported)).graph.node]
+    dynamic_ops = [n.op_type for n in onnx.load(str(dynamic)).graph.node]
+    assert "Shape" in dynamic_ops and dynamic_ops.count("Pad") == 5, "the shape arithmetic this change removes"
+    assert not {"Shape", "Ceil", "Gather"} & set(fixed_ops) and fixed_ops.count("Pad") == 5
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(exported), options, providers=["CPUExecutionProvider"])
+    optimized_ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert "Pad" not in optimized_ops, "each Pad is fused into its convolution"
+    session = OnnxImageModel.open(exported, threads=2)
+    assert check_against_torch(session, lite0, 224) < 2e-3
+
+
+def test_jpegs_decode_at_the_smallest_scale_the_model_needs(tmp_path):
+    """Lite0 resizes the short side to 256 (224 / 0.875): a 1600x1200 JPEG decodes at 1/4 scale for it, not at
+    full size (decoding and the bicubic resize cost less), and the cache keys what decoding was used."""
+    photo = tmp_path / "big.jpg"
+    Image.new("RGB", (1600, 1200), (90, 140, 200)).save(photo, quality=90)
+    data = photo.read_bytes()
+    assert load_image(data, "big.jpg")[0].size == (800, 600), "the generic decoding keeps 512 a side"
+    lite0_side = ImageClassifier.__new__(ImageClassifier)
+    lite0_side.entry = find_entry("efficientnet-lite0")
+    assert lite0_side._decode_side() == 256
+    decoded, width, height = load_image(data, "big.jpg", 256)
+    assert decoded.size == (400, 300) and (width, height) == (1600, 1200)
+    lite2_side = ImageClassifier.__new__(ImageClassifier)
+    lite2_side.entry = find_entry("efficientnet-lite2")
+    assert lite2_side._decode_side() == 298, "Lite2's 260-pixel input needs a larger decode"
+    assert load_image(data, "big.jpg", 298)[0].size == (400, 300)
+    assert load_image(data, "big.jpg", 301)[0].size == (800, 600), "never smaller than asked"
+
+
+@needs_package
 def test_onnx_and_pytorch_agree_on_every_sample_photo(lite0, tmp_path):
     session = OnnxImageModel.open(export_onnx(lite0, 224, tmp_path / "lite0.onnx"))
     inputs = [LitePreprocess(224)(load_image(p.read_bytes(), p.name)[0]) for p in _samples()]
@@ -178,8 +232,12 @@ def test_a_broken_cached_export_is_made_again(workspace, tmp_path):
     revision = classifier._revision()
     folder = workspace.store.converted_dir / "onnx"
     folder.mkdir(parents=True)
-    broken = folder / f"efficientnet-lite0-{''.join(c if c.isalnum() or c in '-_.' else '_' for c in revision)}.onnx"
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in revision)
+    broken = folder / f"efficientnet-lite0-{slug}-{ONNX_EXPORT_FORMAT}.onnx"
+    stale = folder / f"efficientnet-lite0-{slug}.onnx"  # the export before fixed padding
+    stale.write_bytes(b"an older export")
     broken.write_bytes(b"not an onnx file")
     batch = classifier.run([image], top_k=1)
     assert batch.runtime == "onnxruntime" and batch.results[0].ok
     assert broken.stat().st_size > 1_000_000
+    assert not stale.exists(), "the older export is removed from the cache"

