@@ -142,6 +142,9 @@ class LlamaCppLM(CausalLM):
             self._llm = Llama(
                 model_path=str(path), n_ctx=context, n_threads=threads, n_threads_batch=threads,
                 n_gpu_layers=gpu_layers, use_mmap=True, verbose=False,
+                # one fused attention operator instead of several per layer: fewer thread-pool barriers per token
+                # (SmolLM2-135M on 2 cores: 72 against 66 tokens/s, interleaved); llama.cpp's own default is "auto"
+                flash_attn=True,
                 main_gpu=int(device.split(":")[1]) if ":" in device else 0,
             )
         except Exception as error:  # llama-cpp-python raises ValueError for files it cannot read
