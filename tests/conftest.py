@@ -40,6 +40,13 @@ def tiny_causal_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_long_causal_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama with room for a 4000-token answer: on one CTranslate2 thread it writes about 9000 tokens a
+    second, so a 200-token answer ends before an Esc sent from its first streamed token reaches the engine."""
+    return tiny_models.build_causal_lm(tmp_path_factory.mktemp("tiny-llama-long"), max_positions=4608)
+
+
+@pytest.fixture(scope="session")
 def tiny_sequence_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_models.build_sequence_classifier(tmp_path_factory.mktemp("tiny-bert-sst"))
 

@@ -103,6 +103,31 @@ def test_no_microphone_gets_a_message(qtbot, monkeypatch):
         win.close()
 
 
+def test_a_late_no_microphone_answer_leaves_the_transcription_message(qtbot, tmp_path, monkeypatch):
+    """The microphone listing runs beside a transcription and can answer after it: its 'no microphone' goes to the
+    tab's notice and the picker, and the status bar keeps what the transcription said."""
+    monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent/pulse/native")
+    numbers = sphinx_speech(tmp_path / "numbers.wav")
+    win = _open_window(qtbot)
+    try:
+        tab = win.speech_tab
+        qtbot.waitUntil(lambda: tab._devices_job is None, timeout=JOB_MS)  # the first listing has answered
+        index = tab.engine_picker.findData("sphinx")
+        tab.engine_picker.setCurrentIndex(index)
+        tab.engine_picker.activated.emit(index)
+        with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
+            _drop(tab, numbers)
+        transcribed = win.statusBar().currentMessage()
+        assert transcribed.startswith("Transcribed 1 file(s) with sphinx"), transcribed
+        with qtbot.waitSignal(win.live_engine.failed, timeout=JOB_MS, check_params_cb=lambda job, message: "microphone" in message):
+            tab.refresh_devices()  # a listing that answers after the transcription
+        assert "No microphone was found" in tab.notice.text()
+        assert "No microphone was found" in tab.input_picker.toolTip()
+        assert win.statusBar().currentMessage() == transcribed
+    finally:
+        win.close()
+
+
 def test_ctrl_r_records_and_esc_stops(virtual_microphone, qtbot):
     """Ctrl+R starts recording, Esc stops it with the phrase kept; Ctrl+R again also stops a recording."""
     win = _open_window(qtbot)

@@ -105,8 +105,9 @@ def _load_tokenizer(path: Path):
     return AutoTokenizer.from_pretrained(path)
 
 
-def build_causal_lm(path: str | Path) -> Path:
-    """A 2-layer Llama (hidden 32) with tied embeddings, a chat template and eos = <|im_end|>."""
+def build_causal_lm(path: str | Path, max_positions: int = 256) -> Path:
+    """A 2-layer Llama (hidden 32) with tied embeddings, a chat template and eos = <|im_end|>; max_positions bounds
+    how long an answer can run (a stop test needs one longer than the time a key press takes to arrive)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -122,7 +123,7 @@ def build_causal_lm(path: str | Path) -> Path:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=4,
-        max_position_embeddings=256,
+        max_position_embeddings=max_positions,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,

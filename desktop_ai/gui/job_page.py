@@ -50,11 +50,12 @@ class JobPage(QWidget):
     def running(self) -> bool:
         return self.job_id is not None
 
-    def show_notice(self, text: str, error: bool = False) -> None:
+    def show_notice(self, text: str, error: bool = False, status_bar: bool = True) -> None:
+        """status_bar=False for what a background check found: it must not replace what the user's last job said."""
         colour = "#b00020" if error else "#7a5a00"
         self.notice.setText(f"<span style='color:{colour}'>{text}</span>" if text else "")
         self.notice.setToolTip(text)
-        if text:
+        if text and status_bar:
             self.status_message.emit(text)
 
     def cluster_params(self, folder_job: bool) -> dict[str, Any]:

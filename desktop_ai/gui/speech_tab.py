@@ -40,6 +40,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aa
 AUDIO_FILTER = "Audio files (" + " ".join(f"*{s}" for s in AUDIO_SUFFIXES) + ");;All files (*)"
 NOT_LOCAL_MESSAGE = "Only files on this computer can be transcribed; save the audio first, then drop the saved file."
 SYSTEM_DEFAULT = -1  # the device picker's data for "the system's default input"
+INPUT_TIP = "Which input records. The system default follows your desktop's sound settings."
 METER_FLOOR_DB = -60.0
 
 
@@ -116,7 +117,7 @@ class SpeechTab(JobPage):
 
         self.input_picker = QComboBox()
         self.input_picker.setAccessibleName("Microphone")
-        self.input_picker.setToolTip("Which input records. The system default follows your desktop's sound settings.")
+        self.input_picker.setToolTip(INPUT_TIP)
         self.input_picker.addItem("System default microphone", SYSTEM_DEFAULT)
         self.refresh_button = labelled_button("Refres&h", "List the microphones again (after plugging one in)")
         self.level_meter = QProgressBar()
@@ -217,6 +218,7 @@ class SpeechTab(JobPage):
         if job_id != self._devices_job:
             return
         self._devices_job = None
+        self.input_picker.setToolTip(INPUT_TIP)
         chosen = self.input_picker.currentData()
         self.input_picker.clear()
         self.input_picker.addItem("System default microphone", SYSTEM_DEFAULT)
@@ -227,9 +229,12 @@ class SpeechTab(JobPage):
         self.input_picker.setCurrentIndex(max(index, 0))
 
     def _on_devices_failed(self, job_id: int, message: str) -> None:
+        """Said in the tab and on the picker; the status bar keeps what the last transcription said (the listing
+        runs beside it and can finish later)."""
         if job_id == self._devices_job:
             self._devices_job = None
-            self.show_notice(message)
+            self.input_picker.setToolTip(message)
+            self.show_notice(message, status_bar=False)
 
     def input_device(self) -> int | None:
         data = self.input_picker.currentData()
