@@ -215,18 +215,21 @@ def test_settings_and_drafts_survive_a_restart(qtbot, tiny_causal_lm_dir):
 
 
 def _start_long_generation(qtbot, win: MainWindow, prompt: str, model: Path) -> None:
-    """Start sampling 200 tokens and return once the first ones have arrived."""
+    """Start a 4000-token greedy answer (the long tiny Llama: see its fixture) and return once the first tokens arrive.
+
+    A sampled 200-token answer could end before the test acted on it, on a busy CI machine.
+    """
     page = win.text_tab.generate_page
     page.model_picker.select(str(model))
     page.prompt.setPlainText(prompt)
-    page.max_tokens.setValue(200)
-    page.temperature.setValue(0.8)
+    page.max_tokens.setValue(4000)
+    page.temperature.setValue(0)
     with qtbot.waitSignal(win.engine.partial, timeout=JOB_MS):
         page.generate_button.click()
 
 
-def test_closing_while_generating_stops_cleanly(qtbot, window, tiny_causal_lm_dir):
-    _start_long_generation(qtbot, window, "keep going", tiny_causal_lm_dir)
+def test_closing_while_generating_stops_cleanly(qtbot, window, tiny_long_causal_lm_dir):
+    _start_long_generation(qtbot, window, "keep going", tiny_long_causal_lm_dir)
     process = window.engine._process
     started = time.perf_counter()
     window.close()
@@ -236,9 +239,9 @@ def test_closing_while_generating_stops_cleanly(qtbot, window, tiny_causal_lm_di
     assert not window.engine.isRunning()
 
 
-def test_engine_crash_is_reported_and_recovers(qtbot, window, tiny_causal_lm_dir):
+def test_engine_crash_is_reported_and_recovers(qtbot, window, tiny_causal_lm_dir, tiny_long_causal_lm_dir):
     page = window.text_tab.generate_page
-    _start_long_generation(qtbot, window, "crash now", tiny_causal_lm_dir)
+    _start_long_generation(qtbot, window, "crash now", tiny_long_causal_lm_dir)
     with qtbot.waitSignal(window.engine.failed, timeout=JOB_MS) as blocker:
         window.engine._process.kill()
     assert "stopped unexpectedly" in blocker.args[1]
