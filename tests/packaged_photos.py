@@ -1,8 +1,8 @@
 """Real photos that come with every install: scikit-learn's two sample images (a temple in China, a daisy).
 
 The real-photo tests that once skipped without ../shared/models/sample_images use these (issue 17, skips). What the
-embedded EfficientNet-Lite0 says about them, measured on ONNX Runtime: china.jpg "palace" (0.31, then bell cote
-0.14), flower.jpg "daisy" (0.36, then mushroom 0.05).
+embedded EfficientNet-Lite0 says about them, measured on ONNX Runtime: china.jpg "palace" (0.35, then bell cote
+0.14), flower.jpg "daisy" (0.33, then mushroom 0.06).
 """
 
 from __future__ import annotations

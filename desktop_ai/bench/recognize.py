@@ -269,7 +269,7 @@ def _bench_embedded(store: ModelStore, device: str, images: list[str] | None, re
         f"labels, decoding and preprocessing included. Threads: torch {torch.get_num_threads()}, ONNX Runtime {loaded.model.threads}.",
         "Baseline: PIL open and convert('RGB') at full size, torchvision.transforms Resize(256, bicubic), CenterCrop(224), "
         "ToTensor, Normalize(0.5, 0.5), timm's EfficientNet-Lite0 with the package's weights, fp32, batch 1. Ours: JPEG decoded at a "
-        "reduced DCT scale, the centre crop resized straight to 224 (PIL box=), the ONNX export of the same model.",
+        "reduced DCT scale, the centre crop resized straight to 224 (torchvision's antialiased bicubic on uint8), the ONNX export of the same model.",
         _embedded_goal(report.rows[1:], report.rows[0]),
         "int8 (static QDQ) is not offered for this model: see docs/benchmarks.md.",
         "'top-1 accuracy' counts the photos whose label the shared README gives (near-ties accept each class it lists).",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -44,21 +44,34 @@ _BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\.(\w+)\.(\w+)$")
 
 @dataclass(frozen=True)
 class LitePreprocess:
-    """PIL image -> float32 CHW array in [-1, 1]: resize the short side, centre crop, scale."""
+    """PIL RGB image -> float32 CHW array in [-1, 1]: centre square of the short side, bicubic resize, scale.
+
+    The resize is torchvision's antialiased bicubic on uint8 (torch's vectorized kernel, ported from
+    Pillow-SIMD): over the sample photos it takes half the time of PIL's own bicubic, which was a sixth of a
+    photo's time on 2 cores. It matches PIL's bicubic within a level on almost every pixel; the crop is whole
+    pixels (at most half a pixel off the exact 0.875 square).
+    """
 
     size: int = 224
+    version: ClassVar[str] = "torchvision-bicubic-antialias"  # part of the result cache's key
 
     def __call__(self, image: "Image.Image") -> np.ndarray:
-        from PIL import Image
+        import torch
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.v2 import functional as F
 
-        # resize only the centre square that is kept (PIL's box=), not the whole photo, then crop nothing
         width, height = image.size
-        side = min(width, height) * CROP_FRACTION
-        left, top = (width - side) / 2, (height - side) / 2
-        crop = image.resize((self.size, self.size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side),
-                            reducing_gap=3.0)
-        array = np.asarray(crop, dtype=np.float32)
-        return np.ascontiguousarray(((array - 127.5) / 127.5).transpose(2, 0, 1))
+        side = max(1, round(min(width, height) * CROP_FRACTION))
+        left, top = (width - side) // 2, (height - side) // 2
+        # only the kept square is copied out of PIL's read-only buffer; HWC memory is a channels-last view
+        square = torch.from_numpy(np.asarray(image)[top : top + side, left : left + side].copy()).permute(2, 0, 1)
+        pixels = F.resize(square, [self.size, self.size], interpolation=InterpolationMode.BICUBIC, antialias=True)
+        # scaled in numpy: a torch element-wise op this size would wake torch's OpenMP threads, which then spin
+        # for milliseconds on the cores ONNX Runtime is about to use
+        array = np.ascontiguousarray(pixels.numpy(), dtype=np.float32)
+        array -= 127.5
+        array /= 127.5
+        return array
 
 
 def imagenet_categories() -> list[str]:

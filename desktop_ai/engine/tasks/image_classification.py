@@ -283,6 +283,10 @@ class ImageClassifier:
     def key_spec(self, top_k: int, revision: str | None = None) -> KeySpec:
         """How this classifier keys a photo's bytes in the result cache (the cluster driver keys inputs with it)."""
         options = {"top_k": top_k, "arch": self.arch, "labels": str(self._labels_file()), "decode": self.decode_side}
+        if self.entry.source == SOURCE_PACKAGE:
+            from desktop_ai.engine.runtimes.image_lite import LitePreprocess
+
+            options["preprocess"] = LitePreprocess.version  # a result from another resize is not this one's
         return KeySpec(TASK_RECOGNIZE, self.entry.id, revision or self._revision(), self.compression.value, options)
 
     def _key(self, revision: str, data: bytes, top_k: int) -> str:
