@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from desktop_ai.engine.errors import ModelUnavailableError
 from desktop_ai.engine.models.catalogue import DEFAULT_MODELS, TASK_RECOGNIZE, find_entry
 from desktop_ai.engine.runtimes.image_lite import (
+    CROP_FRACTION,
     LitePreprocess,
     build_lite,
     imagenet_categories,
@@ -100,7 +101,7 @@ def test_preprocessing_matches_pils_bicubic_of_the_same_square():
     for path in _samples():
         image = load_image(path.read_bytes(), path.name, 256)[0]
         width, height = image.size
-        side = round(min(width, height) * 0.875)
+        side = round(min(width, height) * CROP_FRACTION)
         left, top = (width - side) // 2, (height - side) // 2
         pil = image.resize((224, 224), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
         ours = LitePreprocess(224)(image) * 127.5 + 127.5
@@ -196,6 +197,18 @@ def test_offline_default_recognises_the_packaged_photos_on_onnx_runtime(workspac
     workspace.store.loaded.clear()
     again = ImageClassifier(workspace.store, None).run(packaged_photos()[:1], top_k=1)
     assert again.results[0].predictions[0].label == "palace" and onnx_file.stat().st_mtime_ns == stamp
+
+
+@needs_package
+def test_a_cached_result_from_another_preprocessing_is_not_served(workspace, monkeypatch):
+    """The result cache keys the embedded model's photos by its preprocessing too: once the resize changes, a
+    photo classified before is classified again rather than shown with the old scores."""
+    photo = packaged_photos()[:1]
+    first = ImageClassifier(workspace.store, workspace.cache).run(photo, top_k=1)
+    assert not first.results[0].from_cache
+    assert ImageClassifier(workspace.store, workspace.cache).run(photo, top_k=1).results[0].from_cache
+    monkeypatch.setattr(LitePreprocess, "version", "an earlier resize")
+    assert not ImageClassifier(workspace.store, workspace.cache).run(photo, top_k=1).results[0].from_cache
 
 
 @needs_package
