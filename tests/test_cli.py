@@ -290,6 +290,24 @@ def test_generate_text_streams_tokens_and_uses_the_cache(tiny_lm: Path, capsys: 
     again = _json_lines(capsys.readouterr().out)[0]
     assert again["from_cache"] and again["text"] == first["text"] and again["new_tokens"] == first["new_tokens"]
     assert loads == [], f"a cache hit must not load the model: {loads}"
+    assert first["tokens_per_second"] > 0, "a generation reports its speed"
+    assert again["tokens_per_second"] is None, "reading the cache is not a speed"
+    assert again["first_token_seconds"] <= again["seconds"]
+
+
+def test_generate_json_timings_of_a_truncated_prompt_share_one_start(tiny_lm: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A prompt longer than the model's context is truncated, which takes time before the first token; the first
+    token's time and the total are measured from the same start, so the first can never exceed the total."""
+    prompt = " ".join(["word"] * 5_000)
+    assert cli.main(["generate", prompt, "--model", str(tiny_lm), "--max-new-tokens", "8", "--temperature", "0",
+                     "--device", "cpu", "--json", "--no-cache"]) == 0
+    (result,) = _json_lines(capsys.readouterr().out)
+    assert any("truncated" in notice for notice in result["notices"])
+    assert result["new_tokens"] >= 1
+    assert 0 < result["first_token_seconds"] <= result["seconds"]
+    assert 0 < result["decode_seconds"] <= result["seconds"]
+    assert result["tokens_per_second"] == pytest.approx(result["new_tokens"] / result["decode_seconds"], rel=0.01)
 
 
 def test_generate_reads_the_prompt_from_stdin(tiny_lm: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -934,7 +952,9 @@ def test_models_json(capsys: pytest.CaptureFixture[str]) -> None:
     from desktop_ai.engine.models.catalogue import CATALOGUE, DEFAULT_MODELS
 
     assert cli.main(["models", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    lines = capsys.readouterr().out.splitlines()
+    rows = [json.loads(line) for line in lines]  # one JSON object a line, as every --json
+    assert all(isinstance(row, dict) for row in rows)
     assert [row["id"] for row in rows] == [entry.id for entry in CATALOGUE]
     by_id = {row["id"]: row for row in rows}
     for task, model_id in DEFAULT_MODELS.items():
@@ -1017,4 +1037,4 @@ def test_headless_commands_never_import_qt(tmp_path: Path) -> None:
     env = {**os.environ, "DESKTOP_AI_HOME": str(tmp_path / "qt-home"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)
+    assert all(json.loads(line)["id"] for line in proc.stdout.splitlines())

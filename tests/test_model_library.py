@@ -123,14 +123,15 @@ def test_inventory_states_and_remove(hub_server, tiny_causal_lm_dir: Path, tmp_p
 
 def test_cli_models_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["models", "list", "--json", "--task", "generate"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # one JSON object a line
+    assert len(rows) > 1 and all(isinstance(r, dict) for r in rows)
     assert {r["task"] for r in rows} == {"generate"}
     assert {"state", "where", "memory_mb", "fits", "download_mb", "licence"} <= set(rows[0])
 
 
 def test_cli_models_alone_still_lists(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["models", "--json"]) == 0
-    assert any(r["id"] == "distilgpt2" for r in json.loads(capsys.readouterr().out))
+    assert any(json.loads(line)["id"] == "distilgpt2" for line in capsys.readouterr().out.splitlines())
 
 
 def test_cli_add_prints_an_id_usable_as_model(tmp_path: Path, tiny_causal_lm_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -143,6 +144,15 @@ def test_cli_add_prints_an_id_usable_as_model(tmp_path: Path, tiny_causal_lm_dir
     assert cli.main(["models", "remove", added["id"]]) == 0
     assert "Forgot" in capsys.readouterr().out
     assert tiny_causal_lm_dir.exists()
+
+
+def test_cli_add_folder_json_is_one_object_a_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = fake_gguf(tmp_path / "ggufs" / "a" / "one.Q4_0.gguf")
+    second = fake_gguf(tmp_path / "ggufs" / "b" / "two.Q4_0.gguf")
+    assert cli.main(["models", "add", str(tmp_path / "ggufs"), "--folder", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert all(isinstance(row, dict) for row in rows)
+    assert {row["path"] for row in rows} == {str(first), str(second)}
 
 
 def test_cli_add_a_bad_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

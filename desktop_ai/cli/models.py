@@ -38,7 +38,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     finally:
         workspace.close()
     if args.json:
-        print_json(rows)
+        for row in rows:
+            print_json(row)
         return EXIT_OK
     columns = ("id", "task", "size", "licence", "source", "availability", "title")
     table = [
@@ -66,7 +67,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     """Every model with its state, sizes, where its files are and whether it fits this machine."""
     rows = _inventory().rows(args.task)
     if args.json:
-        print_json([row.as_dict() for row in rows])
+        for row in rows:
+            print_json(row.as_dict())
         return EXIT_OK
     table = [(r.id, r.task, r.state + (f" ({r.kept_mb:.0f} MB kept)" if r.kept_mb else ""),
               f"{r.size_on_disk_mb:.0f} MB" if r.size_on_disk_mb else "-",
@@ -116,7 +118,8 @@ def cmd_models_add(args: argparse.Namespace) -> int:
     if path.is_dir() and args.folder:
         found = library.add_folder(path)
         if args.json:
-            print_json([{"id": m.id, "task": m.task, "path": m.path} for m in found])
+            for model in found:
+                print_json({"id": model.id, "task": model.task, "path": model.path})
         else:
             for model in found:
                 out(f"{model.id}\t{model.task}\t{model.path}")
@@ -136,12 +139,12 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
                                  description="List the model catalogue; * marks the default of each task. "
                                  "Subcommands: list, download ID, remove ID, add PATH.")
     models.add_argument("--task", choices=TASK_CHOICES, help="only the models of this task")
-    models.add_argument("--json", action="store_true", help="a JSON list on stdout")
+    models.add_argument("--json", action="store_true", help="one JSON object a line on stdout")
     models.set_defaults(handler=cmd_models)
     actions = models.add_subparsers(dest="models_command", metavar="{list,download,remove,add}")
     listing = actions.add_parser("list", parents=[common], help="every model: state, sizes, where, memory, fits")
     listing.add_argument("--task", choices=TASK_CHOICES, help="only the models of this task")
-    listing.add_argument("--json", action="store_true", help="a JSON list on stdout")
+    listing.add_argument("--json", action="store_true", help="one JSON object a line on stdout")
     listing.set_defaults(handler=cmd_models_list)
     get = actions.add_parser("download", parents=[common], help="download a catalogue model (resumable, hash-checked)")
     get.add_argument("id", help="catalogue id, see `models list`")
@@ -156,5 +159,5 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--task", choices=TASK_CHOICES, help="the job it does (default: read from the model)")
     add.add_argument("--labels", metavar="FILE", help="labels of an image model (default: labels.txt beside it)")
     add.add_argument("--folder", action="store_true", help="list every model in this folder in place (LM Studio, GPT4All, Ollama)")
-    add.add_argument("--json", action="store_true", help="a JSON object on stdout")
+    add.add_argument("--json", action="store_true", help="one JSON object a line on stdout (one a model with --folder)")
     add.set_defaults(handler=cmd_models_add)

@@ -79,9 +79,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if streamed:
             out()
         notes(result.notices)
-        source = "from the cache" if result.from_cache else f"on {result.device} with {result.runtime}"
-        progress.message(f"{result.new_tokens} tokens in {result.seconds:.2f} s "
-                         f"({result.tokens_per_second:.1f} tokens/s) {source}")
+        if result.from_cache:
+            progress.message(f"{result.new_tokens} tokens from the cache in {result.seconds:.2f} s")
+        else:
+            progress.message(f"{result.new_tokens} tokens in {result.seconds:.2f} s ({result.tokens_per_second:.1f} "
+                             f"tokens/s) on {result.device} with {result.runtime}")
     return EXIT_OK
 
 

@@ -67,20 +67,25 @@ class GenerationResult:
     compression: str
     prompt_tokens: int
     new_tokens: int
-    seconds: float
-    first_token_seconds: float | None
+    seconds: float  # from the request to the last token (or to the cached answer): the time the user waited
+    first_token_seconds: float | None  # from the same start as `seconds`, so never larger than it
     stopped: bool = False
     from_cache: bool = False
     notices: list[str] = field(default_factory=list)
     runtime: str = ""
+    decode_seconds: float = 0.0  # the model's own work, from the prompt's evaluation to the last token
 
     @property
-    def tokens_per_second(self) -> float:
-        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+    def tokens_per_second(self) -> float | None:
+        """The model's speed; None for a cached answer, since reading the cache is not a speed."""
+        if self.from_cache:
+            return None
+        return self.new_tokens / self.decode_seconds if self.decode_seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["tokens_per_second"] = round(self.tokens_per_second, 2)
+        speed = self.tokens_per_second
+        data["tokens_per_second"] = None if speed is None else round(speed, 2)
         return data
 
 
@@ -178,6 +183,7 @@ class TextGenerator:
                 result.from_cache = True
                 result.seconds = time.perf_counter() - started
                 result.first_token_seconds = result.seconds
+                result.decode_seconds = 0.0
                 result.notices = []
                 if on_partial is not None:
                     on_partial(result.text)
@@ -223,8 +229,9 @@ class TextGenerator:
             compression=lm.compression,
             prompt_tokens=len(ids),
             new_tokens=streamed.new_tokens,
-            seconds=streamed.seconds,
+            seconds=time.perf_counter() - started,
             first_token_seconds=(streamed.first_token_at - started) if streamed.first_token_at else None,
+            decode_seconds=streamed.seconds,
             stopped=stopped,
             notices=notices + (["Stopped: the text so far is kept."] if stopped else []),
             runtime=lm.runtime,
