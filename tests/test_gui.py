@@ -335,3 +335,49 @@ def test_the_embedded_gguf_answers_through_llama_cpp_in_the_window(qtbot, window
     assert result.runtime == "llama.cpp" and result.compression == "Q4_1 (GGUF)"
     assert result.text.strip() and page.output.toPlainText().strip() == result.text.strip()
     assert window.runtime_label.text() == "Runtime: llama.cpp"
+
+
+def test_the_status_bar_runtime_follows_an_image_job_after_a_generation(qtbot, window, tiny_causal_lm_dir, tmp_path,
+                                                                        monkeypatch):
+    """Issue 25: the runtime beside the model is the one of the job they describe, not the last generation's."""
+    from packaged_photos import packaged_photos
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    window.text_tab.generate_page.runtime_picker.select("ctranslate2")
+    assert _generate(qtbot, window, "first a generation", tiny_causal_lm_dir, max_tokens=3).runtime == "ctranslate2"
+    assert window.runtime_label.text() == "Runtime: ctranslate2"
+    tab = window.image_tab
+    window.tabs.setCurrentWidget(tab)
+    photo = tmp_path / "flower.jpg"
+    photo.write_bytes(packaged_photos()[1].read_bytes())
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
+        tab.recognize([str(photo)])
+    assert blocker.args[1].runtime == "onnxruntime"
+    assert window.runtime_label.text() == "Runtime: onnxruntime"
+    assert "onnxruntime" in window.model_label.text()
+    assert "jobs lane" in window.runtime_label.toolTip()
+
+
+def test_a_long_status_message_is_elided_in_its_own_space_with_the_whole_text_in_its_tooltip(qtbot):
+    """Issue 25: the job message never runs into the jobs label beside it; what does not fit ends in '…'."""
+    window = MainWindow()  # the status bar's layout needs no engine: not waiting for it keeps the test short
+    qtbot.addWidget(window)
+    window.show()
+    window.resize(720, 500)
+    qtbot.waitUntil(lambda: window.width() <= 760)
+    message = "Answered (llama.cpp on cpu, 128 tokens at 74.2 tokens/s): " + "a long explanation " * 12
+    window.show_message(message)
+    label = window.message_label
+    qtbot.waitUntil(lambda: label.text() != message)
+    assert window.current_message() == message and label.toolTip() == message
+    assert label.text().endswith("…") and message.startswith(label.text()[:-1])
+    shown = label.fontMetrics().horizontalAdvance(label.text())
+    assert shown <= label.contentsRect().width(), "the elided text fits its own label"
+    right_edge = label.mapTo(window, label.rect().topRight()).x()
+    assert right_edge < window.state_label.mapTo(window, window.state_label.rect().topLeft()).x(), \
+        "the message stops before the jobs label"
+    assert window.state_label.text() in ("Idle", "Starting engine…")
+    narrow = len(label.text())
+    window.resize(1600, 500)
+    qtbot.waitUntil(lambda: len(label.text()) > narrow, timeout=5000)  # a wider window shows more of it
+    window.close()

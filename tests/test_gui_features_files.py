@@ -51,7 +51,7 @@ def test_image_open_files_open_folder_and_a_photo_dropped_again(qtbot, window, t
     rows = [tab.results.topLevelItem(i) for i in range(tab.results.topLevelItemCount())]
     cached_rows = [row.text(0) for row in rows if row.toolTip(0).endswith("(from the result cache)")]
     assert cached_rows == ["china.jpg"], "the row says it came from the cache"
-    assert "1 from cache" in window.statusBar().currentMessage() or "1 from cache" in tab.notice.text()
+    assert "1 from cache" in window.current_message() or "1 from cache" in tab.notice.text()
 
 
 def test_image_model_that_needs_a_download_offline_says_what_to_do(qtbot, tmp_path, monkeypatch):
@@ -109,4 +109,4 @@ def test_translate_open_from_folder_copy_and_save(qtbot, window, tiny_marian_dir
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     qtbot.mouseClick(page.save_button, Qt.MouseButton.LeftButton)
     assert target.read_text(encoding="utf-8") == translation
-    assert str(target) in window.statusBar().currentMessage()
+    assert str(target) in window.current_message()

@@ -32,7 +32,7 @@ def test_open_audio_then_export_txt_and_vtt(qtbot, tmp_path, monkeypatch):
             target = tmp_path / f"fox.{suffix}"
             monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
             qtbot.mouseClick(tab.export_button, Qt.MouseButton.LeftButton)
-            assert str(target) in win.statusBar().currentMessage()
+            assert str(target) in win.current_message()
         assert (tmp_path / "fox.txt").read_text(encoding="utf-8") == tab.document.text() + "\n"
         vtt = (tmp_path / "fox.vtt").read_text(encoding="utf-8").splitlines()
         assert vtt[0] == "WEBVTT" and vtt[1] == ""
@@ -82,7 +82,7 @@ def test_pocketsphinx_chosen_in_the_engine_picker(qtbot, tmp_path):
         (result,) = blocker.args[1]
         assert (result["engine"], result["model_id"]) == ("sphinx", "pocketsphinx-en-us")
         assert word_errors(tab.document.text(), SPHINX_NUMBERS) <= 2, tab.document.text()
-        assert "sphinx" in win.statusBar().currentMessage()
+        assert "sphinx" in win.current_message()
     finally:
         win.close()
 
@@ -117,13 +117,13 @@ def test_a_late_no_microphone_answer_leaves_the_transcription_message(qtbot, tmp
         tab.engine_picker.activated.emit(index)
         with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
             _drop(tab, numbers)
-        transcribed = win.statusBar().currentMessage()
+        transcribed = win.current_message()
         assert transcribed.startswith("Transcribed 1 file(s) with sphinx"), transcribed
         with qtbot.waitSignal(win.live_engine.failed, timeout=JOB_MS, check_params_cb=lambda job, message: "microphone" in message):
             tab.refresh_devices()  # a listing that answers after the transcription
         assert "No microphone was found" in tab.notice.text()
         assert "No microphone was found" in tab.input_picker.toolTip()
-        assert win.statusBar().currentMessage() == transcribed
+        assert win.current_message() == transcribed
     finally:
         win.close()
 

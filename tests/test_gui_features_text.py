@@ -50,7 +50,7 @@ def test_generate_copy_and_save_keep_the_answer(qtbot, window, tiny_causal_lm_di
     qtbot.mouseClick(page.save_button, Qt.MouseButton.LeftButton)
     assert asked, "Save… asked where to save"
     assert target.read_text(encoding="utf-8") == answer
-    assert str(target) in window.statusBar().currentMessage()
+    assert str(target) in window.current_message()
 
 
 def test_ctrl_enter_generates_and_esc_stops(qtbot, window, tiny_long_causal_lm_dir):
@@ -79,7 +79,7 @@ def test_ctrl_enter_generates_and_esc_stops(qtbot, window, tiny_long_causal_lm_d
     result = blocker.args[1]
     assert pressed and result.stopped and 0 < result.new_tokens < 4000, "Esc stopped it"
     assert page.output.toPlainText().strip() == result.text.strip() != ""
-    assert "Stopped" in page.notice.text() or "Stopped" in window.statusBar().currentMessage()
+    assert "Stopped" in page.notice.text() or "Stopped" in window.current_message()
     assert page.prompt.toPlainText() == "a long answer please", "Ctrl+Enter did not type a line break into the prompt"
 
 
@@ -203,7 +203,7 @@ def test_classify_save_writes_csv_or_json_lines_row_by_row(qtbot, window, tiny_e
             assert (row["text"], row["label"]) == (text, label)
             found = {s["label"]: s["score"] for s in row["scores"]}
             assert found == pytest.approx(scores, abs=1e-6)
-    assert str(target) in window.statusBar().currentMessage()
+    assert str(target) in window.current_message()
 
 
 def test_classify_save_before_any_result_says_so(qtbot, window, monkeypatch):

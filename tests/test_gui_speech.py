@@ -169,7 +169,7 @@ def test_drop_audio_files_then_edit_and_export(qtbot, tmp_path, monkeypatch):
 
         with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):  # the same file again: from the cache
             _drop(tab, wav)
-        assert "cache" in win.statusBar().currentMessage()
+        assert "cache" in win.current_message()
     finally:
         win.close()
 

@@ -56,7 +56,7 @@ def test_files_given_to_desktop_ai_land_in_their_tabs(qtbot, window, tmp_path): 
     for lane in window.lanes:  # the photo runs in the jobs lane, the recording in the Speech tab's own lane
         lane.finished_job.connect(lambda job, result: finished.append(result))
     window.open_paths([str(photo), str(audio), str(text), str(tmp_path / "slides.pdf")])
-    assert "slides.pdf" in window.statusBar().currentMessage(), "what cannot be opened is said"
+    assert "slides.pdf" in window.current_message(), "what cannot be opened is said"
     assert window.translate_tab.input.toPlainText().startswith("Good morning.")
     qtbot.waitUntil(lambda: len(finished) >= 2, timeout=JOB_MS)
     assert window.tabs.currentWidget() is window.image_tab

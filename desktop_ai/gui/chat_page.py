@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
@@ -57,7 +57,6 @@ def describe_context(context: dict[str, Any] | None) -> tuple[str, bool]:
 
 
 class ChatPage(JobPage):
-    runtime_used = Signal(str)
 
     def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any,
                  conversations: ConversationStore | None = None, parent: QWidget | None = None) -> None:

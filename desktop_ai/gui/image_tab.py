@@ -444,6 +444,7 @@ class ImageTab(JobPage):
         self.last_batch = batch
         if batch.model_title:
             self.model_in_use.emit(f"{batch.model_title} · {batch.runtime or batch.device}")
+            self.runtime_used.emit(batch.runtime or "pytorch")
         self._reconcile(batch)
         self._job_rows = []
         count = len(batch.results)

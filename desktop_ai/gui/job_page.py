@@ -24,7 +24,8 @@ class JobPage(QWidget):
     """Common plumbing of a page that runs one job at a time on the engine thread."""
 
     status_message = Signal(str)
-    model_in_use = Signal(str)
+    model_in_use = Signal(str)  # a job of this page starts (or ran) on this model: the runtime is not known yet
+    runtime_used = Signal(str)  # ... and this runtime ran it; the status bar shows both, for the page's lane
 
     def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)

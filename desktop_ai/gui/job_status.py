@@ -1,5 +1,6 @@
-"""The status bar's view of the lanes: the running jobs, each with its own progress, the models each lane
-holds and their memory, and the result cache's hits and misses added up over the lanes' processes."""
+"""The status bar's view of the lanes: the running jobs, each with its own progress, the model and runtime of
+the latest job, the models each lane holds and their memory, and the result cache's hits and misses added up over
+the lanes' processes."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ class JobStatus(QWidget):
         self.models_label.setAccessibleName("Loaded models and their memory")
         self.cache_label = QLabel("cache: starting…")
         self.cache_label.setAccessibleName("Cache hits and misses")
+        self.model_label = QLabel()
+        self.model_label.setAccessibleName("Model")
+        self.runtime_label = QLabel()
+        self.runtime_label.setAccessibleName("Runtime")
+        self._ran: dict[str, tuple[str, str]] = {}  # lane -> (model, runtime) of its latest job
+        self._latest_lane = ""
         self._progress: dict[int, str] = {}  # job id -> "42%" or the latest message
         self._stats: dict[str, CacheStats] = {}
         self._models: dict[str, tuple[list[dict[str, Any]], int]] = {}
@@ -57,6 +64,28 @@ class JobStatus(QWidget):
     def _refresh_jobs(self) -> None:
         entries = self.running()
         self.jobs_label.setText(("Running: " + " · ".join(entries)) if entries else "Idle")
+
+    # --- what ran ---------------------------------------------------------------------------
+    def show_model(self, lane: str, model: str) -> None:
+        """A job starts on this lane: its runtime is not known until the page says which one ran it, and the
+        runtime of the lane's previous job (another tab's, perhaps) must not stand beside the new model."""
+        self._ran[lane] = (model, "")
+        self._latest_lane = lane
+        self._refresh_ran()
+
+    def show_runtime(self, lane: str, runtime: str) -> None:
+        model, _ = self._ran.get(lane, ("", ""))
+        self._ran[lane] = (model, runtime)
+        self._latest_lane = lane
+        self._refresh_ran()
+
+    def _refresh_ran(self) -> None:
+        model, runtime = self._ran.get(self._latest_lane, ("", ""))
+        self.model_label.setText(f"Model: {model}" if model else "")
+        self.runtime_label.setText(f"Runtime: {runtime}" if runtime else "")
+        lines = [f"{lane} lane: {m or '-'} on {r or '-'}" for lane, (m, r) in self._ran.items()]
+        for label in (self.model_label, self.runtime_label):
+            label.setToolTip("\n".join(lines))
 
     # --- cache ------------------------------------------------------------------------------
     def _on_cache_stats(self, lane: str, stats: CacheStats) -> None:

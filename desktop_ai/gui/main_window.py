@@ -16,6 +16,7 @@ from desktop_ai.gui.image_tab import ImageTab
 from desktop_ai.gui.job_status import JobStatus
 from desktop_ai.gui.settings import app_settings, read
 from desktop_ai.gui.speech_tab import SpeechTab
+from desktop_ai.gui.status_message import StatusMessage
 from desktop_ai.gui.text_tab import TextTab
 from desktop_ai.gui.translate_tab import TranslateTab
 from desktop_ai.gui.worker import EngineThread
@@ -61,21 +62,20 @@ class MainWindow(QMainWindow):
         self.state_label = self.job_status.jobs_label
         self.device_label = QLabel()
         self.device_label.setAccessibleName("Device")
-        self.model_label = QLabel()
-        self.model_label.setAccessibleName("Model")
-        self.runtime_label = QLabel()
-        self.runtime_label.setAccessibleName("Runtime")
+        self.model_label = self.job_status.model_label
+        self.runtime_label = self.job_status.runtime_label
         self.cache_label = self.job_status.cache_label
+        self.message_label = StatusMessage()
         bar = self.statusBar()
+        bar.addWidget(self.message_label, 1)
         for widget in (self.state_label, self.device_label, self.model_label, self.runtime_label,
                        self.job_status.models_label, self.cache_label):
             bar.addPermanentWidget(widget)
 
         for page in (*self.text_tab.pages, self.translate_tab, self.image_tab, self.speech_tab):
             page.status_message.connect(self.show_message)
-            page.model_in_use.connect(lambda model: self.model_label.setText(f"Model: {model}"))
-        for page in (self.text_tab.chat_page, self.text_tab.generate_page):
-            page.runtime_used.connect(lambda runtime: self.runtime_label.setText(f"Runtime: {runtime}"))
+            page.model_in_use.connect(lambda model, lane=page.engine.lane: self.job_status.show_model(lane, model))
+            page.runtime_used.connect(lambda runtime, lane=page.engine.lane: self.job_status.show_runtime(lane, runtime))
         for lane in self.lanes:  # a job that failed for want of a download offers it
             lane.failed.connect(lambda _job, message: self.offer_download(message))
         self._build_menus()
@@ -244,7 +244,11 @@ class MainWindow(QMainWindow):
 
     # --- status --------------------------------------------------------------------------
     def show_message(self, text: str) -> None:
-        self.statusBar().showMessage(text, 10000)
+        self.message_label.show_message(text)
+
+    def current_message(self) -> str:
+        """The status bar's last message in full, however much of it fits."""
+        return self.message_label.full_text
 
     def _on_engine_ready(self, info: dict) -> None:
         self._update_device_label()

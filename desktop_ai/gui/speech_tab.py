@@ -28,7 +28,7 @@ from desktop_ai.engine.models.catalogue import TASK_TRANSCRIBE, find_entry
 from desktop_ai.engine.errors import EngineError
 from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.engine.audio.transcript import Phrase, TranscriptAutosave, TranscriptDocument, latest_autosave, new_autosave_path
-from desktop_ai.engine.tasks.transcription import ENGINE_DEFAULT_MODELS, ENGINE_KINDS, ENGINE_TITLES, ENGINES
+from desktop_ai.engine.tasks.transcription import ENGINE_DEFAULT_MODELS, ENGINE_KINDS, ENGINE_RUNTIMES, ENGINE_TITLES, ENGINES
 from desktop_ai.gui.job_page import JobPage, labelled_button
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.widgets import CompressionPicker, ModelPicker, accept_url_drag
@@ -289,6 +289,7 @@ class SpeechTab(JobPage):
         params = self._recognizer_params() | {"input_device": self.input_device(), "recording_path": str(recording)}
         self.job_kind = "dictate"
         self.model_in_use.emit(self.model_picker.model_ref())
+        self.runtime_used.emit(ENGINE_RUNTIMES[self.engine_picker.currentData()])
         self.submit("dictation", "dictate", params)
         self.status_message.emit("Recording… press Stop or Ctrl+R to finish.")
 
@@ -354,6 +355,7 @@ class SpeechTab(JobPage):
             return
         self.job_kind = "transcribe"
         self.model_in_use.emit(self.model_picker.model_ref())
+        self.runtime_used.emit(ENGINE_RUNTIMES[self.engine_picker.currentData()])
         self.submit(f"transcribing {len(paths)} file(s)", "transcribe",
                     self._recognizer_params() | {"paths": list(paths)} | self.cluster_params(folder_job))
 

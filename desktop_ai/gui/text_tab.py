@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QFont, QGuiApplication, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -102,7 +102,6 @@ class RuntimePicker(QComboBox):
 
 
 class GeneratePage(JobPage):
-    runtime_used = Signal(str)  # the runtime that wrote the last answer, for the status bar
 
     def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
         super().__init__(engine, store, device_preference, parent)
@@ -382,6 +381,7 @@ class ClassifyPage(JobPage):
             return
         model, compression, device = self.model_picker.model_ref(), self.compression_picker.compression(), self.device_preference()
         self.model_in_use.emit(self.model_picker.currentText().split(" — ")[0])
+        self.runtime_used.emit("transformers")  # classifiers run on transformers (PyTorch), whatever the model
 
         params = {"model": model, "device": device, "compression": compression.value, "texts": texts, "labels": labels}
         self.submit("classifying", "classify", params)

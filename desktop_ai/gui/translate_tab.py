@@ -266,6 +266,8 @@ class TranslateTab(JobPage):
 
     def handle_result(self, result: TranslationResult) -> None:
         self.output.setPlainText(result.text)
+        if result.runtime:
+            self.runtime_used.emit(result.runtime)
         self.stats.setText(
             f"{result.sentences} sentences, {result.translated} translated, {result.cached} from the cache, "
             f"on {result.device} with {result.runtime}, {result.compression}, {result.seconds:.1f} s"

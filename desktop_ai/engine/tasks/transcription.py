@@ -36,6 +36,7 @@ ENGINES = ("whisper", "wav2vec2", "sphinx")
 ENGINE_DEFAULT_MODELS = {"whisper": "whisper-tiny.en", "wav2vec2": "wav2vec2-base-960h", "sphinx": "pocketsphinx-en-us"}
 ENGINE_KINDS = {"whisper": KIND_WHISPER, "wav2vec2": KIND_SPEECH_CTC, "sphinx": KIND_SPHINX}
 ENGINE_TITLES = {"whisper": "Whisper (faster-whisper)", "wav2vec2": "wav2vec2 (transformers)", "sphinx": "PocketSphinx"}
+ENGINE_RUNTIMES = {"whisper": "faster-whisper", "wav2vec2": "transformers", "sphinx": "PocketSphinx"}  # for the status bar
 FILE_CHUNK_S = 30.0
 # Whisper reads 30 s windows however short the input: neighbouring phrases of a file are decoded together,
 # up to this much speech, and their timestamps mapped back (one encoder pass instead of one per phrase).
