@@ -56,6 +56,8 @@ def test_scratch_that_removes_the_phrase_before_it():
 
 def test_scratch_that_twice_goes_back_two_phrases_and_within_a_phrase_drops_its_words():
     assert _type(DictationCommands(), "One.", "Two.", "Three.", "Scratch that.", "Scratch that.") == "One."
+    # ...but one phrase that says it twice in a row is the recognizer's echo: it removes one phrase
+    assert _type(DictationCommands(), "One.", "Two.", "Scratch that. Scratch that.") == "One."
     assert _type(DictationCommands(), "One.", "Two, no, scratch that, three.") == "One. Three."
 
 

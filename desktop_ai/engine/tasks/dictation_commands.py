@@ -61,10 +61,12 @@ class DictationCommands:
         backspaces = 0
         scratched = ""
         capitalize = False
+        last_was_scratch = False
         index = 0
         while index < len(words):
             command, length = _command_at(words, index)
             if command is None:
+                last_was_scratch = False
                 word = words[index]
                 pieces.append(word[:1].upper() + word[1:] if capitalize else word)
                 capitalize = False
@@ -72,6 +74,11 @@ class DictationCommands:
                 continue
             index += length
             if command is SCRATCH:
+                if last_was_scratch:
+                    # "Scratch that. Scratch that." in one phrase is Whisper's echo of a short phrase far more often
+                    # than a request: deleting more than meant is worse than having to say it again.
+                    continue
+                last_was_scratch = True
                 if pieces:
                     pieces = []  # "... scratch that" within one phrase drops the words before it
                     capitalize = True
@@ -81,6 +88,7 @@ class DictationCommands:
                     scratched = last + scratched
                     before = "".join(history)
                 continue
+            last_was_scratch = False
             mark = str(command)
             strip = _SOFT_PUNCTUATION + (_SENTENCE_ENDS if mark.strip() else "")
             if pieces and pieces[-1] not in (NEW_LINE, NEW_PARAGRAPH):
