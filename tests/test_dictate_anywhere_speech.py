@@ -1,5 +1,5 @@
 """`desktop-ai dictate --type` end to end (issue 29): speech played into the PulseAudio virtual microphone is typed
-into another program (tests/typing_target.py, a separate Qt process on a private Xvfb server) and read back from
+into another program (desktop_ai.gui.typing_probe, a separate Qt process on a private Xvfb server) and read back from
 that program's field, with the spoken commands; a phrase whose focus moved mid-phrase is typed nowhere."""
 
 from __future__ import annotations

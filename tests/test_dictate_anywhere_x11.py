@@ -1,5 +1,5 @@
 """Dictate anywhere on X11 (issue 29): keys, the clipboard, the focus and the global shortcut, checked in another
-program (tests/typing_target.py, a separate Qt process) on a private Xvfb server. No speech here: the spoken path
+program (desktop_ai.gui.typing_probe, a separate Qt process) on a private Xvfb server. No speech here: the spoken path
 is in test_dictate_anywhere_speech.py."""
 
 from __future__ import annotations

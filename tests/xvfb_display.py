@@ -1,13 +1,10 @@
-"""A private X server for tests that type into other programs (issue 29): Xvfb on a display it picks itself."""
+"""A private X server (Xvfb) and another program to type into (desktop_ai.gui.typing_probe), for the
+dictate-anywhere tests (issue 29); both are bench --task dictate-anywhere's own, wrapped for pytest."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,31 +12,16 @@ from pathlib import Path
 
 import pytest
 
-TARGET = Path(__file__).with_name("typing_target.py")
-
 
 @contextlib.contextmanager
 def start_xvfb() -> Iterator[str]:
-    """Yields the display name (":N"); -displayfd makes Xvfb choose a free display and say which."""
+    """Yields the display name (":N") of a private Xvfb (bench --task dictate-anywhere's own)."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (the Makefile's system-deps install it)")
-    read, write = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                              pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write)
-    try:
-        with os.fdopen(read) as pipe:
-            number = pipe.readline().strip()
-        if not number:
-            raise RuntimeError(f"Xvfb did not start (exit code {server.poll()})")
-        yield f":{number}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    from desktop_ai.bench.dictate_anywhere import private_x_server
+
+    with private_x_server() as display:
+        yield display
 
 
 @dataclass
@@ -67,37 +49,14 @@ class TypingTarget:
 
 @contextlib.contextmanager
 def start_typing_target(display: str, folder: Path) -> Iterator[TypingTarget]:
-    folder.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
-    process = subprocess.Popen([sys.executable, str(TARGET), str(folder)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while not (folder / "windows.json").exists():
-            if process.poll() is not None:
-                raise RuntimeError(f"the typing target exited: {process.stderr.read().decode(errors='replace')}")
-            assert time.monotonic() < deadline, "the typing target never showed its windows"
-            time.sleep(0.02)
-        yield TypingTarget(folder, process, json.loads((folder / "windows.json").read_text()))
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+    from desktop_ai.bench.dictate_anywhere import typing_probe
+
+    with typing_probe(display, folder) as (process, windows):
+        yield TypingTarget(folder, process, windows)
 
 
 def focus(display: str, window: int) -> None:
     """Give `window` the keyboard focus, as a click would (there is no window manager on this server)."""
-    from Xlib import X
-    from Xlib import display as xdisplay
+    from desktop_ai.bench.dictate_anywhere import focus_window
 
-    connection = xdisplay.Display(display)
-    try:
-        connection.create_resource_object("window", window).set_input_focus(X.RevertToParent, X.CurrentTime)
-        connection.sync()
-    finally:
-        connection.close()
+    focus_window(display, window)
