@@ -16,6 +16,7 @@ from desktop_ai.gui.image_tab import ImageTab
 from desktop_ai.gui.job_status import JobStatus
 from desktop_ai.gui.settings import app_settings, read
 from desktop_ai.gui.speech_tab import SpeechTab
+from desktop_ai.gui.dictation_button import BoxDictation, attach_dictation_button
 from desktop_ai.gui.text_tab import TextTab
 from desktop_ai.gui.translate_tab import TranslateTab
 from desktop_ai.gui.worker import EngineThread
@@ -54,6 +55,13 @@ class MainWindow(QMainWindow):
         self.speech_tab = SpeechTab(self.live_engine, self.store, lambda: self.device)
         self.tabs.addTab(self.speech_tab, "Speech")
         self.setCentralWidget(self.tabs)
+        self.box_dictation = BoxDictation(self.live_engine, self.speech_tab.live_params,
+                                          lambda: self.speech_tab.running, self)
+        self.dictation_buttons = [
+            attach_dictation_button(box, self.box_dictation, name) for box, name in (
+                (self.text_tab.chat_page.input, "the chat message"), (self.text_tab.generate_page.prompt, "the prompt"),
+                (self.translate_tab.input, "the text to translate"), (self.text_tab.classify_page.input, "the texts"))]
+        self.box_dictation.notice.connect(lambda text: self.show_message(text))
         for page in (self.image_tab, self.speech_tab):  # the folder jobs a cluster can take
             page.cluster_address = lambda: self.cluster_address
 

@@ -1,0 +1,120 @@
+"""The microphone on every text box (issue 29): one real dictation into a box through the virtual microphone and
+the live lane (partial in grey, final at the cursor, Esc stops, history kept); then, without speech, that each of
+the four boxes has the same button and that dictated text goes to the box whose button was clicked."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
+from PySide6.QtTest import QTest
+
+from desktop_ai.bench.transcribe import word_errors
+from desktop_ai.gui.dictation_button import PARTIAL_COLOR, DictationButton
+from test_gui import JOB_MS
+from test_gui_speech import _open_window
+from virtual_microphone import LIVE_SENTENCE
+
+
+def _boxes(win):
+    return {"the chat message": win.text_tab.chat_page.input, "the prompt": win.text_tab.generate_page.prompt,
+            "the text to translate": win.translate_tab.input, "the texts": win.text_tab.classify_page.input}
+
+
+def _button(box) -> DictationButton:
+    (button,) = box.findChildren(DictationButton)
+    return button
+
+
+def _check_every_box(win, qtbot, monkeypatch) -> None:
+    """Each box has the same button; a click submits a dictation with the Speech tab's settings, and the words of
+    that dictation (the live lane's events, sent here by hand) go to that box only, spoken commands included."""
+    submitted: list[tuple[str, dict]] = []
+
+    def submit(name, kind, params):
+        submitted.append((kind, params))
+        return 1000 + len(submitted)
+
+    monkeypatch.setattr(win.live_engine, "submit", submit)  # no speech here: the real run follows
+    monkeypatch.setattr(win.live_engine, "cancel", lambda job_id=None: win.live_engine.finished_job.emit(
+        job_id, {"segments": [], "error": None}))
+    boxes = _boxes(win)
+    for name, box in boxes.items():
+        button = _button(box)
+        assert button.accessibleName() == f"Dictate into {name}"
+        assert button.focusPolicy() == Qt.FocusPolicy.NoFocus
+    for name, box in boxes.items():
+        before = {other: b.toPlainText() for other, b in boxes.items()}
+        button = _button(box)
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        kind, params = submitted[-1]
+        assert kind == "dictate" and params["model"] == win.speech_tab.model_picker.model_ref()
+        assert params["recording_path"].endswith(".wav")
+        job = win.box_dictation.job_id
+        for text in ("Dear Anna,", "New line.", "Open the window.", "Close the door.", "Scratch that."):
+            win.live_engine.partial.emit(job, {"type": "final", "segment": {"start": 0.0, "end": 1.0, "text": text}})
+        assert box.toPlainText() == before[name] + "Dear Anna,\nOpen the window."
+        assert all(b.toPlainText() == before[other] for other, b in boxes.items() if other != name)
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)  # a second click stops
+        assert not button.listening and not button.isChecked()
+
+
+def _dictate_into_a_box(win, virtual_microphone, qtbot, home) -> None:
+    """The real path: the virtual microphone, the live lane, Whisper; into the Translate tab's source at its cursor."""
+    win.tabs.setCurrentWidget(win.translate_tab)
+    box = win.translate_tab.input
+    box.setPlainText("Note: and more")
+    cursor = box.textCursor()
+    cursor.setPosition(len("Note:"))
+    box.setTextCursor(cursor)
+    box.setFocus()
+    wav = virtual_microphone.speak(LIVE_SENTENCE)
+    events: list[dict] = []
+    greys: list[bool] = []
+
+    def watch(_job, payload) -> None:  # runs after the button's own slot (connected when the window was built)
+        if not isinstance(payload, dict):
+            return
+        events.append(payload)
+        if payload.get("type") == "partial" and payload.get("text", "").strip():
+            button = _button(box)
+            start = button._partial_start
+            probe = QTextCursor(box.document())
+            probe.setPosition(start + 2)
+            greys.append(probe.charFormat().foreground().color() == PARTIAL_COLOR
+                         and payload["text"].split()[0] in box.toPlainText())
+
+    win.live_engine.partial.connect(watch)
+    button = _button(box)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert button.isChecked() and button.listening
+    qtbot.waitUntil(lambda: any(e.get("type") == "level" for e in events), timeout=JOB_MS)
+    virtual_microphone.play(wav, wait=False)
+    qtbot.waitUntil(lambda: any(e.get("type") == "final" and e.get("segment") for e in events), timeout=JOB_MS)
+    text = box.toPlainText()
+    assert text.startswith("Note: ") and text.endswith(" and more"), text
+    heard = text[len("Note: "):-len(" and more")]
+    assert word_errors(heard, LIVE_SENTENCE) <= 1, text
+    assert greys and all(greys), "the phrase in progress was shown in grey at the cursor"
+    assert box.textCursor().position() == len("Note: ") + len(heard), "the cursor is after the dictated words"
+    with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
+        QTest.keyClick(box, Qt.Key.Key_Escape)
+    assert not button.isChecked() and not button.listening
+    assert box.toPlainText() == text, "Esc stopped the dictation and left the text alone"
+    documents = {path: json.loads(path.read_text(encoding="utf-8"))
+                 for path in (home / "data" / "transcripts").glob("dictation-*.json") if path.stat().st_size}
+    finals = [e["segment"]["text"] for e in events if e.get("type") == "final" and e.get("segment")]
+    (saved,) = [path for path, doc in documents.items() if [p["text"] for p in doc["phrases"]] == finals]
+    assert saved.with_suffix(".wav").is_file(), "the audio is kept with the transcript"
+
+
+def test_the_microphone_on_every_text_box(virtual_microphone, qtbot, monkeypatch, _isolated_home):
+    """One window for both parts (an engine start costs seconds on a loaded machine)."""
+    win = _open_window(qtbot)
+    try:
+        with monkeypatch.context() as patch:
+            _check_every_box(win, qtbot, patch)
+        _dictate_into_a_box(win, virtual_microphone, qtbot, _isolated_home)
+    finally:
+        win.close()
