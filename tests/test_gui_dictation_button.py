@@ -1,6 +1,7 @@
-"""The microphone on every text box (issue 29): one real dictation into a box through the virtual microphone and
-the live lane (partial in grey, final at the cursor, Esc stops, history kept); then, without speech, that each of
-the four boxes has the same button and that dictated text goes to the box whose button was clicked."""
+"""The microphone on every text box and dictate anywhere from the window (issue 29): without speech, that each of
+the four boxes has the same button and that dictated text goes to the box whose button was clicked; one real
+dictation into a box through the virtual microphone and the live lane (partial in grey, final at the cursor, Esc
+stops, history kept); and the window's global shortcut typing a phrase into another program under Xvfb."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from desktop_ai.gui.dictation_button import PARTIAL_COLOR, DictationButton
 from test_gui import JOB_MS
 from test_gui_speech import _open_window
 from virtual_microphone import LIVE_SENTENCE
+from xvfb_display import focus, start_typing_target, start_xvfb
 
 
 def _boxes(win):
@@ -100,6 +102,7 @@ def _dictate_into_a_box(win, virtual_microphone, qtbot, home) -> None:
     assert box.textCursor().position() == len("Note: ") + len(heard), "the cursor is after the dictated words"
     with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
         QTest.keyClick(box, Qt.Key.Key_Escape)
+    win.live_engine.partial.disconnect(watch)
     assert not button.isChecked() and not button.listening
     assert box.toPlainText() == text, "Esc stopped the dictation and left the text alone"
     documents = {path: json.loads(path.read_text(encoding="utf-8"))
@@ -109,12 +112,60 @@ def _dictate_into_a_box(win, virtual_microphone, qtbot, home) -> None:
     assert saved.with_suffix(".wav").is_file(), "the audio is kept with the transcript"
 
 
-def test_the_microphone_on_every_text_box(virtual_microphone, qtbot, monkeypatch, _isolated_home):
-    """One window for both parts (an engine start costs seconds on a loaded machine)."""
+def test_the_microphone_on_every_text_box_and_dictate_anywhere(virtual_microphone, qtbot, monkeypatch, tmp_path,
+                                                              _isolated_home):
+    """One window for the three parts (an engine start costs seconds on a loaded machine; the model stays loaded)."""
     win = _open_window(qtbot)
     try:
         with monkeypatch.context() as patch:
             _check_every_box(win, qtbot, patch)
         _dictate_into_a_box(win, virtual_microphone, qtbot, _isolated_home)
+        with start_xvfb() as display, start_typing_target(display, tmp_path / "target") as target:
+            try:
+                _dictate_anywhere_from_the_window(win, virtual_microphone, qtbot, display, target)
+            finally:
+                win.anywhere.close()  # before the X server goes
     finally:
         win.close()
+
+
+def _dictate_anywhere_from_the_window(win, virtual_microphone, qtbot, display, target) -> None:
+    """The window's global shortcut (pressed on the X server) starts live dictation; the phrase is typed into the
+    other program, which keeps the focus (the overlay never takes it); the shortcut again stops."""
+    from Xlib import X, XK
+    from Xlib import display as xdisplay
+    from Xlib.ext import xtest
+
+    from desktop_ai.anywhere.x11 import X11Desktop
+
+    assert win.anywhere.start_desktop(X11Desktop(display)) is None, "ctrl+alt+d grabbed"
+    overlay = win.anywhere.overlay
+    assert overlay.windowFlags() & Qt.WindowType.WindowDoesNotAcceptFocus
+    assert overlay.testAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
+    focus(display, target.windows["A"])
+    before = target.text("A")
+
+    def press_shortcut() -> None:
+        keyboard = xdisplay.Display(display)
+        try:
+            codes = [keyboard.keysym_to_keycode(XK.string_to_keysym(n)) for n in ("Control_L", "Alt_L", "d")]
+            for code in codes:
+                xtest.fake_input(keyboard, X.KeyPress, code)
+            for code in reversed(codes):
+                xtest.fake_input(keyboard, X.KeyRelease, code)
+            keyboard.sync()
+        finally:
+            keyboard.close()
+
+    events: list[dict] = []
+    win.live_engine.partial.connect(lambda _job, p: events.append(p) if isinstance(p, dict) else None)
+    press_shortcut()
+    qtbot.waitUntil(lambda: win.anywhere.listening and overlay.isVisible(), timeout=10000)
+    qtbot.waitUntil(lambda: any(e.get("type") == "level" for e in events), timeout=JOB_MS)
+    virtual_microphone.play(virtual_microphone.speak(LIVE_SENTENCE), wait=False)
+    qtbot.waitUntil(lambda: word_errors(target.text("A")[len(before):], LIVE_SENTENCE) <= 1, timeout=JOB_MS)
+    assert target.text("B") == "", "nothing went to the other window"
+    assert win.anywhere.desktop.focused_window() == f"0x{target.windows['A']:x}", "the focus stayed in the program"
+    with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
+        press_shortcut()
+    assert not win.anywhere.listening and not overlay.isVisible()

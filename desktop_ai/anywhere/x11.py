@@ -185,6 +185,17 @@ class X11Desktop:
             raise ValueError(f"the shortcut {spec} is taken by another program (X error: {errors[0]})")
         os.write(self._wake_write, b"h")
 
+    def release_hotkeys(self) -> None:
+        """Give back every grabbed shortcut (before grabbing a new one)."""
+        X = self._X
+        with self._lock:
+            root = self._events.screen().root
+            for keycode, mask in self._hotkeys:
+                for extra in (0, X.LockMask, X.Mod2Mask, X.LockMask | X.Mod2Mask):
+                    root.ungrab_key(keycode, mask | extra)
+            self._hotkeys.clear()
+            self._events.sync()
+
     def _serve(self) -> None:
         X = self._X
         relevant = X.ShiftMask | X.ControlMask | X.Mod1Mask | X.Mod4Mask

@@ -40,14 +40,14 @@ class BoxDictation(QObject):
         self.engine = engine
         self.params = params  # the Speech tab's engine, model, compression, device and microphone
         self.busy = busy  # the Speech tab is recording on the same lane
-        self.active: DictationButton | None = None
+        self.active: Any = None  # a DictationButton, or the AnywhereDictation sink
         self.job_id: int | None = None
         self.autosave: TranscriptAutosave | None = None
         engine.partial.connect(self._on_partial)
         engine.finished_job.connect(self._on_done)
         engine.failed.connect(self._on_failed)
 
-    def start(self, button: DictationButton) -> bool:
+    def start(self, button: Any) -> bool:
         if self.active is not None:
             self.stop()
             return False
@@ -72,6 +72,9 @@ class BoxDictation(QObject):
         if job_id != self.job_id or self.active is None or not isinstance(event, dict):
             return
         kind = event.get("type")
+        hook = getattr(self.active, "on_event", None)  # dictate anywhere: the level, and where a phrase began
+        if hook is not None:
+            hook(event)
         if kind == "partial":
             self.active.show_partial(str(event.get("text", "")))
         elif kind == "final":
