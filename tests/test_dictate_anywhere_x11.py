@@ -135,3 +135,19 @@ def test_a_phrase_whose_focus_moved_goes_to_the_clipboard_not_into_either_window
     desktop.paste()  # the phrase is on the clipboard
     assert target.wait_for("B", lambda t: t == b_before + "Close the door.", timeout=15) == b_before + "Close the door."
     assert target.text("A") == a_before
+
+
+def test_dictate_type_without_a_desktop_or_with_a_bad_shortcut_is_one_error_line(display):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    done = subprocess.run([sys.executable, "-m", "desktop_ai", "dictate", "--type", "--seconds", "1"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: typing into other apps "
+                                                                                   "needs a desktop session"), done.stderr
+    done = subprocess.run([sys.executable, "-m", "desktop_ai", "dictate", "--type", "--hotkey", "hyper+d", "--seconds",
+                           "1"], env=dict(env, DISPLAY=display), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "error: --hotkey: unknown modifier 'hyper'" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -292,10 +292,21 @@ def cmd_dictate(args: argparse.Namespace) -> int:
             return cmd_dictate(args)
     from desktop_ai.engine.audio.microphone import MicrophoneStream
 
+    cancel = threading.Event()
+    typing: Any = None
+    if args.type:  # no desktop to type into: say so before the microphone opens
+        from desktop_ai.cli.dictate_anywhere import CliTyping
+
+        typing = CliTyping(args, cancel)
     # The microphone first, before the slow imports and the model (seconds): what is said from here on waits
     # in the stream's buffer, so a speaker who starts at once loses no words.
     stream = MicrophoneStream(args.input_device)
-    stream.start()
+    try:
+        stream.start()
+    except BaseException:
+        if typing is not None:
+            typing.close()
+        raise
     try:
         quiet_libraries(args.verbose)
         from datetime import datetime
@@ -314,21 +325,17 @@ def cmd_dictate(args: argparse.Namespace) -> int:
         workspace = open_workspace(use_disk_cache=False)
     except BaseException:
         stream.stop()
+        if typing is not None:
+            typing.close()
         raise
     progress = progress_for(args)
     partial = _PartialLine(enabled=not args.json)
-    cancel = threading.Event()
     transcript_path: Path | None = None
     recording_path: Path | None = None
     loaded: list[Any] = []
     save_failed: list[str] = []
     document = TranscriptDocument(title=f"Dictation {datetime.now():%Y-%m-%d %H:%M}", source="microphone")
-    typing: Any = None
     try:
-        if args.type:
-            from desktop_ai.cli.dictate_anywhere import CliTyping
-
-            typing = CliTyping(args, cancel)
         choose_engine(workspace.store, args.engine, args.model)  # a wrong --model fails before any file is made
         transcript_path = new_autosave_path("dictation")
         recording_path = transcript_path.with_suffix(".wav")
