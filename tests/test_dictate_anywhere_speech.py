@@ -1,6 +1,6 @@
 """`desktop-ai dictate --type` end to end (issue 29): speech played into the PulseAudio virtual microphone is typed
 into another program (desktop_ai.gui.typing_probe, a separate Qt process on a private Xvfb server) and read back from
-that program's field, with the spoken commands; a phrase whose focus moved mid-phrase is typed nowhere."""
+that program's field, with a spoken "new line"; a phrase whose focus moved mid-phrase is typed nowhere."""
 
 from __future__ import annotations
 
@@ -29,11 +29,10 @@ def _word_errors(heard: str, expected: str) -> int:
     return word_errors(heard, expected)
 
 
-# Whisper tiny.en hears espeak-ng's en-us "scratch that" as "Crash, not!" at most rates and alignments; the British
-# RP voice at 120 words a minute with no gap between the words came back "Scratch that" in 10 of 10 replays through
-# the live session (5 real-time, 5 fast, leads 0.2-1.3 s; 7 Dec 2026); with espeak's 50 ms word gap the live path
-# once cut it to "Scratch...". The other phrases keep the virtual microphone's voice.
-SCRATCH_VOICE = ("-v", "en-gb-x-rp", "-s", "120", "-g", "0")
+# "scratch that" is not spoken here: espeak-ng's "that" is misheard by Whisper tiny.en through this microphone path
+# ("Crash, not!", "Scratch mat!"): the best of 16 voices and rates tried came back right in 8 of 11 plays
+# (en-gb-x-rp at 110 wpm, 7 Dec 2026), too few for a test that speaks once. Its effect in another program is
+# checked with real keys in test_dictate_anywhere_x11.py; its text logic in test_dictation_commands.py.
 
 
 def _phrases_wav(mic, folder: Path, *texts: str) -> Path:
@@ -41,39 +40,11 @@ def _phrases_wav(mic, folder: Path, *texts: str) -> Path:
     pieces = []
     rate = None
     for text in texts:
-        if text == "scratch that":
-            path = folder / "scratch.wav"
-            subprocess.run(["espeak-ng", *SCRATCH_VOICE, "-w", str(path), text], check=True, capture_output=True)
-        else:
-            path = mic.speak(text)
-        samples, rate = sf.read(path, dtype="float32")
+        samples, rate = sf.read(mic.speak(text), dtype="float32")
         pieces += [samples, np.zeros(int(PAUSE_S * rate), dtype=np.float32)]
     path = folder / "phrases.wav"
     sf.write(path, np.concatenate(pieces), rate)
     return path
-
-
-class _FieldHistory:
-    """Every distinct text the field had, read from the other program's file while the speech plays."""
-
-    def __init__(self, target, name: str) -> None:
-        self.target, self.name = target, name
-        self.seen: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            text = self.target.text(self.name)
-            if not self.seen or self.seen[-1] != text:
-                self.seen.append(text)
-            time.sleep(0.005)
-
-    def stop(self) -> list[str]:
-        self._stop.set()
-        self._thread.join()
-        return self.seen
 
 
 def _read_phrase(proc: subprocess.Popen, timeout_s: float = 60.0) -> str:
@@ -86,13 +57,12 @@ def _read_phrase(proc: subprocess.Popen, timeout_s: float = 60.0) -> str:
     return lines[0].strip()
 
 
-def test_dictate_type_writes_into_another_program_with_commands_and_never_into_a_window_focused_mid_phrase(
+def test_dictate_type_writes_into_another_program_with_a_new_line_and_never_into_a_window_focused_mid_phrase(
         virtual_microphone, tmp_path, monkeypatch, _isolated_home):
     with start_xvfb() as display, start_typing_target(display, tmp_path / "target") as target:
         monkeypatch.setenv("DISPLAY", display)
         monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-        speech = _phrases_wav(virtual_microphone, tmp_path, LIVE_SENTENCE, "new line", "close the door and lock it",
-                              "scratch that")
+        speech = _phrases_wav(virtual_microphone, tmp_path, LIVE_SENTENCE, "new line", "close the door and lock it")
         moved = virtual_microphone.speak(LIVE_SENTENCE)
         focus(display, target.windows["A"])
         transcripts = _isolated_home / "data" / "transcripts"
@@ -105,15 +75,14 @@ def test_dictate_type_writes_into_another_program_with_commands_and_never_into_a
                 assert proc.poll() is None, proc.communicate()
                 assert time.monotonic() < deadline, "dictate --type never started recording"
                 time.sleep(0.05)
-            history = _FieldHistory(target, "A")
             virtual_microphone.play(speech, wait=True)
-            heard = [_read_phrase(proc) for _ in range(4)]
-            field = target.wait_for("A", lambda text: "door" not in text.lower() and "\n" in text, timeout=20)
-            seen = history.stop()
-            first_line, _, rest = field.partition("\n")
+            heard = [_read_phrase(proc) for _ in range(3)]
+            field = target.wait_for("A", lambda text: "lock it" in text.lower(), timeout=20)
+            first_line, newline, second_line = field.partition("\n")
+            assert newline, f"'new line' gave a line break: {field!r} {heard}"
             assert _word_errors(first_line, LIVE_SENTENCE) <= 1, (field, heard)
-            assert rest == "", f"'new line' gave a line break and 'scratch that' removed the phrase after it: {field!r} {heard}"
-            assert any("close the door and lock it" in text.lower() for text in seen), f"the scratched phrase was typed first: {seen}"
+            assert _word_errors(second_line, "close the door and lock it") <= 1, (field, heard)
+            assert second_line[:1].isupper() and not second_line.startswith(" "), "a new line starts without a space"
 
             # The focus moves to B a second into the next phrase (the user clicks elsewhere): nothing is typed.
             a_before, b_before = target.text("A"), target.text("B")

@@ -151,3 +151,20 @@ def test_dictate_type_without_a_desktop_or_with_a_bad_shortcut_is_one_error_line
                            "1"], env=dict(env, DISPLAY=display), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "error: --hotkey: unknown modifier 'hyper'" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_scratch_that_deletes_the_phrase_before_it_in_the_other_program(display, target, desktop):
+    from desktop_ai.anywhere.typist import PhraseTypist
+
+    focus(display, target.windows["B"])
+    typist = PhraseTypist(desktop)
+    before = target.text("B")
+    for phrase in ("Open the window.", "New line.", "Close the door."):
+        typist.phrase_started()
+        assert typist.phrase_final(phrase).typed
+    typed = before + "Open the window.\nClose the door."  # another app's text before the cursor is unknown: no space
+    assert target.wait_for("B", lambda t: t == typed) == typed
+    typist.phrase_started()
+    scratch = typist.phrase_final("Scratch that.")
+    assert scratch.typed and scratch.step.backspaces == len("Close the door.")
+    assert target.wait_for("B", lambda t: t == typed[: -len("Close the door.")]) == typed[: -len("Close the door.")]
