@@ -1,12 +1,12 @@
 """`desktop-ai dictate --type` end to end (issue 29): speech played into the PulseAudio virtual microphone is typed
 into another program (desktop_ai.gui.typing_probe, a separate Qt process on a private Xvfb server) and read back from
-that program's field, with a spoken "new line"; a phrase whose focus moved mid-phrase is typed nowhere."""
+that program's field, with a spoken "new line"; a phrase whose focus moved mid-phrase is typed nowhere; a second
+`dictate --type --toggle` (what a desktop shortcut runs) stops the first."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -66,7 +66,7 @@ def test_dictate_type_writes_into_another_program_with_a_new_line_and_never_into
         moved = virtual_microphone.speak(LIVE_SENTENCE)
         focus(display, target.windows["A"])
         transcripts = _isolated_home / "data" / "transcripts"
-        proc = subprocess.Popen([sys.executable, "-m", "desktop_ai", "dictate", "--type"], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "desktop_ai", "dictate", "--type", "--toggle"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
         try:
@@ -92,7 +92,11 @@ def test_dictate_type_writes_into_another_program_with_a_new_line_and_never_into
             player.wait(timeout=30)
             last = _read_phrase(proc)
             assert _word_errors(last, LIVE_SENTENCE) <= 1, last
-            proc.send_signal(signal.SIGINT)
+            # What a desktop's shortcut runs the second time: it stops the dictation that is running, as Ctrl+C does.
+            toggle = subprocess.run([sys.executable, "-m", "desktop_ai", "dictate", "--type", "--toggle"],
+                                    capture_output=True, text=True, timeout=120)
+            assert toggle.returncode == 0 and f"stopped the dictation running as process {proc.pid}" in toggle.stderr, \
+                toggle.stderr
             out, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:

@@ -145,10 +145,10 @@ def _dictate_anywhere_from_the_window(win, virtual_microphone, qtbot, display, t
     focus(display, target.windows["A"])
     before = target.text("A")
 
-    def press_shortcut() -> None:
+    def press_shortcut(key: str = "d") -> None:
         keyboard = xdisplay.Display(display)
         try:
-            codes = [keyboard.keysym_to_keycode(XK.string_to_keysym(n)) for n in ("Control_L", "Alt_L", "d")]
+            codes = [keyboard.keysym_to_keycode(XK.string_to_keysym(n)) for n in ("Control_L", "Alt_L", key)]
             for code in codes:
                 xtest.fake_input(keyboard, X.KeyPress, code)
             for code in reversed(codes):
@@ -169,3 +169,11 @@ def _dictate_anywhere_from_the_window(win, virtual_microphone, qtbot, display, t
     with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
         press_shortcut()
     assert not win.anywhere.listening and not overlay.isVisible()
+    # The setting: another shortcut replaces it (kept in the settings); the old one is given back to the apps.
+    assert win.anywhere.set_shortcut("ctrl+alt+e") is None
+    assert win.settings.value("dictate_anywhere/shortcut") == "ctrl+alt+e"
+    press_shortcut("d")  # if it were still grabbed it would start, and "e" right after would stop again
+    press_shortcut("e")
+    qtbot.waitUntil(lambda: win.anywhere.listening, timeout=10000)
+    with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
+        press_shortcut("e")
