@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from desktop_ai.bench.chat import bench_chat
 from desktop_ai.bench.classify import bench_classify
+from desktop_ai.bench.dictate_anywhere import TASK_DICTATE_ANYWHERE, bench_dictate_anywhere
 from desktop_ai.bench.generate import bench_generate
 from desktop_ai.bench.recognize import bench_recognize
 from desktop_ai.bench.report import BenchReport
@@ -24,6 +25,7 @@ from desktop_ai.engine.models.store import ModelStore
 
 TASK_CHAT = "chat"  # not a model task of the catalogue: it runs the generate task's models
 BENCH_TASKS = (TASK_GENERATE, TASK_CHAT, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE)
+BENCH_TASKS += (TASK_DICTATE_ANYWHERE,)
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ def run_benchmark(
     say = progress or (lambda message: logger.info(message))
     choice = pick_device(device)
     if compressions is None:
-        first = ["none", "int8"] if task in (TASK_TRANSLATE, TASK_TRANSCRIBE) else ["none", "int8", "prune"]
+        first = ["none", "int8"] if task in (TASK_TRANSLATE, TASK_TRANSCRIBE, TASK_DICTATE_ANYWHERE) else ["none", "int8", "prune"]
         compressions = first + (["fp16"] if choice.is_gpu else [])
     methods = [Compression.parse(c) for c in compressions]
     if task == TASK_GENERATE:
@@ -74,6 +76,8 @@ def run_benchmark(
         return bench_recognize(store, model, device, methods, images, arch, labels, repeats, say)
     if task == TASK_TRANSLATE:
         return bench_translate(store, model, device, methods, beams, repeats, stand_in, say)
+    if task == TASK_DICTATE_ANYWHERE:
+        return bench_dictate_anywhere(store, model, device, methods, repeats, say)
     if task == TASK_TRANSCRIBE:
         spoken = BENCH_SPEECH[: sentences] if sentences else BENCH_SPEECH
         return bench_transcribe(store, model, device, methods, audio, spoken, repeats, say)

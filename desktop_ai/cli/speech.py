@@ -278,12 +278,35 @@ def cmd_dictate(args: argparse.Namespace) -> int:
     crash or a lost microphone never costs what was already said."""
     if args.list_devices:
         return _list_input_devices(args)
+    if args.toggle:
+        from desktop_ai.cli.dictate_anywhere import stop_running_dictation, toggle_pid_file
+
+        if not args.type:
+            raise CliError("--toggle goes with --type")
+        stopped = stop_running_dictation()
+        if stopped is not None:
+            err(f"note: stopped the dictation running as process {stopped}")
+            return EXIT_OK
+        with toggle_pid_file():
+            args.toggle = False
+            return cmd_dictate(args)
     from desktop_ai.engine.audio.microphone import MicrophoneStream
 
+    cancel = threading.Event()
+    typing: Any = None
+    if args.type:  # no desktop to type into: say so before the microphone opens
+        from desktop_ai.cli.dictate_anywhere import CliTyping
+
+        typing = CliTyping(args, cancel)
     # The microphone first, before the slow imports and the model (seconds): what is said from here on waits
     # in the stream's buffer, so a speaker who starts at once loses no words.
     stream = MicrophoneStream(args.input_device)
-    stream.start()
+    try:
+        stream.start()
+    except BaseException:
+        if typing is not None:
+            typing.close()
+        raise
     try:
         quiet_libraries(args.verbose)
         from datetime import datetime
@@ -302,10 +325,11 @@ def cmd_dictate(args: argparse.Namespace) -> int:
         workspace = open_workspace(use_disk_cache=False)
     except BaseException:
         stream.stop()
+        if typing is not None:
+            typing.close()
         raise
     progress = progress_for(args)
     partial = _PartialLine(enabled=not args.json)
-    cancel = threading.Event()
     transcript_path: Path | None = None
     recording_path: Path | None = None
     loaded: list[Any] = []
@@ -325,6 +349,8 @@ def cmd_dictate(args: argparse.Namespace) -> int:
 
         def on_event(event: dict[str, Any]) -> None:
             kind = event.get("type")
+            if typing is not None:
+                typing.on_event(event)
             if kind == "partial":
                 partial.show(str(event.get("text", "")))
             elif kind == "status":
@@ -342,11 +368,15 @@ def cmd_dictate(args: argparse.Namespace) -> int:
                     out(phrase.text)
                 document.add(phrase)
                 try:
-                    document.save(transcript_path)
-                except EngineError as error:  # keep dictating: stdout and the recording still have it
-                    if not save_failed:
-                        err(f"error: {error}")
-                    save_failed.append(str(error))
+                    if typing is not None:  # first (the user waits for it); the save follows whatever happens
+                        typing.on_final(phrase.text)
+                finally:
+                    try:
+                        document.save(transcript_path)
+                    except EngineError as error:  # keep dictating: stdout and the recording still have it
+                        if not save_failed:
+                            err(f"error: {error}")
+                        save_failed.append(str(error))
 
         session = DictationSession(stream, recognizer, recording_path=recording_path)
         progress.message("Recording" + (f" for {args.seconds:g} s" if args.seconds else "") + "; Ctrl+C stops")
@@ -370,6 +400,8 @@ def cmd_dictate(args: argparse.Namespace) -> int:
     finally:
         progress.finish()
         workspace.close()
+        if typing is not None:
+            typing.close()
     partial.clear()
     notes(result.notices)  # stderr in both modes: --json has no summary object to carry them
     phrases = len(result.segments)
@@ -420,4 +452,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     dictate.add_argument("--compression", choices=COMPRESSION_CHOICES, default="int8",
                          help="shrink the model after loading (default: int8)")
     dictate.add_argument("--json", action="store_true", help="one JSON object per phrase on stdout")
+    from desktop_ai.cli.dictate_anywhere import add_typing_options
+
+    add_typing_options(dictate)
     dictate.set_defaults(handler=cmd_dictate)

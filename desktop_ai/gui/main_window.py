@@ -17,6 +17,8 @@ from desktop_ai.gui.job_status import JobStatus
 from desktop_ai.gui.settings import app_settings, read
 from desktop_ai.gui.speech_tab import SpeechTab
 from desktop_ai.gui.status_message import StatusMessage
+from desktop_ai.gui.dictation_button import BoxDictation, attach_dictation_button
+from desktop_ai.gui.dictate_anywhere import AnywhereDictation
 from desktop_ai.gui.text_tab import TextTab
 from desktop_ai.gui.translate_tab import TranslateTab
 from desktop_ai.gui.worker import EngineThread
@@ -55,6 +57,15 @@ class MainWindow(QMainWindow):
         self.speech_tab = SpeechTab(self.live_engine, self.store, lambda: self.device)
         self.tabs.addTab(self.speech_tab, "Speech")
         self.setCentralWidget(self.tabs)
+        self.box_dictation = BoxDictation(self.live_engine, self.speech_tab.live_params,
+                                          lambda: self.speech_tab.running, self)
+        self.dictation_buttons = [
+            attach_dictation_button(box, self.box_dictation, name) for box, name in (
+                (self.text_tab.chat_page.input, "the chat message"), (self.text_tab.generate_page.prompt, "the prompt"),
+                (self.translate_tab.input, "the text to translate"), (self.text_tab.classify_page.input, "the texts"))]
+        self.box_dictation.notice.connect(lambda text: self.show_message(text))
+        self.anywhere = AnywhereDictation(self.box_dictation, self.settings, self)
+        self.anywhere.start_with_the_window()
         for page in (self.image_tab, self.speech_tab):  # the folder jobs a cluster can take
             page.cluster_address = lambda: self.cluster_address
 
@@ -106,6 +117,7 @@ class MainWindow(QMainWindow):
             self.device_actions[value] = action
         settings_menu.addAction(QAction("&Memory budget for models…", self, triggered=self._ask_memory_budget))
         settings_menu.addAction(QAction("C&luster for folder jobs…", self, triggered=self._ask_cluster_address))
+        settings_menu.addAction(QAction("Dictate &anywhere shortcut…", self, triggered=lambda: self.anywhere.ask_shortcut(self)))
         clear_cache = QAction("&Clear result cache", self, triggered=self._clear_cache)
         settings_menu.addAction(clear_cache)
         help_menu = self.menuBar().addMenu("&Help")
@@ -286,4 +298,5 @@ class MainWindow(QMainWindow):
             if not lane.shutdown():
                 logger.warning("The %s lane's job did not stop within the timeout; exiting anyway", lane.lane)
         self.text_tab.chat_page.shutdown()  # after the lanes: the engine has written the last of an answer
+        self.anywhere.close()
         event.accept()

@@ -268,6 +268,10 @@ class SpeechTab(JobPage):
             "compression": self.compression_picker.compression().value,
         }
 
+    def live_params(self) -> dict[str, Any]:
+        """What a dictation into a text box uses: this tab's engine, model, compression and microphone."""
+        return self._recognizer_params() | {"input_device": self.input_device()}
+
     # --- dictation -----------------------------------------------------------------------
     @property
     def recording(self) -> bool:

@@ -102,6 +102,7 @@ class DictationSession:
         partial_phrase_start: float | None = None
         partial_covered_s = 0.0
         partial_segments: list[Phrase] = []
+        announced_start: float | None = None  # the phrase whose start was announced ("speech" event)
         error: str | None = None
 
         def finish(phrase: SpeechPhrase) -> None:
@@ -147,6 +148,9 @@ class DictationSession:
                               "seconds": round(received_s, 2), "dropped_s": round(getattr(stream, "dropped_seconds", 0.0), 2)})
                     last_level = now
                 current = self.segmenter.current()
+                if current is not None and current.start_s != announced_start:
+                    announced_start = current.start_s
+                    on_event({"type": "speech", "start": current.start_s})  # where dictate-anywhere reads the focus
                 quiet = self.segmenter.silence_s
                 covered = (current is not None and partial_phrase_start == current.start_s
                            and partial_covered_s >= current.end_s - quiet + SPECULATIVE_FINAL_S - 1e-6)
