@@ -120,7 +120,7 @@ def test_cli_classify_json_on_the_real_model(home):
 
 def test_window_stays_responsive_with_the_real_model(qtbot, home):
     """The window's event loop, measured while the embedded model loads and generates."""
-    from test_gui import EventLoopProbe
+    from responsiveness import EventLoopProbe
 
     from desktop_ai.gui.main_window import MainWindow
 
@@ -142,14 +142,14 @@ def test_window_stays_responsive_with_the_real_model(qtbot, home):
     window.engine.partial.connect(lambda job, text: partial_at.append(time.perf_counter()))
     with qtbot.waitSignal(window.engine.finished_job, timeout=300_000) as blocker:
         page.generate_button.click()
-    worst = probe.stop()
+    responsiveness = probe.stop()
     result = blocker.args[1]
     # Issue 17: was `fluent or len(words) >= 3`, which any three words passed. Fluent, and about the question (in 24
     # tokens SmolLM2 says "The rainbow is a beautiful sight, but it's not just about the colors of the rainbow...").
     assert _is_fluent_english(result.text), result.text
     assert re.search(r"rainbow|colou?rs?\b|red|blue|green|yellow", result.text.lower()), result.text
     assert partial_at, "tokens must stream into the window"
-    assert worst < 0.1, f"the event loop stalled for {worst * 1000:.0f} ms"
+    responsiveness.assert_responsive()
     with qtbot.waitSignal(window.engine.finished_job, timeout=60_000) as again:
         page.generate_button.click()
     assert again.args[1].from_cache

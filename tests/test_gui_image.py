@@ -20,7 +20,8 @@ from desktop_ai.gui.main_window import MainWindow
 from desktop_ai.gui.widgets import FROM_DISK
 from desktop_ai.gui.worker import EngineThread
 
-from test_gui import JOB_MS, EventLoopProbe, drag_and_drop, url_mime, window  # noqa: F401
+from responsiveness import EventLoopProbe
+from test_gui import JOB_MS, drag_and_drop, url_mime, window  # noqa: F401
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 MODEL = SHARED / "mobilenet_v2_int8" / "model.pt"
@@ -69,7 +70,7 @@ def test_dropped_photos_folders_and_a_text_file_are_recognised(qtbot, window, tm
     with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
         _drop(tab, url_mime(*(QUrl.fromLocalFile(str(f)) for f in files)))
         assert tab.stop_button.isEnabled()
-    worst = probe.stop()
+    responsiveness = probe.stop()
     batch: RecognitionBatch = blocker.args[1]
     assert partials, "rows must arrive while the job runs"
     assert len(batch.results) == 4 and not batch.stopped
@@ -87,7 +88,7 @@ def test_dropped_photos_folders_and_a_text_file_are_recognised(qtbot, window, tm
     assert "not an image" in rows["notes.txt"].text(1)
     assert not rows["notes.txt"].icon(0).isNull(), "a failed file is marked"
     assert rows["notes.txt"].childCount() == 0
-    assert worst < 0.1, f"the event loop stalled for {worst * 1000:.0f} ms"
+    responsiveness.assert_responsive()
     assert not tab.stop_button.isEnabled() and not tab.progress_bar.isVisible()
     assert "4 image(s), 1 failed" in tab.stats.text()
     assert "could not be recognised" in tab.notice.text()
