@@ -96,6 +96,7 @@ $(STAMP_APP): $(STAMP_TORCH) pyproject.toml $(MODELS_REQ)
 
 # Tried once (the built wheel is kept in $(LLAMA_WHEELS), so a reinstall is instant). A failed build does not
 # stop the install: the app runs GGUF files on transformers without it, and the window says how to get it.
+# In CI (CI=true, as .ci/run sets) it does: CI must test the llama.cpp runtime (tests/llama_cpp_gate.py).
 $(STAMP_LLAMA): $(STAMP_APP)
 	@echo "==> installing llama-cpp-python==$(LLAMA_CPP_VERSION) (built from source, portable; ~6 min the first time)"
 	@if { ls "$(LLAMA_WHEELS)"/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
@@ -106,6 +107,7 @@ $(STAMP_LLAMA): $(STAMP_APP)
 	else \
 	  echo "warning: llama-cpp-python did not build (it needs a C++ compiler and cmake). desktop-ai still runs:" >&2; \
 	  echo "         GGUF files run on transformers instead. Install the tools, then: make install-llama-cpp" >&2; \
+	  if [ "$${CI:-}" = "true" ]; then echo "error: CI=true: the tests of the llama.cpp runtime need it" >&2; exit 1; fi; \
 	fi
 	@touch $@
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLineEdit, QPlainTextEdit, QSpinBox, QDoubleSpinBox
 
@@ -305,10 +305,9 @@ def test_the_status_bar_says_which_runtime_ran(qtbot, window, tiny_causal_lm_dir
 
 
 def test_the_embedded_gguf_answers_through_llama_cpp_in_the_window(qtbot, window):
-    from desktop_ai.engine.runtimes import llama_cpp
+    from llama_cpp_gate import require_llama_cpp
 
-    if not llama_cpp.available():
-        pytest.skip("llama-cpp-python is not installed")
+    require_llama_cpp()
     page = window.text_tab.generate_page
     result = _generate(qtbot, window, "Say hello.", "smollm2-135m-instruct-q4", max_tokens=12)
     assert result.runtime == "llama.cpp" and result.compression == "Q4_1 (GGUF)"
