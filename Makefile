@@ -29,10 +29,11 @@ PYTEST_ARGS ?=
 
 # Shared libraries Qt needs to start (offscreen or under Xvfb) and a font; then the sound stack the
 # microphone tests use (a private PulseAudio daemon, PortAudio, espeak-ng speech) and audio decoders. fonts-noto-mono: a
-# common default monospace that fontconfig does not mark spacing=mono; the chat tests run with it.
+# common default monospace that fontconfig does not mark spacing=mono; the chat tests run with it. xdotool types into
+# the real app on Xvfb (tests/test_autosave_crash.py).
 SYSTEM_DEPS := xvfb xauth libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 \
                libfontconfig1 libdbus-1-3 libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
-               libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 fonts-dejavu-core fonts-noto-mono desktop-file-utils \
+               libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 fonts-dejavu-core fonts-noto-mono desktop-file-utils xdotool \
                pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng sox libsox-fmt-all ffmpeg
 
 STAMP_VENV   := $(VENV)/.created

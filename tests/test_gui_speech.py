@@ -230,19 +230,3 @@ def test_stop_a_long_file(qtbot, tmp_path):
         assert not tab.running and tab.open_button.isEnabled()
     finally:
         win.close()
-
-
-def test_after_a_crash_the_newest_autosave_comes_back(qtbot):
-    from desktop_ai.engine.audio.transcript import Phrase, new_autosave_path
-
-    saved = TranscriptDocument(source="microphone")
-    saved.add(Phrase(0.5, 2.0, "Words dictated before the power cut."))
-    path = saved.save(new_autosave_path())
-    win = _open_window(qtbot)  # no settings were written: the last run never closed
-    try:
-        assert win.speech_tab.autosave.path == path
-        assert win.speech_tab.transcript.item(0, 2).text() == "Words dictated before the power cut."
-    finally:
-        win.close()
-    transcripts = list(path.parent.glob("dictation-*.json"))
-    assert transcripts == [path], "closing left no empty autosave behind"
