@@ -28,10 +28,12 @@ TORCHVISION_VERSION ?= 0.29.1
 PYTEST_ARGS ?=
 
 # Shared libraries Qt needs to start (offscreen or under Xvfb) and a font; then the sound stack the
-# microphone tests use (a private PulseAudio daemon, PortAudio, espeak-ng speech) and audio decoders.
+# microphone tests use (a private PulseAudio daemon, PortAudio, espeak-ng speech) and audio decoders. fonts-noto-mono: a
+# common default monospace that fontconfig does not mark spacing=mono; the chat tests run with it. xdotool types into
+# the real app on Xvfb (tests/test_autosave_crash.py).
 SYSTEM_DEPS := xvfb xauth libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 \
                libfontconfig1 libdbus-1-3 libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
-               libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 fonts-dejavu-core desktop-file-utils \
+               libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 fonts-dejavu-core fonts-noto-mono desktop-file-utils xdotool \
                pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng sox libsox-fmt-all ffmpeg
 
 STAMP_VENV   := $(VENV)/.created
@@ -95,6 +97,7 @@ $(STAMP_APP): $(STAMP_TORCH) pyproject.toml $(MODELS_REQ)
 
 # Tried once (the built wheel is kept in $(LLAMA_WHEELS), so a reinstall is instant). A failed build does not
 # stop the install: the app runs GGUF files on transformers without it, and the window says how to get it.
+# In CI (CI=true, as .ci/run sets) it does: CI must test the llama.cpp runtime (tests/llama_cpp_gate.py).
 $(STAMP_LLAMA): $(STAMP_APP)
 	@echo "==> installing llama-cpp-python==$(LLAMA_CPP_VERSION) (built from source, portable; ~6 min the first time)"
 	@if { ls "$(LLAMA_WHEELS)"/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
@@ -105,6 +108,7 @@ $(STAMP_LLAMA): $(STAMP_APP)
 	else \
 	  echo "warning: llama-cpp-python did not build (it needs a C++ compiler and cmake). desktop-ai still runs:" >&2; \
 	  echo "         GGUF files run on transformers instead. Install the tools, then: make install-llama-cpp" >&2; \
+	  if [ "$${CI:-}" = "true" ]; then echo "error: CI=true: the tests of the llama.cpp runtime need it" >&2; exit 1; fi; \
 	fi
 	@touch $@
 

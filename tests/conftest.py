@@ -57,6 +57,14 @@ def tiny_embedding_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def llama_cpp_installed() -> None:
+    """Skips a llama.cpp test where llama-cpp-python did not build; fails it in CI (tests/llama_cpp_gate.py)."""
+    from llama_cpp_gate import require_llama_cpp
+
+    require_llama_cpp()
+
+
+@pytest.fixture
 def workspace(_isolated_home: Path):
     from desktop_ai.engine.workspace import open_workspace
 

@@ -11,7 +11,7 @@ import pytest
 
 from desktop_ai.bench import run_benchmark
 from desktop_ai.bench.recognize import shared_models_dir
-from desktop_ai.engine.runtimes.llama_cpp import available as llama_cpp_available
+from llama_cpp_gate import needs_llama_cpp
 
 SAMPLE_IMAGES = shared_models_dir() / "sample_images"
 
@@ -50,7 +50,7 @@ def test_generate_bench_compares_every_runtime_with_the_baseline(workspace, tiny
     assert report.to_dict()["task"] == "generate"
 
 
-@pytest.mark.skipif(not llama_cpp_available(), reason="llama-cpp-python is not installed")
+@needs_llama_cpp
 def test_generate_bench_on_the_embedded_gguf_includes_llama_cpp_direct(workspace) -> None:
     report = run_benchmark("generate", device="cpu", compressions=["none"], max_new_tokens=6, repeats=1, store=workspace.store)
     rows = {row.name: row for row in report.rows}
@@ -258,7 +258,7 @@ def test_transcribe_bench_wav2vec2_against_the_pipeline(workspace, tiny_wav2vec2
     assert not any("latency" in r.name for r in report.rows), "latency is measured for Whisper, the dictation default"
 
 
-@pytest.mark.skipif(not llama_cpp_available(), reason="llama-cpp-python is not installed")
+@needs_llama_cpp
 def test_chat_bench_times_turns_with_and_without_state_reuse(workspace) -> None:
     """The 10-turn script on the embedded GGUF, answers cut to 2 tokens: the figures come from the run."""
     report = run_benchmark("chat", device="cpu", max_new_tokens=2, repeats=1, store=workspace.store)

@@ -17,10 +17,9 @@ from desktop_ai.engine.conversations.store import ConversationNotFoundError, Con
 from desktop_ai.engine.errors import InvalidInputError
 from desktop_ai.engine.models.catalogue import TASK_GENERATE
 from desktop_ai.engine.process import JOB_KINDS, _run_job
-from desktop_ai.engine.runtimes import llama_cpp
 from desktop_ai.engine.tasks.chat import ChatModelFailedError, ChatOptions, ChatSession, fit_conversation
+from llama_cpp_gate import needs_llama_cpp
 
-needs_llama_cpp = pytest.mark.skipif(not llama_cpp.available(), reason="llama-cpp-python is not installed")
 GREEDY = dict(temperature=0.0, repetition_penalty=1.0)
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from desktop_ai.engine.conversations.store import ConversationStore
-from desktop_ai.engine.runtimes import llama_cpp
+from llama_cpp_gate import needs_llama_cpp
 
-needs_llama_cpp = pytest.mark.skipif(not llama_cpp.available(), reason="llama-cpp-python is not installed")
 FAST = ("--max-new-tokens", "8", "--temperature", "0")
 
 
@@ -154,8 +153,18 @@ def test_a_bad_import_file_is_one_clear_error(home: Path, tmp_path: Path) -> Non
     _one_error_line(_chat(home, "--import", str(tmp_path / "missing.json")), "does not exist")
 
 
-@needs_llama_cpp
-def test_a_process_killed_mid_answer_leaves_the_partial_answer_marked_stopped(home: Path) -> None:
+@pytest.fixture(params=["embedded-gguf", "tiny-transformers"])
+def chat_model(request: pytest.FixtureRequest) -> list[str]:
+    """The model options for a chat: the embedded SmolLM2 GGUF on llama.cpp (tests/llama_cpp_gate.py), and a tiny
+    Llama on transformers, which every install runs (4000 greedy tokens: far longer than the test waits)."""
+    if request.param == "embedded-gguf":
+        request.getfixturevalue("llama_cpp_installed")
+        return ["--max-new-tokens", "1000"]
+    model = request.getfixturevalue("tiny_long_causal_lm_dir")
+    return ["--model", str(model), "--runtime", "transformers", "--compression", "none", "--max-new-tokens", "4000"]
+
+
+def test_a_process_killed_mid_answer_leaves_the_partial_answer_marked_stopped(home: Path, chat_model: list[str]) -> None:
     """A real crash: SIGKILL while the answer streams. The saved answer is what had streamed up to the last
     write (at most half a second old), marked stopped, and the conversation goes on in a new process."""
     import signal
@@ -163,7 +172,7 @@ def test_a_process_killed_mid_answer_leaves_the_partial_answer_marked_stopped(ho
 
     env = {**os.environ, "DESKTOP_AI_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "desktop_ai", "chat", "Tell me a very long story about a ship.",
-                             "--max-new-tokens", "1000", "--temperature", "0", "--json"],
+                             *chat_model, "--temperature", "0", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True)
     database = home / "data" / "conversations.sqlite3"
     deadline = time.monotonic() + 240
@@ -192,7 +201,7 @@ def test_a_process_killed_mid_answer_leaves_the_partial_answer_marked_stopped(ho
         user, answer = store.messages(conversation.id)
     assert answer.stopped and answer.content.startswith(partial) and len(answer.content) >= len(partial)
     assert answer.tokens_per_second is None  # the last write of a finished answer never happened
-    again = _chat(home, "Go on.", "--conversation", conversation.id, "--json", *FAST)
+    again = _chat(home, "Go on.", "--conversation", conversation.id, "--json", *chat_model, *FAST)
     assert again.returncode == 0, again.stderr
     assert _json_lines(again.stdout)[0]["turn"] == 2
 

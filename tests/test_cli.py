@@ -363,16 +363,37 @@ def test_unexpected_failure_goes_to_the_log_file(tiny_lm: Path, capsys: pytest.C
     assert "Traceback" in logged and "RuntimeError: kaboom" in logged
 
 
-def test_ctrl_c_prints_stopped(tiny_lm: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from desktop_ai.engine.tasks import text_generation
+def test_ctrl_c_prints_stopped(tiny_long_causal_lm_dir: Path, tmp_path: Path) -> None:
+    """A real SIGINT (what Ctrl+C sends) to a running `desktop-ai generate` once its answer streams: the text so far
+    stays printed and ends its line, "stopped" is said, the exit code is 130, and it comes promptly (the answer
+    asked for, 4000 greedy tokens on transformers, takes far longer than the 60 s allowed)."""
+    import select
 
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(text_generation.TextGenerator, "run", interrupted)
-    assert cli.main(["generate", "hello", "--model", str(tiny_lm)]) == 130
-    captured = capsys.readouterr()
-    assert captured.err.strip() == "stopped"
+    env = {**os.environ, "DESKTOP_AI_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_ai", "generate", "Tell me a long story.",
+                             "--model", str(tiny_long_causal_lm_dir), "--runtime", "transformers", "--compression", "none",
+                             "--max-new-tokens", "4000", "--temperature", "0", "--no-cache"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    streamed = b""
+    try:
+        deadline = time.monotonic() + 240
+        while len(streamed) < 20 and time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if ready:
+                streamed += os.read(proc.stdout.fileno(), 4096)
+        assert len(streamed) >= 20, f"the answer never began to stream: {proc.poll()}"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    said = stderr.decode()
+    assert proc.returncode == 130, said
+    assert [line for line in said.splitlines() if line.strip()][-1] == "stopped", said
+    assert "Traceback" not in said
+    printed = (streamed + stdout).decode()
+    assert printed.strip() and printed.endswith("\n"), "the partial text stays printed and ends its line"
 
 
 # --- translate ------------------------------------------------------------------------------------

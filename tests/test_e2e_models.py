@@ -16,6 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from desktop_ai.engine.models.catalogue import CATALOGUE  # noqa: E402
 from desktop_ai.engine.models.store import ModelStore  # noqa: E402
+from llama_cpp_gate import require_llama_cpp  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -53,14 +54,8 @@ def _is_fluent_english(text: str) -> bool:
     return len(words) >= 6 and ascii_share > 0.95 and len(COMMON_WORDS & set(words)) >= 2
 
 
-def _llama_cpp_available() -> bool:
-    from desktop_ai.engine.runtimes.llama_cpp import available
-
-    return available()
-
-
 @pytest.mark.parametrize(("runtime", "compression", "reported"), [
-    pytest.param("auto", "none", "Q4_1 (GGUF)", marks=pytest.mark.skipif(not _llama_cpp_available(), reason="llama-cpp-python is not installed")),
+    ("auto", "none", "Q4_1 (GGUF)"),  # llama.cpp: skips where llama-cpp-python did not build, fails so in CI
     ("ctranslate2", "int8", "int8"),
     ("transformers", "none", "none"),
     ("transformers", "int8", "int8"),
@@ -69,6 +64,8 @@ def test_embedded_model_writes_fluent_english(home, runtime, compression, report
     from desktop_ai.engine.tasks.text_generation import GenerationOptions, TextGenerator
     from desktop_ai.engine.workspace import open_workspace
 
+    if runtime == "auto":
+        require_llama_cpp()
     workspace = open_workspace()
     generator = TextGenerator(workspace.store, workspace.cache, compression=compression, runtime=runtime)
     pieces: list[str] = []
@@ -120,7 +117,7 @@ def test_cli_classify_json_on_the_real_model(home):
 
 def test_window_stays_responsive_with_the_real_model(qtbot, home):
     """The window's event loop, measured while the embedded model loads and generates."""
-    from test_gui import EventLoopProbe
+    from responsiveness import EventLoopProbe
 
     from desktop_ai.gui.main_window import MainWindow
 
@@ -142,14 +139,14 @@ def test_window_stays_responsive_with_the_real_model(qtbot, home):
     window.engine.partial.connect(lambda job, text: partial_at.append(time.perf_counter()))
     with qtbot.waitSignal(window.engine.finished_job, timeout=300_000) as blocker:
         page.generate_button.click()
-    worst = probe.stop()
+    responsiveness = probe.stop()
     result = blocker.args[1]
     # Issue 17: was `fluent or len(words) >= 3`, which any three words passed. Fluent, and about the question (in 24
     # tokens SmolLM2 says "The rainbow is a beautiful sight, but it's not just about the colors of the rainbow...").
     assert _is_fluent_english(result.text), result.text
     assert re.search(r"rainbow|colou?rs?\b|red|blue|green|yellow", result.text.lower()), result.text
     assert partial_at, "tokens must stream into the window"
-    assert worst < 0.1, f"the event loop stalled for {worst * 1000:.0f} ms"
+    responsiveness.assert_responsive()
     with qtbot.waitSignal(window.engine.finished_job, timeout=60_000) as again:
         page.generate_button.click()
     assert again.args[1].from_cache

@@ -14,7 +14,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QFontInfo, QGuiApplication, QTextTable
+from PySide6.QtGui import QFontInfo, QFontMetrics, QGuiApplication, QTextTable
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
@@ -117,7 +117,11 @@ def test_markdown_renders_a_table_a_list_and_a_code_block_with_its_own_copy(qtbo
     block = blocks[0]
     assert block.editor.toPlainText() == CODE
     assert block.language.text() == "python"
-    assert QFontInfo(block.editor.font()).fixedPitch(), "code is in a monospace font"
+    # What the reader sees, not fontconfig's spacing flag: Debian's Noto Sans Mono (fonts-noto-mono, a common default
+    # monospace on desktops) is not marked spacing=mono, so QFontInfo.fixedPitch() is False though it is monospace.
+    metrics = QFontMetrics(block.editor.font())
+    advances = {glyph: metrics.horizontalAdvance(glyph) for glyph in "iIl.:WMm@_0"}
+    assert len(set(advances.values())) == 1, f"code is in a monospace font ({QFontInfo(block.editor.font()).family()}): {advances}"
     QGuiApplication.clipboard().clear()
     block.copy_button.click()
     assert QGuiApplication.clipboard().text() == CODE

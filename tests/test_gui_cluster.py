@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from desktop_ai.gui.main_window import MainWindow
 
 from test_gui import JOB_MS, drag_and_drop, url_mime, window  # noqa: F401
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "models" / "sample_images"
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (make test installs it)")
 
 
@@ -75,21 +73,20 @@ def test_a_dropped_folder_of_recordings_carries_the_address(qtbot, window, tmp_p
 
 
 @needs_ray
-@pytest.mark.skipif(not SAMPLES.is_dir(), reason="the sample photos are absent")
 def test_a_folder_of_photos_runs_on_the_cluster_and_single_photos_here(qtbot, window, tmp_path: Path) -> None:  # noqa: F811
+    from packaged_photos import TOP1, photo_folder
+
     folder = tmp_path / "photos"
-    folder.mkdir()
-    for name in ("dog.jpg", "bird.jpg"):
-        shutil.copy(SAMPLES / name, folder / name)
+    photo_folder(folder, 2)  # photos every install has (china.jpg, flower.jpg)
     window.set_cluster_address("local")
     tab = window.image_tab
     with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS * 2) as blocker:
         drag_and_drop(tab.results.viewport(), url_mime(QUrl.fromLocalFile(str(folder))))
     batch = blocker.args[1]
     assert "cluster at local" in batch.runtime, batch.runtime
-    assert [Path(r.path).name for r in batch.results] == ["bird.jpg", "dog.jpg"]
-    assert [r.predictions[0].label for r in batch.results] == ["drake", "Samoyed"]
-    assert tab.results.topLevelItemCount() == 2 and "Samoyed" in tab.results.topLevelItem(1).text(1)
+    assert [Path(r.path).name for r in batch.results] == ["china.jpg", "flower.jpg"]
+    assert [r.predictions[0].label for r in batch.results] == [TOP1["china.jpg"], TOP1["flower.jpg"]]
+    assert tab.results.topLevelItemCount() == 2 and TOP1["flower.jpg"] in tab.results.topLevelItem(1).text(1)
     assert all(r.thumbnail_png for r in batch.results), "the workers send a thumbnail with each result"
     assert not tab.results.topLevelItem(1).icon(0).isNull()
 
@@ -99,5 +96,5 @@ def test_a_folder_of_photos_runs_on_the_cluster_and_single_photos_here(qtbot, wi
     assert all(r.from_cache and r.thumbnail_png for r in again.results), "a rerun comes from the cache, thumbnails too"
 
     with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
-        drag_and_drop(tab.results.viewport(), url_mime(QUrl.fromLocalFile(str(SAMPLES / "dog.jpg"))))
+        drag_and_drop(tab.results.viewport(), url_mime(QUrl.fromLocalFile(str(folder / "china.jpg"))))
     assert "cluster" not in blocker.args[1].runtime, "a single photo is not a folder job"

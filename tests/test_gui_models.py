@@ -16,6 +16,21 @@ from desktop_ai.gui.models_window import ModelsWindow
 from desktop_ai.gui.widgets import MANAGE_MODELS, ModelPicker
 
 pytestmark = pytest.mark.timeout(180)
+REPO = "distilbert/distilgpt2"  # the catalogue's DistilGPT-2, served by the local Hub (tests/hub_server.py)
+WEIGHTS = "model.safetensors"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _remote(repo_id: str, name: str):
+    from desktop_ai.engine.models.downloads import plan_download
+
+    return next(f for f in plan_download(repo_id).files if f.name == name)
 
 
 @pytest.fixture
@@ -51,7 +66,7 @@ def test_offline_the_window_says_so_once_and_each_download_says_how(
 
 
 def test_states_download_progress_cancel_resume_and_remove(qtbot, store: ModelStore, hub_server, tiny_causal_lm_dir: Path) -> None:
-    hub_server.add_folder("distilbert/distilgpt2", tiny_causal_lm_dir)
+    hub_server.add_folder(REPO, tiny_causal_lm_dir)
     hub_server.delay_per_chunk_s = 0.05
     hub_server.chunk = 4096
     from desktop_ai.engine.models import downloads
@@ -65,22 +80,28 @@ def test_states_download_progress_cancel_resume_and_remove(qtbot, store: ModelSt
         assert window.download_button.isEnabled()
         window.download_button.click()
         assert window.state_of("distilgpt2") == "downloading"
+        weights = _remote(REPO, WEIGHTS)
+        partial = downloads.partial_path(REPO, weights)
         qtbot.waitUntil(lambda: window.progress.value() > 0 and "MB/s" in window.progress_label.text(), timeout=30000)
+        qtbot.waitUntil(lambda: _size(partial) > 0, timeout=30000)  # the weights are coming
         assert window.cancel_button.isEnabled()
         window.cancel_button.click()
         qtbot.waitUntil(lambda: window.status.text().startswith("Cancelled"), timeout=30000)
         assert "kept to resume" in window.state_of("distilgpt2")
         assert not window.progress.isVisible()
+        kept = partial.stat().st_size
+        assert 0 < kept < weights.size
         hub_server.delay_per_chunk_s = 0.0
         hub_server.range_headers.clear()
         window.select("distilgpt2")
         window.download_button.click()
         qtbot.waitUntil(lambda: "downloaded to" in window.status.text(), timeout=30000)
         assert "resumed" in window.status.text()
-        # nothing starts again from zero: finished files are not fetched again, a partial one by its Range
-        again = {name: r for name, r in hub_server.range_headers}
-        assert set(again) < set(hub_server.repos["distilbert/distilgpt2"].files), again
-        assert all(r is None or r.startswith("bytes=") for r in again.values())
+        # nothing starts again from zero: finished files are not fetched again, the partial one from where it stopped
+        again = dict(hub_server.range_headers)
+        assert again[WEIGHTS] == f"bytes={kept}-", again
+        assert set(again) < set(hub_server.repos[REPO].files), again
+        assert all(r is None for name, r in again.items() if name != WEIGHTS), again
         assert window.state_of("distilgpt2") == "downloaded"
         on_disk = window.rows["distilgpt2"].size_on_disk_mb
         assert on_disk > 0
@@ -89,9 +110,29 @@ def test_states_download_progress_cancel_resume_and_remove(qtbot, store: ModelSt
         window.remove_button.click()
         assert "MB freed" in window.status.text()
         assert window.state_of("distilgpt2") == "not downloaded"
-        assert not downloads.repo_folder("distilbert/distilgpt2").exists()
+        assert not downloads.repo_folder(REPO).exists()
     finally:
         downloads.CHUNK_BYTES = old_chunk
+
+
+def test_a_corrupted_byte_is_reported_in_the_window_and_the_file_deleted(qtbot, store: ModelStore, hub_server,
+                                                                        tiny_causal_lm_dir: Path) -> None:
+    """The hash check, driven from the window: the local Hub serves the weights with one byte flipped."""
+    from desktop_ai.engine.models import downloads
+
+    hub_server.add_folder(REPO, tiny_causal_lm_dir)
+    hub_server.corrupt.add(WEIGHTS)
+    weights = _remote(REPO, WEIGHTS)
+    window = make_window(qtbot, store, online=True)
+    window.select("distilgpt2")
+    window.download_button.click()
+    qtbot.waitUntil(lambda: not window.progress.isVisible(), timeout=30000)  # the download ended, one way or another
+    message = window.status.text()
+    assert WEIGHTS in message and "does not match the Hub's hash" in message and "deleted" in message, message
+    assert not downloads.partial_path(REPO, weights).exists(), "the damaged file is gone"
+    assert not (downloads.repo_folder(REPO) / "blobs" / weights.etag).exists()
+    assert window.state_of("distilgpt2") != "downloaded"
+    assert window.download_button.isEnabled(), "the user can download again"
 
 
 def test_embedded_models_cannot_be_removed(qtbot, store: ModelStore) -> None:

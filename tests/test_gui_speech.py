@@ -21,7 +21,8 @@ from desktop_ai.gui.main_window import MainWindow
 from desktop_ai.gui.speech_tab import SpeechTab
 
 from virtual_microphone import LIVE_SENTENCE
-from test_gui import ENGINE_START_MS, JOB_MS, EventLoopProbe, drag_and_drop, url_mime
+from responsiveness import EventLoopProbe
+from test_gui import ENGINE_START_MS, JOB_MS, drag_and_drop, url_mime
 
 FOX = "the quick brown fox jumps over the lazy dog"
 
@@ -80,7 +81,7 @@ def test_record_speak_stop(speech_window, qtbot):
     qtbot.waitUntil(lambda: len(tab.document.phrases) >= 1, timeout=JOB_MS)
     with qtbot.waitSignal(win.live_engine.finished_job, timeout=JOB_MS):
         tab.stop_button.click()
-    worst = probe.stop()
+    responsiveness = probe.stop()
     assert len(tab.document.phrases) == 1 and word_errors(tab.document.phrases[0].text, LIVE_SENTENCE) <= 1, \
         [p.text for p in tab.document.phrases]
     partials = [e["text"] for e in events if e.get("type") == "partial" and e["text"]]
@@ -91,7 +92,7 @@ def test_record_speak_stop(speech_window, qtbot):
     assert _saved(tab).text() == tab.document.text(), "the autosave holds every phrase"
     assert tab.recording_paths and tab.recording_paths[0].stat().st_size > 16000 * 2, "the audio is kept beside the transcript"
     assert not tab.recording and tab.record_button.isEnabled()
-    assert worst < 0.1, f"the window stalled for {worst * 1000:.0f} ms (the rule is 100 ms)"
+    responsiveness.assert_responsive()
 
 
 def test_closing_the_window_mid_recording_leaves_a_complete_autosave(virtual_microphone, qtbot):
@@ -229,19 +230,3 @@ def test_stop_a_long_file(qtbot, tmp_path):
         assert not tab.running and tab.open_button.isEnabled()
     finally:
         win.close()
-
-
-def test_after_a_crash_the_newest_autosave_comes_back(qtbot):
-    from desktop_ai.engine.audio.transcript import Phrase, new_autosave_path
-
-    saved = TranscriptDocument(source="microphone")
-    saved.add(Phrase(0.5, 2.0, "Words dictated before the power cut."))
-    path = saved.save(new_autosave_path())
-    win = _open_window(qtbot)  # no settings were written: the last run never closed
-    try:
-        assert win.speech_tab.autosave.path == path
-        assert win.speech_tab.transcript.item(0, 2).text() == "Words dictated before the power cut."
-    finally:
-        win.close()
-    transcripts = list(path.parent.glob("dictation-*.json"))
-    assert transcripts == [path], "closing left no empty autosave behind"

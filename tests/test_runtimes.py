@@ -13,8 +13,8 @@ import pytest
 from desktop_ai.engine.errors import InvalidInputError, ModelTooLargeError, ModelUnavailableError
 from desktop_ai.engine.runtimes import llama_cpp
 from desktop_ai.engine.tasks.text_generation import GenerationOptions, TextGenerator
+from llama_cpp_gate import needs_llama_cpp, require_llama_cpp
 
-needs_llama_cpp = pytest.mark.skipif(not llama_cpp.available(), reason="llama-cpp-python is not installed")
 EMBEDDED = "smollm2-135m-instruct-q4"
 COMMON_WORDS = {"the", "a", "is", "of", "and", "to", "in", "it", "sea", "water", "blue", "waves", "with", "ocean"}
 
@@ -158,8 +158,7 @@ def embedded_lm():
     """One llama.cpp load of the embedded model for the tests below (0.1 s on an idle machine)."""
     from desktop_ai.engine.models.store import ModelStore
 
-    if not llama_cpp.available():
-        pytest.skip("llama-cpp-python is not installed")
+    require_llama_cpp()
     store = ModelStore(Path("/nonexistent"))
     generator = TextGenerator(store, None, model=EMBEDDED, device="cpu")
     return generator

@@ -171,21 +171,6 @@ def test_autosave_paths_are_timestamped_and_unique():
     assert third.name.startswith("meeting-")
 
 
-def test_autosave_writes_after_each_phrase_and_edit():
-    doc = TranscriptDocument(source="microphone")
-    autosave = TranscriptAutosave(doc)
-    assert autosave.path.parent == transcripts_dir()
-    doc.add(Phrase(0.0, 1.0, "first"))
-    assert autosave.save_now() == autosave.path
-    assert TranscriptDocument.load(autosave.path).text() == "first"
-    doc.set_text(0, "first, corrected")
-    autosave.save_now()
-    assert TranscriptDocument.load(autosave.path).text() == "first, corrected"
-    assert [p.name for p in transcripts_dir().iterdir()] == [autosave.path.name]
-    autosave.discard()
-    assert not autosave.path.exists()
-
-
 def test_latest_autosave_is_the_newest_non_empty_one():
     assert latest_autosave() is None
     assert TranscriptAutosave.latest() is None
