@@ -19,7 +19,7 @@ import soundfile as sf
 from desktop_ai.bench.transcribe import word_errors
 from desktop_ai.engine.audio.audio_files import read_audio
 from desktop_ai.engine.audio.transcript import Phrase
-from desktop_ai.engine.tasks import transcription
+from desktop_ai.engine.tasks import file_transcription
 from desktop_ai.engine.tasks.transcription import FileTranscriber, WhisperRecognizer, make_recognizer
 from desktop_ai.engine.tasks.whisper_compute import CHOICES_FILE, choose_compute_type, processor_name
 
@@ -70,7 +70,7 @@ def _whisper(ws, compression: str = "int8") -> WhisperRecognizer:
 
 def test_a_batched_run_gives_the_same_phrases_and_words_as_one_by_one(workspace, recording, monkeypatch):
     path, spans = recording
-    monkeypatch.setattr(transcription, "GROUP_S", 9.0)  # several windows out of 40 s
+    monkeypatch.setattr(file_transcription, "GROUP_S", 9.0)  # several windows out of 40 s
     recognizer = _whisper(workspace)
     one_by_one = FileTranscriber(recognizer, None, batch_size=1)
     alone = one_by_one.run(path)
@@ -102,7 +102,7 @@ def test_a_batched_run_gives_the_same_phrases_and_words_as_one_by_one(workspace,
 def test_stop_mid_file_keeps_the_phrases_done(workspace, recording, tmp_path, monkeypatch):
     """Stop after the first batch: its phrases are kept (with those already cut), the rest of the file is not read."""
     path, _ = recording
-    monkeypatch.setattr(transcription, "GROUP_S", 5.0)
+    monkeypatch.setattr(file_transcription, "GROUP_S", 5.0)
     speech = read_audio(path)
     long_path = tmp_path / "twice.wav"
     sf.write(long_path, np.concatenate([speech, speech]), SAMPLE_RATE, subtype="PCM_16")  # about 80 s
