@@ -95,7 +95,16 @@ class FileTranscriber:
         # Whisper decodes this many groups of phrases in one batch (whisper_batch); 1 decodes them one by one.
         self.batch_size = batch_size
         self.phrases_recognized = 0  # model inputs (a group of phrases is one), for tests and the benchmark
-        self.batches = 0  # batched decodes
+        self.batch_sizes: list[int] = []  # windows in each decode of the latest run, for tests and the benchmark
+
+    @property
+    def batches(self) -> int:
+        return len(self.batch_sizes)
+
+    def _next_batch(self) -> int:
+        """The first batch of a file holds one window, then 2, 4... up to batch_size: the first phrases appear (and
+        Stop answers) after one window's decode, not eight."""
+        return min(self.batch_size, 2 ** len(self.batch_sizes))
 
     def key_spec(self) -> KeySpec:
         """How a file's digest (audio_files.file_digest) is keyed in the result cache; the cluster driver uses it."""
@@ -129,6 +138,7 @@ class FileTranscriber:
                 compute_reason=getattr(r, "compute_reason", ""),
             )
         segmenter = PhraseSegmenter(self.vad)
+        self.batch_sizes = []
         segments: list[Phrase] = []
         group: list[SpeechPhrase] = []  # the group of phrases being filled
         waiting: list[list[SpeechPhrase]] = []  # full groups, not decoded yet
@@ -145,12 +155,16 @@ class FileTranscriber:
             if check:
                 _check_stop(cancel)
             if batched:
-                for first in range(0, len(waiting), self.batch_size):
-                    joined = [join_group(g) for g in waiting[first : first + self.batch_size]]
+                first = 0
+                while first < len(waiting):
+                    joined = [join_group(g) for g in waiting[first : first + self._next_batch()]]
+                    first += len(joined)
                     for (_, spans), words in zip(joined, r.recognize_words_batch([audio for audio, _ in joined])):
                         segments.extend(words_to_phrases(words, spans))
                     self.phrases_recognized += len(joined)
-                    self.batches += 1
+                    self.batch_sizes.append(len(joined))
+                    if on_segments is not None and first < len(waiting):
+                        on_segments(list(segments))  # each batch's phrases as soon as they are decoded
             else:
                 for phrases in waiting:
                     if len(phrases) == 1 or not getattr(r, "timed_segments", False) or not hasattr(r, "recognize_words"):
@@ -169,7 +183,7 @@ class FileTranscriber:
                 if group and sum(p.duration_s for p in group) + phrase.duration_s + GROUP_GAP_S * len(group) > GROUP_S:
                     waiting.append(list(group))
                     group.clear()
-                    if len(waiting) >= (self.batch_size if batched else 1):
+                    if len(waiting) >= (self._next_batch() if batched else 1):
                         flush()
                 group.append(phrase)
 

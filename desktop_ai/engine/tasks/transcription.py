@@ -463,7 +463,10 @@ def recognize_phrase(recognizer: Recognizer, phrase: SpeechPhrase, draft: bool =
     return [Phrase(segments[0].start, segments[-1].end, " ".join(s.text for s in segments))]
 
 
-# File transcription lives in its own module (this one holds the recognizers); the name stays importable from here.
-from desktop_ai.engine.tasks.file_transcription import FileTranscriber  # noqa: E402
+def __getattr__(name: str) -> Any:
+    """FileTranscriber lives in file_transcription (which imports this module); it stays importable from here."""
+    if name == "FileTranscriber":
+        from desktop_ai.engine.tasks.file_transcription import FileTranscriber
 
-__all__ = ["FileTranscriber"]
+        return FileTranscriber
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
