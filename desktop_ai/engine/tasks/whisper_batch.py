@@ -32,7 +32,7 @@ class WindowWords:
     """One input's words (start, end, text; seconds from the input's start), or a request to decode it alone."""
 
     words: list[tuple[float, float, str]]
-    redo: bool = False  # the batched greedy-temperature decode failed Whisper's checks
+    redo: bool = False  # the batched decode failed Whisper's checks or stopped short of the window's end
 
 
 def decode_batch(
@@ -80,9 +80,15 @@ def decode_batch(
         text = tokenizer.decode(tokens)
         failed = get_compression_ratio(text) > COMPRESSION_RATIO_LIMIT or avg_logprob < LOG_PROB_LIMIT
         silent = result.no_speech_prob > NO_SPEECH_LIMIT and avg_logprob < LOG_PROB_LIMIT
-        found.append(WindowWords([], redo=fallback and failed))
-        keep = not found[-1].redo and not silent and any(ch.isalnum() for ch in text)
         duration = len(samples) / extractor.sampling_rate
+        # transcribe() decodes a window again from its last timestamp when the decode stopped short of the end
+        # (Whisper ends early on repeated sentences: 7 of 17 phrases came back from one pass). Such a window is
+        # decoded alone, as transcribe() would.
+        stamps = [t for t in ids if t >= tokenizer.timestamp_begin]
+        single_ending = len(ids) >= 2 and ids[-2] < tokenizer.timestamp_begin <= ids[-1]
+        short = bool(stamps) and not single_ending and (stamps[-1] - tokenizer.timestamp_begin) * 0.02 < duration - 1.0
+        found.append(WindowWords([], redo=(fallback and failed) or (short and not silent)))
+        keep = not found[-1].redo and not silent and any(ch.isalnum() for ch in text)
         # Every window of the batch goes through the alignment (it reads the batch's encoder output); a window
         # whose words are not kept is aligned on one token and its words thrown away.
         segments.append([{"tokens": tokens or tokenizer.encode(" ."), "start": 0.0, "end": duration, "seek": 0, "keep": keep}])
