@@ -265,6 +265,15 @@ def _bench_transcribe_in(
             del plain
         gc.collect()
 
+    whisper_ran = any(r.name.startswith("desktop-ai whisper") for r in report.rows)
+    if whisper_ran and reference is not None:  # issue 31: minutes of speech, and faster-whisper's batched pipeline
+        from desktop_ai.bench.long_speech import bench_long_recording
+
+        long_model = model or ENGINE_DEFAULT_MODELS["whisper"]
+        long_rows, long_notes = bench_long_recording(store, long_model, device, repeats, say, scratch, spoken, word_errors)
+        report.rows.extend(long_rows)
+        notes.extend(long_notes)
+
     latency_note = ""
     if "whisper" in engines and times:
         phrases = min(LATENCY_PHRASES, len(times))

@@ -118,7 +118,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 device_notices = _speech_device_notice(args.device, recognizer)
                 if not args.json:  # with --json they go in each result's "notices", as translate does
                     notes(device_notices)
-                progress.message(f"Using {_model_title(recognizer)} on {recognizer.device} ({recognizer.compression})")
+                why = getattr(recognizer, "compute_reason", "") or recognizer.compression
+                progress.message(f"Using {_model_title(recognizer)} on {recognizer.device} ({why})")
                 transcriber = FileTranscriber(recognizer, workspace.cache)
                 for number, path in enumerate(files, start=1):
                     name = f"{path} ({number} of {len(files)})" if len(files) > 1 else path
@@ -433,6 +434,12 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     transcribe.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files to transcribe")
     add_speech_options(transcribe)
     add_model_options(transcribe, speech_model_help, compression_default="int8")
+    transcribe.set_defaults(compression="auto")  # issue 31: Whisper's compute type measured on this machine
+    for action in transcribe._actions:
+        if action.dest == "compression":
+            action.choices = ("auto", *COMPRESSION_CHOICES)
+            action.help = ("auto: Whisper runs in the compute type measured fastest on this machine (once, a few "
+                           "seconds); or force one (default: auto)")
     add_cluster_options(transcribe)
     transcribe.set_defaults(handler=cmd_transcribe)
 

@@ -191,9 +191,12 @@ def _dictate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     stream = MicrophoneStream(params.get("input_device"))
     stream.start()  # before the model loads, so the first words are not lost
 
+    # "auto" measures Whisper for batched file work; dictation keeps int8, what its latency was measured with.
+    compression = "int8" if params["compression"] == "auto" else params["compression"]
+
     def recognizer() -> Any:
         return make_recognizer(
-            workspace.store, params.get("engine"), params.get("model"), params["device"], params["compression"],
+            workspace.store, params.get("engine"), params.get("model"), params["device"], compression,
             live_options(params.get("language")), cb.progress, None,
         )
 

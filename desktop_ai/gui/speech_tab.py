@@ -134,7 +134,9 @@ class SpeechTab(JobPage):
             self.engine_picker.addItem(ENGINE_TITLES[name], name)
         self.model_picker = ModelPicker(TASK_TRANSCRIBE, store)
         self.compression_picker = CompressionPicker()
-        self.compression_picker.select("int8")
+        # Issue 31: Whisper's compute type measured on this machine, unless the user forces one (dictation: int8).
+        self.compression_picker.insertItem(0, "Fastest here (measured)", "auto")
+        self.compression_picker.select("auto")
         self.open_button = labelled_button("&Open audio…", "Transcribe audio files (wav, flac, mp3, ogg, m4a)")
         self.stop_button = labelled_button("&Stop", "Stop recording or transcribing; everything so far is kept (Esc)")
         self.stop_button.setEnabled(False)
@@ -265,7 +267,7 @@ class SpeechTab(JobPage):
     def _recognizer_params(self) -> dict[str, Any]:
         return {
             "engine": self.speech_engine(), "model": self.model_picker.model_ref(), "device": self.device_preference(),
-            "compression": self.compression_picker.compression().value,
+            "compression": self.compression_picker.currentData(),
         }
 
     def live_params(self) -> dict[str, Any]:
@@ -425,7 +427,8 @@ class SpeechTab(JobPage):
         if done:
             last = done[-1]
             source = "from the cache" if last["cached"] else f"{last['real_time_factor']:.2f}× real time"
-            self.status_message.emit(f"Transcribed {len(done)} file(s) with {last['engine']} ({source}); saved to {self.autosave.path.parent}")
+            how = f", {last['compute_reason']}" if last.get("compute_reason") else ""
+            self.status_message.emit(f"Transcribed {len(done)} file(s) with {last['engine']} ({source}{how}); saved to {self.autosave.path.parent}")
 
     def _on_failed(self, job_id: int, message: str) -> None:
         if self._mine(job_id):
@@ -507,7 +510,7 @@ class SpeechTab(JobPage):
         self._drop_empty_reservation()
         settings.setValue("speech/engine", self.speech_engine())
         settings.setValue("speech/model", self.model_picker.model_ref())
-        settings.setValue("speech/compression", self.compression_picker.compression().value)
+        settings.setValue("speech/compression", self.compression_picker.currentData())
         settings.setValue("speech/document", str(self.autosave.path) if self.document.phrases else "")
 
     def load_settings(self, settings: QSettings) -> None:
@@ -515,7 +518,7 @@ class SpeechTab(JobPage):
         model = read(settings, "speech/model", "")
         if model:
             self.model_picker.select(model)
-        self.compression_picker.select(read(settings, "speech/compression", "int8"))
+        self.compression_picker.select(read(settings, "speech/compression", "auto"))
         document = read(settings, "speech/document", "")
         if not settings.contains("speech/document"):
             # The window never closed normally (a crash, a power cut): bring back the newest autosave.

@@ -1,10 +1,11 @@
-"""Speech to text: three recognizers behind one small surface, and audio-file transcription.
+"""Speech to text: three recognizers behind one small surface (audio files: file_transcription).
 
 Every recognizer takes one phrase of 16 kHz mono float32 audio and returns timed segments. Files and the
 microphone go through the same voice-activity cuts (voice_activity.PhraseSegmenter), so a file is never
 split in the middle of a word and silence is never sent to a model (which is where Whisper invents text).
 
-- Whisper through faster-whisper (CTranslate2): kept loaded, int8 on the CPU, float16 on a GPU.
+- Whisper through faster-whisper (CTranslate2): kept loaded; int8 on the CPU and int8_float16 on a GPU unless
+  compression "auto" picks the compute type measured fastest here (whisper_compute).
 - wav2vec2 CTC through transformers: int8 dynamic quantization on the CPU (compression.compress).
 - PocketSphinx through SpeechRecognition's recognize_sphinx: offline and light, less accurate.
 """
@@ -13,22 +14,20 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from desktop_ai.engine.cache import KeySpec, ResultCache
 from desktop_ai.engine.models.catalogue import KIND_SPEECH_CTC, KIND_SPHINX, KIND_WHISPER, TASK_TRANSCRIBE
 from desktop_ai.engine.models.compression import Compression
 from desktop_ai.engine.models.devices import cpu_fallback_notice, cpu_threads, is_out_of_memory, pick_device
 from desktop_ai.engine.errors import CancelledError, InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.models.store import ModelStore, ProgressCallback
 from desktop_ai.engine.audio.transcript import Phrase
-from desktop_ai.engine.audio.voice_activity import DIGITAL_SILENCE, SAMPLE_RATE, PhraseSegmenter, SpeechPhrase, VadSettings
+from desktop_ai.engine.tasks.whisper_compute import AUTO
+from desktop_ai.engine.audio.voice_activity import DIGITAL_SILENCE, SAMPLE_RATE, SpeechPhrase
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +36,6 @@ ENGINE_DEFAULT_MODELS = {"whisper": "whisper-tiny.en", "wav2vec2": "wav2vec2-bas
 ENGINE_KINDS = {"whisper": KIND_WHISPER, "wav2vec2": KIND_SPEECH_CTC, "sphinx": KIND_SPHINX}
 ENGINE_TITLES = {"whisper": "Whisper (faster-whisper)", "wav2vec2": "wav2vec2 (transformers)", "sphinx": "PocketSphinx"}
 ENGINE_RUNTIMES = {"whisper": "faster-whisper", "wav2vec2": "transformers", "sphinx": "PocketSphinx"}  # for the status bar
-FILE_CHUNK_S = 30.0
-# Whisper reads 30 s windows however short the input: neighbouring phrases of a file are decoded together,
-# up to this much speech, and their timestamps mapped back (one encoder pass instead of one per phrase).
-GROUP_S = 24.0
-GROUP_GAP_S = 0.3  # silence put between grouped phrases, so Whisper still hears the pause
 SHORT_CONTEXT_MAX_S = 28.0  # live phrases up to this long are encoded at their own length (see _recognize_short)
 # Two seconds of padding after the phrase: with less, tiny.en often says the phrase twice (measured on the bench
 # sentences: 6 of 80 decodes with 1 s, none with 2 s); a decode that still repeats itself is redone at 30 s.
@@ -82,6 +76,7 @@ class TranscriptionResult:
     cached: bool = False
     stopped: bool = False
     notices: list[str] = field(default_factory=list)
+    compute_reason: str = ""  # Whisper: which compute type ran and why (measured, or chosen by the user)
 
     @property
     def real_time_factor(self) -> float:
@@ -163,15 +158,22 @@ class WhisperRecognizer:
         self.revision = self.location.revision
         choice = pick_device(device)
         self.device = "cuda" if choice.device == "cuda" else "cpu"  # CTranslate2 has no MPS backend
-        self.compute_type = self._compute_type(Compression.parse(compression))
-        self.compression = self.compute_type
+        self.gpu_name = choice.describe() if self.device == "cuda" else None
         try:
+            self.compute_measured_now = False  # compression "auto" measured the candidates in this call
+            if str(getattr(compression, "value", compression)) == AUTO:
+                self.compute_type, self.compute_reason = self._measured_compute_type(store, progress)
+            else:
+                self.compute_type = self._compute_type(Compression.parse(compression))
+                self.compute_reason = f"{self.compute_type}: as chosen (compression {Compression.parse(compression).value})"
+            self.compression = self.compute_type
             self.model = self._load(store, progress)
         except Exception as error:
             if self.device == "cpu" or not is_out_of_memory(error):
                 raise
             self.notices.append(cpu_fallback_notice(self.device))
             self.device, self.compute_type = "cpu", "int8"
+            self.compute_reason = "int8: the GPU ran out of memory"
             self.compression = self.compute_type
             self.model = self._load(store, progress)
 
@@ -185,8 +187,27 @@ class WhisperRecognizer:
             self.notices.append("Half precision needs a GPU; Whisper ran in float32 on the CPU.")
         return "int8" if compression is Compression.INT8 else "float32"
 
-    def _load(self, store: ModelStore, progress: ProgressCallback | None) -> Any:
-        key = ("whisper", self.entry.id, self.revision, self.device, self.compute_type)
+    def _measured_compute_type(self, store: ModelStore, progress: ProgressCallback | None) -> tuple[str, str]:
+        """compression "auto": the compute type measured fastest on this machine (whisper_compute), the others
+        unloaded again."""
+        from desktop_ai import paths
+        from desktop_ai.engine.tasks.whisper_compute import choice_key, choose_compute_type
+
+        def load(compute_type: str) -> Any:
+            if progress:
+                progress(f"Measuring {compute_type} for {self.entry.title} (once on this machine)", None)
+            return self._load(store, progress, compute_type)
+
+        key = choice_key(self.device, f"{self.entry.id}@{self.revision}", cpu_threads(), self.gpu_name)
+        chosen = choose_compute_type(paths.cache_dir(), key, self.device, load)
+        self.compute_measured_now = chosen.measured_now
+        if chosen.measured_now:
+            store.loaded.drop(lambda k: k[:4] == ("whisper", self.entry.id, self.revision, self.device) and k[4] != chosen.compute_type)
+        return chosen.compute_type, chosen.reason
+
+    def _load(self, store: ModelStore, progress: ProgressCallback | None, compute_type: str | None = None) -> Any:
+        compute_type = compute_type or self.compute_type
+        key = ("whisper", self.entry.id, self.revision, self.device, compute_type)
 
         def load() -> tuple[Any, int]:
             from faster_whisper import WhisperModel
@@ -195,7 +216,7 @@ class WhisperRecognizer:
                 progress(f"Loading {self.entry.title}", None)
             path = self.location.path
             try:
-                model = WhisperModel(str(path), device=self.device, compute_type=self.compute_type, cpu_threads=cpu_threads())
+                model = WhisperModel(str(path), device=self.device, compute_type=compute_type, cpu_threads=cpu_threads())
             except Exception as error:
                 if is_out_of_memory(error):
                     raise
@@ -204,7 +225,7 @@ class WhisperRecognizer:
                     "corrupt: download it again or pick another folder."
                 ) from error
             size = (path / "model.bin").stat().st_size if (path / "model.bin").exists() else 0
-            logger.info("Loaded %s on %s (%s)", self.entry.id, self.device, self.compute_type)
+            logger.info("Loaded %s on %s (%s)", self.entry.id, self.device, compute_type)
             return model, size
 
         return store.loaded.get_or_load(key, load)
@@ -260,6 +281,20 @@ class WhisperRecognizer:
             return []
         language = self.options.language or (None if self.model.model.is_multilingual else "en")
         return [(w.start, w.end, w.word) for piece in self._pieces(samples, language, False, words=True) for w in piece.words or []]
+
+    def recognize_words_batch(self, inputs: list[np.ndarray]) -> list[list[tuple[float, float, str]]]:
+        """recognize_words for several inputs (each at most 30 s) in one batch (whisper_batch.decode_batch); a
+        window whose batched decode fails Whisper's checks is decoded again alone, with the temperature fallback."""
+        from desktop_ai.engine.tasks.whisper_batch import decode_batch
+
+        language = self.options.language or (None if self.model.model.is_multilingual else "en")
+        audible = [i for i, x in enumerate(inputs) if not _is_silent(x)]
+        windows = decode_batch(self.model, [inputs[i] for i in audible], language, self.options.beam_size,
+                               self.options.temperature_fallback)
+        found: list[list[tuple[float, float, str]]] = [[] for _ in inputs]
+        for index, window in zip(audible, windows):
+            found[index] = self.recognize_words(inputs[index]) if window.redo else window.words
+        return found
 
     def _recognize_short(self, samples: np.ndarray, offset_s: float, draft: bool, language: str) -> list[Phrase]:
         """Live phrases: encode only the phrase plus 2 s of padding instead of a whole 30 s window.
@@ -406,9 +441,12 @@ def make_recognizer(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> Recognizer:
+    """`compression` "auto": Whisper's compute type is measured (whisper_compute); the other engines use int8."""
     engine = choose_engine(store, engine, model)
     if engine == "whisper":
         return WhisperRecognizer(store, model, device, compression, options, progress, cancel)
+    if str(getattr(compression, "value", compression)) == AUTO:
+        compression = Compression.INT8
     if engine == "wav2vec2":
         return Wav2Vec2Recognizer(store, model, device, compression, progress, cancel)
     return SphinxRecognizer(store, model, progress, cancel)
@@ -426,141 +464,10 @@ def recognize_phrase(recognizer: Recognizer, phrase: SpeechPhrase, draft: bool =
     return [Phrase(segments[0].start, segments[-1].end, " ".join(s.text for s in segments))]
 
 
-def recognize_group(recognizer: Any, phrases: list[SpeechPhrase]) -> list[Phrase]:
-    """Decode several phrases as one input (a recognizer with recognize_words: Whisper), one line per phrase."""
-    gap = np.zeros(int(GROUP_GAP_S * SAMPLE_RATE), dtype=np.float32)
-    pieces: list[np.ndarray] = []
-    spans: list[tuple[float, float, float]] = []  # (start in the joined audio, end there, start in the file)
-    position = 0.0
-    for phrase in phrases:
-        pieces += [phrase.samples, gap]
-        spans.append((position, position + phrase.duration_s, phrase.start_s))
-        position += phrase.duration_s + GROUP_GAP_S
+def __getattr__(name: str) -> Any:
+    """FileTranscriber lives in file_transcription (which imports this module); it stays importable from here."""
+    if name == "FileTranscriber":
+        from desktop_ai.engine.tasks.file_transcription import FileTranscriber
 
-    # Whisper's segment times drift by seconds over a joined input; its word times do not. Each word goes to the
-    # phrase it was spoken in, and each phrase's words become its line of the transcript.
-    words: dict[int, list[tuple[float, float, str]]] = {}
-    for word in recognizer.recognize_words(np.concatenate(pieces)):
-        middle = (word[0] + word[1]) / 2
-        index = min(range(len(spans)), key=lambda i: max(spans[i][0] - middle, middle - spans[i][1], 0.0))
-        words.setdefault(index, []).append(word)
-
-    def in_file(i: int, t: float) -> float:
-        joined_start, joined_end, file_start = spans[i]
-        return file_start + min(max(t - joined_start, 0.0), joined_end - joined_start)
-
-    found = []
-    for index in sorted(words):
-        mine = words[index]
-        text = "".join(w[2] for w in mine).strip()
-        if any(ch.isalnum() for ch in text):
-            start = in_file(index, mine[0][0])
-            found.append(Phrase(float(start), float(max(in_file(index, mine[-1][1]), start)), text))
-    return found
-
-
-class FileTranscriber:
-    """Audio files, in chunks: progress per chunk, Stop between phrases, cached by file bytes and options."""
-
-    def __init__(self, recognizer: Recognizer, cache: ResultCache | None = None, vad: VadSettings | None = None) -> None:
-        self.recognizer = recognizer
-        self.cache = cache
-        self.vad = vad
-        self.phrases_recognized = 0  # model calls, for tests and the benchmark
-
-    def key_spec(self) -> KeySpec:
-        """How a file's digest (audio_files.file_digest) is keyed in the result cache; the cluster driver uses it."""
-        r = self.recognizer
-        options = asdict(getattr(r, "options", TranscriptionOptions())) | {"vad": asdict(self.vad or VadSettings())}
-        return KeySpec(TASK_TRANSCRIBE, f"{r.engine}:{r.model_id}", getattr(r, "revision", ""), r.compression, options)
-
-    def run(
-        self,
-        path: str | Path,
-        on_segments: Callable[[list[Phrase]], None] | None = None,
-        progress: ProgressCallback | None = None,
-        cancel: threading.Event | None = None,
-    ) -> TranscriptionResult:
-        """`on_segments` gets all segments found so far, after every phrase."""
-        from desktop_ai.engine.audio.audio_files import file_digest, iter_audio_chunks, probe_audio
-
-        started = time.perf_counter()
-        path = Path(path)
-        info = probe_audio(path)
-        key = self.key_spec().key(file_digest(path))
-        r = self.recognizer
-        hit = self.cache.get(key) if self.cache is not None else None
-        if hit is not None:
-            segments = [Phrase(**s) for s in hit["segments"]]
-            if on_segments is not None:
-                on_segments(segments)
-            return TranscriptionResult(
-                str(path), join_segments(segments), segments, info.duration_s, r.engine, r.model_id, r.device, r.compression,
-                time.perf_counter() - started, cached=True, notices=list(r.notices),
-            )
-        segmenter = PhraseSegmenter(self.vad)
-        segments: list[Phrase] = []
-        group: list[SpeechPhrase] = []
-        stopped, damaged = False, None
-
-        def flush(check: bool = True) -> None:
-            if not group:
-                return
-            if check:
-                _check_stop(cancel)
-            if len(group) == 1 or not getattr(r, "timed_segments", False) or not hasattr(r, "recognize_words"):
-                for phrase in group:
-                    segments.extend(recognize_phrase(r, phrase))
-                    self.phrases_recognized += 1
-            else:
-                segments.extend(recognize_group(r, group))
-                self.phrases_recognized += 1
-            group.clear()
-            if on_segments is not None:
-                on_segments(list(segments))
-
-        def take(phrases: list[SpeechPhrase]) -> None:
-            for phrase in phrases:
-                if group and sum(p.duration_s for p in group) + phrase.duration_s + GROUP_GAP_S * len(group) > GROUP_S:
-                    flush()
-                group.append(phrase)
-
-        try:
-            for chunk in iter_audio_chunks(path, FILE_CHUNK_S):
-                _check_stop(cancel)
-                take(segmenter.feed(chunk.samples))
-                if progress is not None:
-                    done = min(chunk.start_s + len(chunk.samples) / SAMPLE_RATE, info.duration_s)
-                    progress(f"{_clock(done)} of {_clock(info.duration_s)}", done / info.duration_s if info.duration_s else None)
-            last = segmenter.flush()
-            take([last] if last is not None else [])
-            flush()
-        except CancelledError:
-            stopped = True
-            flush(check=False)  # the phrases already cut (at most one group) are the transcript so far
-        except InvalidInputError as error:  # damaged part-way: keep what was heard before the damage
-            if not segments and not group:
-                raise
-            damaged = str(error)
-            last = segmenter.flush()
-            take([last] if last is not None else [])
-            flush()
-        notices = list(r.notices)
-        if stopped:
-            notices.append(f"Stopped at {_clock(segmenter.time_s)} of {_clock(info.duration_s)}; the transcript so far is kept.")
-        elif damaged:
-            notices.append(f"{damaged} The transcript up to there is kept.")
-        elif not segments:
-            notices.append("No speech was found in this file.")
-        if not stopped and not damaged and self.cache is not None:
-            self.cache.put(key, {"segments": [asdict(s) for s in segments]})
-        return TranscriptionResult(
-            str(path), join_segments(segments), segments, info.duration_s, r.engine, r.model_id, r.device, r.compression,
-            time.perf_counter() - started, stopped=stopped, notices=notices,
-        )
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+        return FileTranscriber
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,228 @@
+"""Audio files to timed phrases: cut at pauses by voice activity, neighbouring phrases joined into Whisper windows,
+the windows decoded in batches (whisper_batch), each word put back in the phrase it was spoken in.
+
+Progress is reported per 30 s chunk read; Stop is honoured between batches, and the phrases already cut are still
+decoded, so a stopped file keeps everything heard up to there. Finished files are cached by their bytes and options.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from desktop_ai.engine.audio.transcript import Phrase
+from desktop_ai.engine.audio.voice_activity import SAMPLE_RATE, PhraseSegmenter, SpeechPhrase, VadSettings
+from desktop_ai.engine.cache import KeySpec, ResultCache
+from desktop_ai.engine.errors import CancelledError, InvalidInputError
+from desktop_ai.engine.models.catalogue import TASK_TRANSCRIBE
+from desktop_ai.engine.models.store import ProgressCallback
+from desktop_ai.engine.tasks.transcription import (
+    Recognizer,
+    TranscriptionOptions,
+    TranscriptionResult,
+    _check_stop,
+    join_segments,
+    recognize_phrase,
+)
+from desktop_ai.engine.tasks.whisper_batch import BATCH_SIZE
+
+FILE_CHUNK_S = 30.0
+# Whisper reads 30 s windows however short the input: neighbouring phrases of a file are decoded together,
+# up to this much speech, and their timestamps mapped back (one encoder pass instead of one per phrase).
+GROUP_S = 24.0
+GROUP_GAP_S = 0.3  # silence put between grouped phrases, so Whisper still hears the pause
+
+
+def join_group(phrases: list[SpeechPhrase]) -> tuple[np.ndarray, list[tuple[float, float, float]]]:
+    """Phrases joined into one Whisper input with a short silence between them; returns the audio and, per
+    phrase, (start in the joined audio, end there, start in the file)."""
+    gap = np.zeros(int(GROUP_GAP_S * SAMPLE_RATE), dtype=np.float32)
+    pieces: list[np.ndarray] = []
+    spans: list[tuple[float, float, float]] = []
+    position = 0.0
+    for phrase in phrases:
+        pieces += [phrase.samples, gap]
+        spans.append((position, position + phrase.duration_s, phrase.start_s))
+        position += phrase.duration_s + GROUP_GAP_S
+    return np.concatenate(pieces), spans
+
+
+def words_to_phrases(words: list[tuple[float, float, str]], spans: list[tuple[float, float, float]]) -> list[Phrase]:
+    """Whisper's segment times drift by seconds over a joined input; its word times do not. Each word goes to the
+    phrase it was spoken in, and each phrase's words become its line of the transcript, timed in the file."""
+    mine: dict[int, list[tuple[float, float, str]]] = {}
+    for word in words:
+        middle = (word[0] + word[1]) / 2
+        index = min(range(len(spans)), key=lambda i: max(spans[i][0] - middle, middle - spans[i][1], 0.0))
+        mine.setdefault(index, []).append(word)
+
+    def in_file(i: int, t: float) -> float:
+        joined_start, joined_end, file_start = spans[i]
+        return file_start + min(max(t - joined_start, 0.0), joined_end - joined_start)
+
+    found = []
+    for index in sorted(mine):
+        phrase_words = mine[index]
+        text = "".join(w[2] for w in phrase_words).strip()
+        if any(ch.isalnum() for ch in text):
+            start = in_file(index, phrase_words[0][0])
+            found.append(Phrase(float(start), float(max(in_file(index, phrase_words[-1][1]), start)), text))
+    return found
+
+
+def recognize_group(recognizer: Any, phrases: list[SpeechPhrase]) -> list[Phrase]:
+    """Decode several phrases as one input (a recognizer with recognize_words: Whisper), one line per phrase."""
+    audio, spans = join_group(phrases)
+    return words_to_phrases(recognizer.recognize_words(audio), spans)
+
+
+class FileTranscriber:
+    """Audio files, in chunks: progress per chunk, Stop between batches, cached by file bytes and options."""
+
+    def __init__(
+        self, recognizer: Recognizer, cache: ResultCache | None = None, vad: VadSettings | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.recognizer = recognizer
+        self.cache = cache
+        self.vad = vad
+        # Whisper decodes this many groups of phrases in one batch (whisper_batch); 1 decodes them one by one.
+        self.batch_size = batch_size
+        self.phrases_recognized = 0  # model inputs (a group of phrases is one), for tests and the benchmark
+        self.batch_sizes: list[int] = []  # windows in each decode of the latest run, for tests and the benchmark
+
+    @property
+    def batches(self) -> int:
+        return len(self.batch_sizes)
+
+    def _next_batch(self) -> int:
+        """The first batch of a file holds one window, then 2, 4... up to batch_size: the first phrases appear (and
+        Stop answers) after one window's decode, not eight."""
+        return min(self.batch_size, 2 ** len(self.batch_sizes))
+
+    def key_spec(self) -> KeySpec:
+        """How a file's digest (audio_files.file_digest) is keyed in the result cache; the cluster driver uses it."""
+        r = self.recognizer
+        options = asdict(getattr(r, "options", TranscriptionOptions())) | {"vad": asdict(self.vad or VadSettings())}
+        return KeySpec(TASK_TRANSCRIBE, f"{r.engine}:{r.model_id}", getattr(r, "revision", ""), r.compression, options)
+
+    def run(
+        self,
+        path: str | Path,
+        on_segments: Callable[[list[Phrase]], None] | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> TranscriptionResult:
+        """`on_segments` gets all segments found so far, after every phrase."""
+        from desktop_ai.engine.audio.audio_files import file_digest, iter_audio_chunks, probe_audio
+
+        started = time.perf_counter()
+        path = Path(path)
+        info = probe_audio(path)
+        key = self.key_spec().key(file_digest(path))
+        r = self.recognizer
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is not None:
+            segments = [Phrase(**s) for s in hit["segments"]]
+            if on_segments is not None:
+                on_segments(segments)
+            return TranscriptionResult(
+                str(path), join_segments(segments), segments, info.duration_s, r.engine, r.model_id, r.device, r.compression,
+                time.perf_counter() - started, cached=True, notices=list(r.notices),
+                compute_reason=getattr(r, "compute_reason", ""),
+            )
+        segmenter = PhraseSegmenter(self.vad)
+        self.batch_sizes = []
+        segments: list[Phrase] = []
+        group: list[SpeechPhrase] = []  # the group of phrases being filled
+        waiting: list[list[SpeechPhrase]] = []  # full groups, not decoded yet
+        batched = self.batch_size > 0 and getattr(r, "timed_segments", False) and hasattr(r, "recognize_words_batch")
+        stopped, damaged = False, None
+
+        def flush(check: bool = True, whole: bool = False) -> None:
+            """Decode the groups waiting; `whole`: the group being filled too (end of file, Stop, damage)."""
+            if whole and group:
+                waiting.append(list(group))
+                group.clear()
+            if not waiting:
+                return
+            if check:
+                _check_stop(cancel)
+            if batched:
+                first = 0
+                while first < len(waiting):
+                    joined = [join_group(g) for g in waiting[first : first + self._next_batch()]]
+                    first += len(joined)
+                    for (_, spans), words in zip(joined, r.recognize_words_batch([audio for audio, _ in joined])):
+                        segments.extend(words_to_phrases(words, spans))
+                    self.phrases_recognized += len(joined)
+                    self.batch_sizes.append(len(joined))
+                    if on_segments is not None and first < len(waiting):
+                        on_segments(list(segments))  # each batch's phrases as soon as they are decoded
+            else:
+                for phrases in waiting:
+                    if len(phrases) == 1 or not getattr(r, "timed_segments", False) or not hasattr(r, "recognize_words"):
+                        for phrase in phrases:
+                            segments.extend(recognize_phrase(r, phrase))
+                            self.phrases_recognized += 1
+                    else:
+                        segments.extend(recognize_group(r, phrases))
+                        self.phrases_recognized += 1
+            waiting.clear()
+            if on_segments is not None:
+                on_segments(list(segments))
+
+        def take(phrases: list[SpeechPhrase]) -> None:
+            for phrase in phrases:
+                if group and sum(p.duration_s for p in group) + phrase.duration_s + GROUP_GAP_S * len(group) > GROUP_S:
+                    waiting.append(list(group))
+                    group.clear()
+                    if len(waiting) >= (self._next_batch() if batched else 1):
+                        flush()
+                group.append(phrase)
+
+        try:
+            for chunk in iter_audio_chunks(path, FILE_CHUNK_S):
+                _check_stop(cancel)
+                take(segmenter.feed(chunk.samples))
+                if progress is not None:
+                    done = min(chunk.start_s + len(chunk.samples) / SAMPLE_RATE, info.duration_s)
+                    progress(f"{_clock(done)} of {_clock(info.duration_s)}", done / info.duration_s if info.duration_s else None)
+            last = segmenter.flush()
+            take([last] if last is not None else [])
+            flush(whole=True)
+        except CancelledError:
+            stopped = True
+            flush(check=False, whole=True)  # the phrases already cut (at most one batch) are the transcript so far
+        except InvalidInputError as error:  # damaged part-way: keep what was heard before the damage
+            if not segments and not group and not waiting:
+                raise
+            damaged = str(error)
+            last = segmenter.flush()
+            take([last] if last is not None else [])
+            flush(whole=True)
+        notices = list(r.notices)
+        if stopped:
+            notices.append(f"Stopped at {_clock(segmenter.time_s)} of {_clock(info.duration_s)}; the transcript so far is kept.")
+        elif damaged:
+            notices.append(f"{damaged} The transcript up to there is kept.")
+        elif not segments:
+            notices.append("No speech was found in this file.")
+        if not stopped and not damaged and self.cache is not None:
+            self.cache.put(key, {"segments": [asdict(s) for s in segments]})
+        return TranscriptionResult(
+            str(path), join_segments(segments), segments, info.duration_s, r.engine, r.model_id, r.device, r.compression,
+            time.perf_counter() - started, stopped=stopped, notices=notices, compute_reason=getattr(r, "compute_reason", ""),
+        )
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
