@@ -129,6 +129,7 @@ class SpeechPlayer:
         self.device: OutputDevice | None = None
         self.device_rate = self.sample_rate
         self.first_sound_at: float | None = None  # time.monotonic() when the first queued sample went to the device
+        self.sounding = threading.Event()  # set then: waiters need not poll
         self.played_samples = 0  # at the voice's rate
         self.stopped = False
 
@@ -168,7 +169,7 @@ class SpeechPlayer:
 
     def _open(self, factory: Callable[..., Any], rate: int) -> Any:
         return factory(device=self.device.index, samplerate=rate, channels=1, dtype="float32",
-                       blocksize=max(1, int(rate * BLOCK_S)), latency="low", callback=self._callback,
+                       blocksize=max(1, int(rate * BLOCK_S)), latency="high", callback=self._callback,
                        finished_callback=self._done.set)
 
     def enqueue(self, audio: np.ndarray) -> None:
@@ -232,6 +233,7 @@ class SpeechPlayer:
             ending = self._finishing and not self._queue
         if filled and self.first_sound_at is None:
             self.first_sound_at = time.monotonic()
+            self.sounding.set()
         self.played_samples += filled
         out[filled:] = 0.0
         if ending:
