@@ -19,6 +19,7 @@ from desktop_ai.gui.speech_tab import SpeechTab
 from desktop_ai.gui.text_tab import TextTab
 from desktop_ai.gui.translate_tab import TranslateTab
 from desktop_ai.gui.worker import EngineThread
+from desktop_ai.gui.read_aloud import ReadAloud, ReadAloudSettingsDialog
 from desktop_ai.logging_setup import log_file
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class MainWindow(QMainWindow):
         self.live_engine = EngineThread(self, lane="live", environment=lane_environment)
         self.lanes = [self.engine, self.live_engine]
         self.engine.ready.connect(self._on_engine_ready)
+        self.read_aloud = ReadAloud(self.engine, self)  # the speaker buttons' reader: voice, speed, one reading at a time
+        self.read_aloud.failed.connect(lambda message: self.show_message(f"Reading aloud: {message}"))
 
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Jobs")
@@ -108,6 +111,8 @@ class MainWindow(QMainWindow):
         settings_menu.addAction(QAction("C&luster for folder jobs…", self, triggered=self._ask_cluster_address))
         clear_cache = QAction("&Clear result cache", self, triggered=self._clear_cache)
         settings_menu.addAction(clear_cache)
+        settings_menu.addAction(QAction("&Read aloud (voice, speed, output)…", self,
+                                        triggered=lambda: ReadAloudSettingsDialog(self.read_aloud, self).open()))
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(QAction("Open &log file", self, triggered=self.open_log))
         help_menu.addAction(QAction("&About desktop-ai", self, triggered=self._about))
@@ -264,6 +269,7 @@ class MainWindow(QMainWindow):
         self.translate_tab.load_settings(self.settings)
         self.image_tab.load_settings(self.settings)
         self.speech_tab.load_settings(self.settings)
+        self.read_aloud.load_settings(self.settings)
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -272,6 +278,7 @@ class MainWindow(QMainWindow):
         self.translate_tab.save_settings(self.settings)
         self.image_tab.save_settings(self.settings)
         self.speech_tab.save_settings(self.settings)
+        self.read_aloud.save_settings(self.settings)
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
