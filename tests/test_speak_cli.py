@@ -87,3 +87,16 @@ def test_speak_plays_on_the_sound_card(virtual_microphone, capsys):
     loud = np.flatnonzero(np.abs(audio) > 0.01)
     assert loud.size and (loud[-1] - loud[0]) / 16000 > 0.7 * summary["played_seconds"] - 0.3
     assert summary["played_seconds"] > 1.0 and not summary["stopped"]
+
+
+def test_bench_voice_measures_the_real_time_factor_and_the_first_sound(capsys):
+    assert cli.main(["bench", "--task", "voice", "--repeats", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["task"] == "voice" and report["model"].startswith("en_US-joe-medium")
+    rows = {row["name"].split(":")[0]: row["values"] for row in report["rows"]}
+    assert set(rows) == {"baseline", "desktop-ai SpeechSynthesizer", "desktop-ai StreamingReader"}
+    factors = [row["values"]["real-time factor"] for row in report["rows"] if "real-time factor" in row["values"]]
+    latencies = [row["values"]["seconds to first sound"] for row in report["rows"] if "seconds to first sound" in row["values"]]
+    assert len(factors) == 2 and all(0 < f < 5 for f in factors)
+    assert len(latencies) == 2 and all(0 < s < 30 for s in latencies)
+    assert any("First sound:" in note for note in report["notes"])

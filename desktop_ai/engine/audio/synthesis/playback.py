@@ -114,7 +114,7 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
 class SpeechPlayer:
     """Plays queued mono float32 audio on one output device until finish() and the queue runs dry, or stop()."""
 
-    def __init__(self, sample_rate: int, device: int | str | None = None,
+    def __init__(self, sample_rate: int, device: int | str | OutputDevice | None = None,
                  stream_factory: Callable[..., Any] | None = None) -> None:
         self.sample_rate = int(sample_rate)
         self._requested = device
@@ -139,7 +139,8 @@ class SpeechPlayer:
             return self
         sd = _import_sounddevice()
         with microphone._pa_lock:
-            self.device = resolve_output_device(self._requested)
+            requested = self._requested
+            self.device = requested if isinstance(requested, OutputDevice) else resolve_output_device(requested)
             microphone._open_streams += 1  # a device rescan would close this stream under our feet
         self._counted = True
         factory = self._factory or sd.OutputStream
