@@ -20,6 +20,7 @@ from desktop_ai.gui.text_tab import TextTab
 from desktop_ai.gui.translate_tab import TranslateTab
 from desktop_ai.gui.worker import EngineThread
 from desktop_ai.gui.read_aloud import ReadAloud, ReadAloudSettingsDialog
+from desktop_ai.gui.voice_chat import VoiceChat
 from desktop_ai.logging_setup import log_file
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.speech_tab = SpeechTab(self.live_engine, self.store, lambda: self.device)
         self.tabs.addTab(self.speech_tab, "Speech")
         self.setCentralWidget(self.tabs)
+        self.voice_chat = VoiceChat(self.text_tab.chat_page, self.live_engine)  # Chat's voice mode (gui/voice_chat.py)
         for page in (self.image_tab, self.speech_tab):  # the folder jobs a cluster can take
             page.cluster_address = lambda: self.cluster_address
 
