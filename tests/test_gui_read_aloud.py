@@ -144,7 +144,7 @@ def test_a_chat_answer_is_spoken_before_it_has_finished_writing(qtbot, window, m
     page = window.text_tab.chat_page
     window.tabs.setCurrentWidget(window.text_tab)
     window.text_tab.setCurrentWidget(page)
-    page.settings_panel.max_tokens.setValue(160)
+    page.settings_panel.max_tokens.setValue(60)
     page.settings_panel.temperature.setValue(0.0)
     page.read_along.checkbox.setChecked(True)
     results: list[tuple[float, dict]] = []
@@ -153,11 +153,14 @@ def test_a_chat_answer_is_spoken_before_it_has_finished_writing(qtbot, window, m
     page.send()
     failures: list[str] = []
     window.engine.failed.connect(lambda _job, message: failures.append(message))
-    try:
+    spoken: list[str] = []
+    window.read_aloud.sentence_spoken.connect(spoken.append)
+    try:  # the first sentence is made into speech, then heard
+        qtbot.waitUntil(lambda: bool(spoken) or any("turn" in r for _, r in results) or bool(failures), timeout=JOB_MS)
         qtbot.waitUntil(lambda: monitor.first_sound_at() is not None or any("turn" in r for _, r in results)
                         or bool(failures), timeout=JOB_MS)
     except Exception as error:  # say how far the answer and the reading got
-        raise AssertionError(f"answer so far {page.job_text!r}, reading job {window.read_aloud.job_id}, lane jobs "
+        raise AssertionError(f"answer so far {page.job_text!r}, sentences made {spoken}, lane jobs "
                              f"{window.engine.running_jobs()}") from error
     assert not failures, failures
     heard = monitor.first_sound_at()

@@ -136,6 +136,8 @@ class PiperModel:
         self.voice = voice
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # Idle ONNX Runtime threads must not spin: the lane's chat model writes the answer beside this voice.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = onnxruntime.InferenceSession(str(voice.model_path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own Fail / InvalidProtobuf classes
