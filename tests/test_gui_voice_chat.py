@@ -27,6 +27,8 @@ def test_echo_of_the_answer_is_told_from_a_new_question():
     assert is_echo("It lies on the river sane.", answer)  # a word misheard
     assert not is_echo("What about Germany?", answer)
     assert not is_echo("", answer)
+    assert is_echo("The cap", answer, partial=True) and is_echo("Paris. It li", answer, partial=True)  # cut words
+    assert not is_echo("What about Germ", answer, partial=True)
 
 
 def test_a_spoken_question_gets_a_spoken_answer(qtbot, window, virtual_microphone):  # noqa: F811

@@ -28,8 +28,13 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
 
-def is_echo(heard: str, answer: str) -> bool:
+def is_echo(heard: str, answer: str, partial: bool = False) -> bool:
+    """A partial's last word may be cut ("the cap"): it is left out, and under two words nothing is decided."""
     words = _words(heard)
+    if partial:
+        words = words[:-1]
+        if len(words) < 2:
+            return True
     said = set(_words(answer))
     return bool(words) and sum(word in said for word in words) >= ECHO_SHARE * len(words)
 
@@ -86,7 +91,7 @@ class VoiceChat(QObject):
         kind = event.get("type")
         if kind == "partial" and event.get("text", "").strip():
             answer = self._answer_being_read()
-            if answer and not is_echo(event["text"], answer):
+            if answer and not is_echo(event["text"], answer, partial=True):
                 self._interrupt()
         elif kind == "final":
             segment = event.get("segment") or {}
