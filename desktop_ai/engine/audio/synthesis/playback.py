@@ -121,6 +121,7 @@ class SpeechPlayer:
         self._factory = stream_factory
         self._queue: collections.deque[np.ndarray] = collections.deque()
         self._lock = threading.Lock()
+        self._close_lock = threading.Lock()  # Stop (any thread) and the end of playback (the waiting one) may meet
         self._done = threading.Event()
         self._finishing = False
         self._stream: Any = None
@@ -243,7 +244,8 @@ class SpeechPlayer:
             raise sounddevice.CallbackStop
 
     def _close(self, abort: bool) -> None:
-        stream, self._stream = self._stream, None
+        with self._close_lock:
+            stream, self._stream = self._stream, None
         if stream is not None:
             for method in ("abort" if abort else "stop", "close"):
                 try:

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -179,16 +178,3 @@ class StreamingReader:
             self.report.played_s = self.player.played_s
             self._done.set()
 
-
-def read_text_aloud(synthesizer: SpeechSynthesizer, text: str, speed: float = 1.0, device: Any = None,
-                    cancel: threading.Event | None = None, on_sentence: Callable[[str], None] | None = None) -> ReadingReport:
-    """A whole text, spoken as its sentences are made; `cancel` stops it."""
-    synthesizer.check(speakable(text))
-    reader = StreamingReader(synthesizer, speed, device, on_sentence).start()
-    reader.feed(text)
-    reader.close()
-    while not reader.wait(0.05):
-        if cancel is not None and cancel.is_set():
-            reader.stop()
-    reader.wait()
-    return reader.report
