@@ -27,7 +27,7 @@ from desktop_ai.gui.settings import read
 
 logger = logging.getLogger(__name__)
 
-READ_LABEL, STOP_LABEL = "🔊 Read aloud", "■ Stop reading"
+READ_LABEL, STOP_LABEL = "Read aloud", "Stop reading"
 
 
 class ReadAloud(QObject):

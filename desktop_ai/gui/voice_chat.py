@@ -48,7 +48,7 @@ class VoiceChat(QObject):
         self.live = live_engine
         self.job_id: int | None = None
         self.heard: list[str] = []
-        self.button = QPushButton("🎤 Voice chat")
+        self.button = QPushButton("Voice chat")
         self.button.setCheckable(True)
         self.button.setAccessibleName("Voice chat")
         self.button.setToolTip("Talk with the chat model: speak, pause, and the answer is read aloud; speak again to "
