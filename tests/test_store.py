@@ -61,7 +61,8 @@ def _fake_hub_snapshot(hub: Path, repo_id: str, source: Path) -> Path:
 @pytest.mark.parametrize("entry", CATALOGUE, ids=lambda e: e.id)
 def test_catalogue_ids_resolve_to_their_entry(store: ModelStore, entry) -> None:
     assert store.resolve_entry(entry.id, entry.task) is entry
-    assert store.resolve_entry(entry.location, entry.task) is entry
+    if sum(e.location == entry.location for e in CATALOGUE) == 1:  # Piper voices share one repository: by id only
+        assert store.resolve_entry(entry.location, entry.task) is entry
 
 
 def test_catalogue_entry_for_another_task_is_refused(store: ModelStore) -> None:

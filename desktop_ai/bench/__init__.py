@@ -18,6 +18,7 @@ from desktop_ai.bench.recognize import bench_recognize
 from desktop_ai.bench.report import BenchReport
 from desktop_ai.bench.transcribe import BENCH_SPEECH, bench_transcribe
 from desktop_ai.bench.translate import bench_translate
+from desktop_ai.bench.voice import TASK_VOICE, bench_voice
 from desktop_ai.engine.models.catalogue import TASK_CLASSIFY, TASK_GENERATE, TASK_RECOGNIZE, TASK_TRANSCRIBE, TASK_TRANSLATE
 from desktop_ai.engine.models.compression import Compression
 from desktop_ai.engine.models.devices import pick_device
@@ -26,6 +27,7 @@ from desktop_ai.engine.models.store import ModelStore
 TASK_CHAT = "chat"  # not a model task of the catalogue: it runs the generate task's models
 BENCH_TASKS = (TASK_GENERATE, TASK_CHAT, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE)
 BENCH_TASKS += (TASK_DICTATE_ANYWHERE,)
+BENCH_TASKS += (TASK_VOICE,)
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ def run_benchmark(
         return bench_generate(store, model or store.default_model(TASK_GENERATE), device, methods, max_new_tokens, repeats, say)
     if task == TASK_CHAT:
         return bench_chat(store, model or store.default_model(TASK_GENERATE), device, max_new_tokens, repeats, say)
+    if task == TASK_VOICE:
+        return bench_voice(model, repeats, say)
     if task == TASK_CLASSIFY:
         return bench_classify(store, model or store.default_model(TASK_CLASSIFY), device, methods, texts, repeats, say)
     if cluster is not None:

@@ -83,7 +83,8 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     bench = commands.add_parser("bench", parents=[common], help="measure speed and size with each compression",
                                 description="Benchmark one task's model with each compression and print a table.")
     bench.add_argument("--task", choices=BENCH_TASK_CHOICES, required=True,
-                       help="which task to benchmark (chat: first-token latency over a 10-turn conversation)")
+                       help="which task to benchmark (chat: first-token latency over a 10-turn conversation; voice: "
+                       "read-aloud real-time factor and time to first sound, --model VOICE)")
     bench.add_argument("--model", metavar="M", help="catalogue id, Hub id, or model folder (default: the task's default)")
     bench.add_argument("--device", type=device_name, default="auto", metavar="{auto,cpu,cuda,mps}", help="where to run")
     bench.add_argument("--compressions", type=compression_list, default=None, metavar="none,int8,prune",

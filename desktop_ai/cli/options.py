@@ -10,9 +10,11 @@ COMPRESSION_CHOICES = ("none", "int8", "fp16", "prune")
 # tests/test_cli.py checks this matches desktop_ai.engine.runtimes.causal_lm.RUNTIME_CHOICES.
 RUNTIME_CHOICES = ("auto", "llama.cpp", "ctranslate2", "transformers")
 TASK_CHOICES = ("generate", "classify", "recognize", "translate", "transcribe")
+TASK_CHOICES += ("speak",)
 # tests/test_cli.py checks this matches desktop_ai.bench.BENCH_TASKS (chat runs the generate task's models).
 BENCH_TASK_CHOICES = ("generate", "chat", "classify", "recognize", "translate", "transcribe")
 BENCH_TASK_CHOICES += ("dictate-anywhere",)
+BENCH_TASK_CHOICES += ("voice",)
 # tests/test_cli.py checks this matches desktop_ai.engine.tasks.transcription.ENGINES.
 SPEECH_ENGINE_CHOICES = ("whisper", "wav2vec2", "sphinx")
 

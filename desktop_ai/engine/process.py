@@ -11,7 +11,8 @@ lane each job runs in its own thread (torch, CTranslate2, llama.cpp and ONNX Run
 compute), so the Image and Text tabs' jobs run side by side too; models are loaded once per lane and shared.
 
 The protocol is tuples over a multiprocessing Pipe: the parent sends ("job", id, kind, params), ("cancel", id)
-(id None: every job) and ("quit",); the child answers ("ready", info, cache_stats), ("started", id),
+(id None: every job), ("feed", id, text or None) (more input for a running job that reads it as it comes, such as
+an answer read aloud while it streams; None: the input has ended) and ("quit",); the child answers ("ready", info, cache_stats), ("started", id),
 ("progress", id, message, fraction), ("partial", id, text or results), ("finished", id, result, cache_stats),
 ("failed", id, message, cache_stats) and ("models", loaded-model list) whenever what is loaded changes.
 """
@@ -19,6 +20,7 @@ The protocol is tuples over a multiprocessing Pipe: the parent sends ("job", id,
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ class JobCallbacks:
     progress: Callable[[str, float | None], None]
     partial: Callable[[Any], None]  # streamed text (generation, translation so far), lists of image results
     cancel: threading.Event
+    inbox: queue.Queue | None = None  # what the window feeds a running job ("feed" messages), None at the end
 
 
 def _generate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
@@ -212,6 +215,61 @@ def _audio_devices(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> 
     return [asdict(device) for device in list_input_devices()]
 
 
+def _speak(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    """Read text aloud: params["text"] whole, or (params["stream"]) text fed as it streams (an answer being written).
+    Each sentence is sent as a partial {"sentence": ...} as it is queued for the sound card; Stop silences at once."""
+    from dataclasses import asdict
+
+    from desktop_ai.engine.audio.synthesis.read_aloud import StreamingReader, speakable
+    from desktop_ai.engine.audio.synthesis.synthesizer import SpeechSynthesizer, check_speed
+
+    speed = check_speed(params.get("speed", 1.0))
+    synthesizer = SpeechSynthesizer(params.get("voice"), workspace.store)
+    if not params.get("stream"):
+        synthesizer.check(speakable(params.get("text", "")))
+    reader = StreamingReader(synthesizer, speed, params.get("device"),
+                             on_sentence=lambda sentence: cb.partial({"sentence": sentence})).start()
+    if params.get("stream"):
+        if params.get("text"):
+            reader.feed(params["text"])
+        while not cb.cancel.is_set():
+            try:
+                chunk = cb.inbox.get(timeout=0.05) if cb.inbox is not None else None
+            except queue.Empty:
+                continue
+            if chunk is None:
+                break
+            reader.feed(chunk)
+    else:
+        reader.feed(params["text"])
+    if cb.cancel.is_set():
+        reader.stop()
+    reader.close()
+    while not reader.wait(0.02):
+        if cb.cancel.is_set():
+            reader.stop()
+    if reader.report.error:
+        raise EngineError(reader.report.error)
+    report = asdict(reader.report)
+    report["first_sound_latency_s"] = reader.report.first_sound_latency_s
+    return report
+
+
+def _audio_outputs(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    from dataclasses import asdict
+
+    from desktop_ai.engine.audio.synthesis.playback import list_output_devices
+
+    return [asdict(device) for device in list_output_devices()]
+
+
+def _voices(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    from desktop_ai.engine.audio.synthesis.voices import installed_voices
+
+    return [{"id": v.id, "language": v.config.language, "language_name": v.config.language_name, "source": v.source}
+            for v in installed_voices()]
+
+
 def _clear_cache(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     workspace.cache.clear()
     return workspace.cache.stats()
@@ -228,6 +286,9 @@ JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
     "dictate": _dictate,
     "audio_devices": _audio_devices,
     "clear_cache": _clear_cache,
+    "speak": _speak,
+    "audio_outputs": _audio_outputs,
+    "voices": _voices,
 }
 
 
@@ -274,6 +335,7 @@ class _Lane:
         self.name = name
         self._send_lock = threading.Lock()
         self._jobs: dict[int, tuple[threading.Thread, threading.Event]] = {}
+        self._inboxes: dict[int, queue.Queue] = {}
         self._jobs_lock = threading.Lock()
         self._models_sent: list[dict[str, Any]] | None = None
 
@@ -289,8 +351,20 @@ class _Lane:
         thread = threading.Thread(target=self._run, args=(job_id, kind, params, cancel), name=f"job-{job_id}-{kind}", daemon=True)
         with self._jobs_lock:
             self._jobs[job_id] = (thread, cancel)
+            self._inboxes.setdefault(job_id, queue.Queue())
         self.send(("started", job_id))
         thread.start()
+
+    def feed(self, job_id: int, data: Any) -> None:
+        """Input for a running job (the pipe delivers a job's "feed" after its "job"); a finished job's is dropped."""
+        with self._jobs_lock:
+            inbox = self._inboxes.get(job_id)
+        if inbox is not None:
+            inbox.put(data)
+
+    def inbox(self, job_id: int) -> queue.Queue:
+        with self._jobs_lock:
+            return self._inboxes.setdefault(job_id, queue.Queue())
 
     def cancel(self, job_id: int | None) -> None:
         with self._jobs_lock:
@@ -307,10 +381,11 @@ class _Lane:
 
     def _run(self, job_id: int, kind: str, params: dict[str, Any], cancel: threading.Event) -> None:
         try:
-            _run_job(self.send, cancel, self.workspace, job_id, kind, params)
+            _run_job(self.send, cancel, self.workspace, job_id, kind, params, self.inbox(job_id))
         finally:
             with self._jobs_lock:
                 self._jobs.pop(job_id, None)
+                self._inboxes.pop(job_id, None)
             self.send_models()
 
     def send_models(self) -> None:
@@ -346,6 +421,8 @@ def serve(connection: Any, lane: str = "jobs") -> None:
                 return
             if message[0] == "cancel":
                 runner.cancel(message[1])
+            elif message[0] == "feed":
+                runner.feed(message[1], message[2])
             elif message[0] == "job":
                 _, job_id, kind, params = message
                 runner.start_job(job_id, kind, params)
@@ -356,11 +433,12 @@ def serve(connection: Any, lane: str = "jobs") -> None:
 
 
 def _run_job(send: Callable[[tuple], None], cancel: threading.Event, workspace: Any, job_id: int, kind: str,
-             params: dict[str, Any]) -> None:
+             params: dict[str, Any], inbox: queue.Queue | None = None) -> None:
     callbacks = JobCallbacks(
         progress=lambda message, fraction=None: send(("progress", job_id, message, fraction)),
         partial=lambda payload: send(("partial", job_id, payload)),
         cancel=cancel,
+        inbox=inbox,
     )
     try:
         handler = JOB_KINDS.get(kind)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 from desktop_ai.engine.conversations.store import ConversationStore
 from desktop_ai.engine.errors import EngineError
 from desktop_ai.engine.models.store import ModelStore
+from desktop_ai.gui.read_aloud import ChatReadAlong
 from desktop_ai.gui.chat_settings import ConversationSettings
 from desktop_ai.gui.conversation_list import ConversationList, display_title
 from desktop_ai.gui.chat_composer import Composer
@@ -121,6 +122,7 @@ class ChatPage(JobPage):
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.conversation_list.refresh()
         self.update_buttons()
+        self.read_along = ChatReadAlong(self)  # "Read answers aloud" (gui/read_aloud.py)
 
     # --- the conversation shown ---------------------------------------------------------------
     def show_conversation(self, conversation_id: str | None) -> None:

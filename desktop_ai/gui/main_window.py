@@ -22,6 +22,8 @@ from desktop_ai.gui.dictate_anywhere import AnywhereDictation
 from desktop_ai.gui.text_tab import TextTab
 from desktop_ai.gui.translate_tab import TranslateTab
 from desktop_ai.gui.worker import EngineThread
+from desktop_ai.gui.read_aloud import ReadAloud, ReadAloudSettingsDialog
+from desktop_ai.gui.voice_chat import VoiceChat
 from desktop_ai.logging_setup import log_file
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ class MainWindow(QMainWindow):
         self.live_engine = EngineThread(self, lane="live", environment=lane_environment)
         self.lanes = [self.engine, self.live_engine]
         self.engine.ready.connect(self._on_engine_ready)
+        self.read_aloud = ReadAloud(self.engine, self)  # the speaker buttons' reader: voice, speed, one reading at a time
+        self.read_aloud.failed.connect(lambda message: self.show_message(f"Reading aloud: {message}"))
 
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Jobs")
@@ -66,6 +70,7 @@ class MainWindow(QMainWindow):
         self.box_dictation.notice.connect(lambda text: self.show_message(text))
         self.anywhere = AnywhereDictation(self.box_dictation, self.settings, self)
         self.anywhere.start_with_the_window()
+        self.voice_chat = VoiceChat(self.text_tab.chat_page, self.live_engine)  # Chat's voice mode (gui/voice_chat.py)
         for page in (self.image_tab, self.speech_tab):  # the folder jobs a cluster can take
             page.cluster_address = lambda: self.cluster_address
 
@@ -120,6 +125,8 @@ class MainWindow(QMainWindow):
         settings_menu.addAction(QAction("Dictate &anywhere shortcut…", self, triggered=lambda: self.anywhere.ask_shortcut(self)))
         clear_cache = QAction("&Clear result cache", self, triggered=self._clear_cache)
         settings_menu.addAction(clear_cache)
+        settings_menu.addAction(QAction("&Read aloud (voice, speed, output)…", self,
+                                        triggered=lambda: ReadAloudSettingsDialog(self.read_aloud, self).open()))
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(QAction("Open &log file", self, triggered=self.open_log))
         help_menu.addAction(QAction("&About desktop-ai", self, triggered=self._about))
@@ -280,6 +287,7 @@ class MainWindow(QMainWindow):
         self.translate_tab.load_settings(self.settings)
         self.image_tab.load_settings(self.settings)
         self.speech_tab.load_settings(self.settings)
+        self.read_aloud.load_settings(self.settings)
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -288,6 +296,7 @@ class MainWindow(QMainWindow):
         self.translate_tab.save_settings(self.settings)
         self.image_tab.save_settings(self.settings)
         self.speech_tab.save_settings(self.settings)
+        self.read_aloud.save_settings(self.settings)
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_ai.gui.read_aloud import SpeakerButton
 from desktop_ai.gui.markdown_render import CODE, Segment, render_segments
 
 RENDER_MS = 80
@@ -154,6 +155,9 @@ class MessageWidget(QFrame):
         header.addWidget(self.details)
         header.addStretch(1)
         header.addWidget(self.copy_button)
+        if role == "assistant":
+            self.speak_button = SpeakerButton(lambda: self.text, "answer")
+            header.addWidget(self.speak_button)
         self.body = QVBoxLayout()
         self.body.setSpacing(4)
         layout = QVBoxLayout(self)

@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 TASK_TITLES = {"generate": "Text generation", "classify": "Text classification", "recognize": "Image recognition",
                "translate": "Translation", "transcribe": "Speech to text"}
+TASK_TITLES["speak"] = "Voices (read aloud)"
 COLUMNS = ("Model", "State", "On disk", "To download", "Memory", "Fits this machine", "Licence", "Where")
 ID_ROLE = Qt.ItemDataRole.UserRole
 

@@ -29,6 +29,7 @@ from desktop_ai.engine.errors import EngineError
 from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.engine.audio.transcript import Phrase, TranscriptAutosave, TranscriptDocument, latest_autosave, new_autosave_path
 from desktop_ai.engine.tasks.transcription import ENGINE_DEFAULT_MODELS, ENGINE_KINDS, ENGINE_RUNTIMES, ENGINE_TITLES, ENGINES
+from desktop_ai.gui.read_aloud import SpeakerButton
 from desktop_ai.gui.job_page import JobPage, labelled_button
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.widgets import CompressionPicker, ModelPicker, accept_url_drag
@@ -177,6 +178,8 @@ class SpeechTab(JobPage):
         buttons.addWidget(self.saved_label, 1)
         buttons.addWidget(self.export_button)
         buttons.addWidget(self.copy_button)
+        self.speak_button = SpeakerButton(lambda: self.document.text(), "transcript")
+        buttons.addWidget(self.speak_button)
         layout = QVBoxLayout(self)
         layout.addLayout(options)
         layout.addLayout(files)

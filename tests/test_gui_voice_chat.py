@@ -1,0 +1,70 @@
+"""Voice chat on the Chat page, for real: a question spoken into the virtual microphone (PulseAudio null sink) is
+written by the live lane's dictation, sent as a chat turn, answered by the embedded chat model and read aloud onto
+the same sink; the answer's echo in the microphone does not count as a new question; the turn is saved as text."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from desktop_ai.gui.chat_page import result_dict
+from desktop_ai.gui.voice_chat import is_echo
+
+from test_gui import JOB_MS
+from test_gui_read_aloud import Monitor, window  # noqa: F401 - the window on the virtual sound card
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the espeak-ng program")
+
+
+def test_echo_of_the_answer_is_told_from_a_new_question():
+    answer = "The capital of France is Paris. It lies on the river Seine."
+    assert is_echo("the capital of France is Paris", answer)
+    assert is_echo("It lies on the river sane.", answer)  # a word misheard
+    assert not is_echo("What about Germany?", answer)
+    assert not is_echo("", answer)
+    assert is_echo("The cap", answer, partial=True) and is_echo("Paris. It li", answer, partial=True)  # cut words
+    assert not is_echo("What about Germ", answer, partial=True)
+
+
+def test_a_spoken_question_gets_a_spoken_answer(qtbot, window, virtual_microphone):  # noqa: F811
+    page = window.text_tab.chat_page
+    window.tabs.setCurrentWidget(window.text_tab)
+    window.text_tab.setCurrentWidget(page)
+    page.settings_panel.max_tokens.setValue(24)
+    page.settings_panel.temperature.setValue(0.0)
+    statuses: list[str] = []
+    window.live_engine.partial.connect(
+        lambda _job, event: statuses.append(event.get("message", "")) if isinstance(event, dict) and event.get("type") == "status" else None)
+    chats: list[dict] = []
+    window.engine.finished_job.connect(lambda _job, r: chats.append(result_dict(r)) if isinstance(r, dict) and "turn" in r else None)
+    readings: list[dict] = []
+    window.read_aloud.state_changed.connect(
+        lambda _owner, speaking: readings.append(window.read_aloud.last_report or {}) if not speaking else None)
+
+    window.voice_chat.button.click()
+    assert window.voice_chat.active and page.read_along.checkbox.isChecked()
+    # listening with the speech model loaded: the status after "Loading the speech model" (or the first, if it loaded)
+    qtbot.waitUntil(lambda: bool(statuses) and statuses[-1].startswith("Listening on")
+                    and (len(statuses) > 2 or "Loading" not in " ".join(statuses)), timeout=JOB_MS)
+    monitor = Monitor()
+    try:
+        question = virtual_microphone.speak("What is the capital of France?")
+        virtual_microphone.play(question)
+        asked_at = time.monotonic()
+        qtbot.waitUntil(lambda: bool(chats), timeout=JOB_MS)
+        qtbot.waitUntil(lambda: bool(readings) and not window.read_aloud.speaking, timeout=JOB_MS)
+        assert monitor.loud_after(asked_at + 0.5), "the answer was heard on the sink"
+    finally:
+        monitor.close()
+    stored = [(m.role, m.content) for m in page.conversations.messages(page.current)]
+    assert stored[0][0] == "user" and "capital" in stored[0][1].lower() and "france" in stored[0][1].lower()
+    assert stored[1] == ("assistant", chats[0]["text"]) and chats[0]["text"].strip()
+    assert readings[-1].get("sentences"), readings
+    assert len([role for role, _ in stored if role == "user"]) == 1, "the answer's echo was not taken for a question"
+    window.voice_chat.button.click()
+    assert not window.voice_chat.active
