@@ -209,6 +209,12 @@ def _audio_devices(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> 
     return [asdict(device) for device in list_input_devices()]
 
 
+def _taught(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    from desktop_ai.engine.tasks.taught_jobs import run_taught_job
+
+    return run_taught_job(workspace, params, cb.progress, cb.cancel)
+
+
 def _clear_cache(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     workspace.cache.clear()
     return workspace.cache.stats()
@@ -225,6 +231,7 @@ JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
     "dictate": _dictate,
     "audio_devices": _audio_devices,
     "clear_cache": _clear_cache,
+    "taught": _taught,
 }
 
 
