@@ -66,8 +66,8 @@ class TrainingReport:
         if not self.confusion:
             return []
         width = max(len(label) for label in self.labels)
-        cell = max(5, *(len(str(v)) for row in self.confusion for v in row))
-        header = " " * width + "  " + " ".join(label[:cell].rjust(cell) for label in self.labels)
+        cell = max(5, *(len(label) for label in self.labels), *(len(str(v)) for row in self.confusion for v in row))
+        header = " " * width + "  " + " ".join(label.rjust(cell) for label in self.labels)
         rows = [label.ljust(width) + "  " + " ".join(str(v).rjust(cell) for v in row)
                 for label, row in zip(self.labels, self.confusion)]
         return [header, *rows]
@@ -298,6 +298,9 @@ class TaughtClassifier:
             weight *= 2
             self.examples[-1].weight = weight
             self.fit(cross_validate=False)
+        head = (self.coef, self.intercept)
+        self.fit()  # the accuracy and confusion table again, with the correction among the examples
+        self.coef, self.intercept = head  # the same head: fit() retrains on the same examples and weights
         return notices
 
     # --- files ---------------------------------------------------------------------------------------

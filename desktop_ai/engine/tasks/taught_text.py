@@ -108,7 +108,7 @@ def read_text_examples(path: Path) -> list[Example]:
 
 def _read(path: Path) -> str:
     if not path.is_file():
-        raise InvalidInputError(f"{path} does not exist.")
+        raise InvalidInputError(f"{path} is not a file (or does not exist).")
     if path.stat().st_size > MAX_EXAMPLE_FILE_BYTES:
         raise InvalidInputError(f"{path.name} is larger than {MAX_EXAMPLE_FILE_BYTES // 1_000_000} MB.")
     try:
