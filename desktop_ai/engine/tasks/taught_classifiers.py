@@ -35,7 +35,7 @@ KIND_HEAD = "embedding-head"
 TASK_TEXT = "classify"
 TASK_PHOTO = "recognize"
 REGULARISATION_C = 10.0  # unit-length embeddings: a weaker penalty than sklearn's default 1.0 lets the head fit
-CORRECTION_WEIGHT = 4.0  # a correction counts as this many examples, doubled until it takes (see `correct`)
+CORRECTION_WEIGHT = 1.0  # a correction starts as one example; its weight doubles until it takes (see `correct`)
 MAX_CORRECTION_WEIGHT = 256.0
 MAX_FOLDS = 5
 MAX_EXAMPLES = 100_000
@@ -46,7 +46,7 @@ class Example:
     text: str  # the text, or a photo's path
     label: str
     correction: bool = False
-    weight: float = 1.0  # how many examples it counts as (a correction counts as several)
+    weight: float = 1.0  # how many examples it counts as (a correction may count as several)
 
 
 @dataclass
@@ -285,8 +285,9 @@ class TaughtClassifier:
     def correct(self, text: str, label: str, vector: np.ndarray) -> list[str]:
         """A wrong result corrected: the input becomes an example of `label` and the head is refitted at once.
 
-        The correction counts as several examples; if the refitted head still gives the input another label,
-        its weight doubles until it takes (a correction that does not change the answer would be no correction)."""
+        It starts as one example; while the refitted head still gives the input another label, its weight doubles
+        (a correction that does not change the answer would be no correction; the smallest weight that takes
+        moves the other answers least)."""
         if not label.strip():
             raise InvalidInputError("Choose the label the text should have.")
         notices = self.add_examples([Example(text, label.strip(), True, CORRECTION_WEIGHT)], vector[None, :])
