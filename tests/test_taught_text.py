@@ -82,6 +82,45 @@ def test_a_correction_changes_that_text_at_once_and_is_kept_after_a_restart(topi
     assert any(e.text == text and e.label == target and e.correction for e in kept.examples)
 
 
+def test_a_correction_against_clear_evidence_still_takes(topics: TextTeacher) -> None:
+    """A plainly sporting sentence corrected to 'weather': as one plain example it would not take, so it counts
+    more, only as much as it needs."""
+    text = "The striker scored a hat-trick and the fans sang until the final whistle."
+    assert topics.run("topics", [text]).results[0].label == "sport"
+    topics.correct("topics", text, "weather")
+    assert topics.run("topics", [text]).results[0].label == "weather"
+    example = next(e for e in topics.library.load("topics").examples if e.text == text)
+    assert example.correction and example.weight <= 256
+
+
+def test_a_correction_inside_a_crowd_counts_double_until_it_takes() -> None:
+    """Two crowds of 200 examples; a point on the first crowd's side corrected to the second's label: as one
+    example among hundreds it does not take, so its weight doubles until it does (no model needed)."""
+    rng = np.random.default_rng(0)
+    a, b = np.eye(8)[0], np.eye(8)[1]
+    vectors = np.vstack([a + 0.3 * rng.normal(size=(200, 8)), b + 0.3 * rng.normal(size=(200, 8))]).astype(np.float32)
+    examples = [Example(f"a{i}", "A") for i in range(200)] + [Example(f"b{i}", "B") for i in range(200)]
+    classifier = TaughtClassifier("crowd", "classify", "test", ["A", "B"], examples, vectors)
+    classifier.fit()
+    point = (0.8 * a + 0.2 * b).astype(np.float32)
+    assert classifier.labels[int(classifier.scores(point[None]).argmax())] == "A"
+    classifier.correct("the point", "B", point)
+    assert classifier.labels[int(classifier.scores(point[None]).argmax())] == "B"
+    assert classifier.examples[-1].weight > 1
+    assert classifier.report is not None and classifier.report.examples == 401
+
+
+def test_the_saved_head_scores_exactly_as_the_trained_one(topics: TextTeacher, tmp_path: Path) -> None:
+    classifier = topics.library.load("topics")
+    classifier.fit()  # trained now, in memory
+    _, test = split(17)
+    vectors, _ = topics.embed([t for t, _ in test])
+    in_memory = classifier.scores(vectors)
+    saved = TaughtClassifier.load(classifier.save(tmp_path / "again.taught.npz"))
+    assert np.array_equal(saved.scores(vectors), in_memory)
+    assert saved.report == classifier.report
+
+
 def test_save_load_export_and_import_give_identical_scores(topics: TextTeacher, tmp_path: Path) -> None:
     _, test = split(17)
     texts = [t for t, _ in test]
