@@ -155,6 +155,9 @@ def test_examples_are_read_from_csv_json_lines_and_label_folders(tmp_path: Path)
     csv_file = tmp_path / "examples.csv"
     csv_file.write_text('text,label\n"Rain, then sun.",weather\nWhisk the eggs.,cooking\n', encoding="utf-8")
     assert [(e.text, e.label) for e in read_text_examples(csv_file)] == [("Rain, then sun.", "weather"), ("Whisk the eggs.", "cooking")]
+    named = tmp_path / "sentiment.csv"
+    named.write_text("sentiment,confidence,text\nnegative,0.75,Never again.\npositive,0.9,Lovely!\n", encoding="utf-8")
+    assert [(e.text, e.label) for e in read_text_examples(named)] == [("Never again.", "negative"), ("Lovely!", "positive")]
     jsonl = tmp_path / "examples.jsonl"
     jsonl.write_text(json.dumps({"text": "A goal!", "label": "sport"}) + "\n\n" + json.dumps({"text": "Snow.", "label": "weather"}) + "\n")
     assert [(e.text, e.label) for e in read_text_examples(jsonl)] == [("A goal!", "sport"), ("Snow.", "weather")]

@@ -40,6 +40,7 @@ from desktop_ai.engine.tasks.text_classification import (
 TEXT_SUFFIXES = (".txt", ".text", ".md")
 NAME_TEMPLATES = (LABEL_TEMPLATE, "{label}", "A text about {label}.", "Something to do with {label}.")
 MAX_EXAMPLE_FILE_BYTES = 50_000_000
+LABEL_COLUMNS = ("label", "sentiment", "category")  # what labelled CSV files call their label column
 
 
 def _rows_from_csv(text: str, name: str, delimiter: str) -> list[Example]:
@@ -47,8 +48,9 @@ def _rows_from_csv(text: str, name: str, delimiter: str) -> list[Example]:
     if not rows:
         return []
     header = [cell.strip().casefold() for cell in rows[0]]
-    if "text" in header and "label" in header:
-        t, l = header.index("text"), header.index("label")
+    label_column = next((name for name in LABEL_COLUMNS if name in header), None)
+    if "text" in header and label_column is not None:
+        t, l = header.index("text"), header.index(label_column)
         rows = rows[1:]
     elif all(len(row) == 2 for row in rows):
         t, l = 0, 1
