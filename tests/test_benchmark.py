@@ -73,6 +73,9 @@ def test_classify_bench_reports_agreement_and_cache(workspace, tiny_embedding_di
     assert ours.values["same label as baseline"] == "100%", "fp32 batched must agree with the one-at-a-time baseline"
     cache = next(r for r in report.rows if "cache" in r.name)
     assert cache.values["texts/s"] > ours.values["texts/s"]
+    taught = next(r for r in report.rows if r.name.startswith("desktop-ai taught classifier"))
+    assert taught.values["texts/s"] > 0 and taught.values["x baseline"] == pytest.approx(
+        taught.values["texts/s"] / report.rows[0].values["texts/s"])
 
 
 @pytest.mark.skipif(not (shared_models_dir() / "mobilenet_v2_float").is_dir() or not SAMPLE_IMAGES.is_dir(),

@@ -102,3 +102,12 @@ def test_ray_is_imported_only_by_the_cluster_group_and_only_when_a_job_runs() ->
     at_top = [f"{path.name}:{line}" for path in cluster.glob("*.py")
               for line, name in _imports_at_top(path) if name.split(".")[0] == "ray"]
     assert not at_top, at_top
+
+
+def test_the_model_library_and_the_store_do_not_import_each_other() -> None:
+    """library.py and store.py both ask model_files.py what a file is; neither reaches into the other."""
+    models = PACKAGE / "engine" / "models"
+    library = [name for _, name in _imports(models / "library.py")]
+    store = [name for _, name in _imports(models / "store.py")]
+    assert "desktop_ai.engine.models.store" not in library
+    assert "desktop_ai.engine.models.library" not in store

@@ -25,7 +25,8 @@ from desktop_ai.engine.models.devices import pick_device
 from desktop_ai.engine.models.store import ModelStore
 
 TASK_CHAT = "chat"  # not a model task of the catalogue: it runs the generate task's models
-BENCH_TASKS = (TASK_GENERATE, TASK_CHAT, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE)
+TASK_TEACH = "teach"  # taught labels: few-shot curves, training time, prediction cost
+BENCH_TASKS = (TASK_GENERATE, TASK_CHAT, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE, TASK_TEACH)
 BENCH_TASKS += (TASK_DICTATE_ANYWHERE,)
 BENCH_TASKS += (TASK_VOICE,)
 
@@ -68,6 +69,10 @@ def run_benchmark(
         return bench_chat(store, model or store.default_model(TASK_GENERATE), device, max_new_tokens, repeats, say)
     if task == TASK_VOICE:
         return bench_voice(model, repeats, say)
+    if task == TASK_TEACH:
+        from desktop_ai.bench.teach import bench_teach
+
+        return bench_teach(store, device, repeats, say)
     if task == TASK_CLASSIFY:
         return bench_classify(store, model or store.default_model(TASK_CLASSIFY), device, methods, texts, repeats, say)
     if cluster is not None:

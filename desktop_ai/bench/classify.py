@@ -101,6 +101,11 @@ def bench_classify(
         report.rows.append(BenchRow("desktop-ai TextClassifier, batched", method.value, {
             "texts/s": rate, "ms/text": 1000 / rate, "x baseline": rate / base, "same label as baseline": f"{agree:.0%}",
         }))
+    if first.entry.kind == KIND_SENTENCE_EMBEDDING:
+        from desktop_ai.bench.teach import taught_row
+
+        say("A taught classifier on the same embeddings")
+        report.rows.append(taught_row(store, model, device, texts, base, repeats))
     cache = ResultCache(None)
     cached = TextClassifier(store, cache, model=model, device=device, compression=methods[0])
     cached.run(texts, labels)

@@ -29,7 +29,10 @@ logger = logging.getLogger(__name__)
 def _recognition_lines(result: Any) -> list[str]:
     """The path, then one indented "label  score%" line per prediction, labels aligned."""
     width = max((len(p.label) for p in result.predictions), default=0)
-    return [result.path] + [f"  {p.label.ljust(width)}  {100 * p.score:.1f}%" for p in result.predictions]
+    lines = [result.path] + [f"  {p.label.ljust(width)}  {100 * p.score:.1f}%" for p in result.predictions]
+    if getattr(result, "imagenet", None):  # a taught classifier's labels come first, ImageNet's beside them
+        lines.append("  ImageNet: " + ", ".join(f"{p.label} {100 * p.score:.0f}%" for p in result.imagenet))
+    return lines
 
 
 class InOrder:
@@ -86,7 +89,16 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     cluster = cluster_settings(args, args.batch_size)
     workspace = open_workspace(use_disk_cache=not args.no_cache)
     try:
-        if cluster is not None:
+        if args.classifier:
+            from desktop_ai.engine.tasks.taught_photos import PhotoTeacher
+
+            if cluster is not None:
+                raise CliError("--classifier NAME runs here, not on a cluster.")
+            progress.message(f"Using your classifier {args.classifier!r}")
+            batch = PhotoTeacher(workspace.store).run(args.classifier, files, progress=progress)
+            for result in batch.results:
+                in_order([result])
+        elif cluster is not None:
             from desktop_ai.engine.cluster.runs import recognize_on_cluster
             from desktop_ai.engine.cluster.tasks import RecognizeTask
 
@@ -157,6 +169,8 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
                                     description="Recognise what each image shows (ImageNet-1k classes); folders are "
                                     "searched for image files. Files that cannot be read are reported and skipped.")
     recognize.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders of them")
+    recognize.add_argument("--classifier", metavar="NAME",
+                           help="your own labels, taught with desktop-ai teach NAME --task recognize (ImageNet's follow them)")
     recognize.add_argument("--top", type=positive_int, default=5, metavar="K", help="labels per image (default: 5)")
     recognize.add_argument("--arch", metavar="A",
                            help="torchvision architecture of a state_dict file given with --model (for example mobilenet_v2)")

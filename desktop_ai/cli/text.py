@@ -13,6 +13,7 @@ from desktop_ai.cli.cluster import add_cluster_options, cluster_settings
 from desktop_ai.cli.options import RUNTIME_CHOICES, add_model_options, positive_int
 from desktop_ai.cli.output import (
     EXIT_OK,
+    CliError,
     device_notice,
     notes,
     out,
@@ -124,7 +125,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
     cluster = cluster_settings(args)
     workspace = open_workspace(use_disk_cache=not args.no_cache)
     try:
-        if cluster is not None:
+        if args.classifier:
+            from desktop_ai.engine.tasks.taught_text import TextTeacher
+
+            if cluster is not None or args.labels:
+                raise CliError("--classifier NAME has its own labels; it runs here, without --labels or --cluster.")
+            teacher = TextTeacher(workspace.store, model=args.model, device=args.device)
+            progress.message(f"Using your classifier {args.classifier!r} on {teacher.embedder.entry.title}")
+            batch = teacher.run(args.classifier, texts, progress=progress)
+        elif cluster is not None:
             from desktop_ai.engine.cluster.runs import classify_on_cluster
             from desktop_ai.engine.cluster.tasks import ClassifyTask
 
@@ -181,6 +190,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     classify.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify; - reads one text per line from stdin")
     classify.add_argument("--labels", metavar="a,b,c", help="comma-separated labels (at least two); default: sentiment")
     classify.add_argument("--file", type=Path, metavar="PATH", help="a UTF-8 text file, one text per line")
+    classify.add_argument("--classifier", metavar="NAME", help="a classifier you taught (desktop-ai teach NAME ...)")
     add_model_options(classify)
     add_cluster_options(classify, files=False)
     classify.set_defaults(handler=cmd_classify)

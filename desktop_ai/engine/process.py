@@ -268,6 +268,10 @@ def _voices(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
 
     return [{"id": v.id, "language": v.config.language, "language_name": v.config.language_name, "source": v.source}
             for v in installed_voices()]
+def _taught(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
+    from desktop_ai.engine.tasks.taught_jobs import run_taught_job
+
+    return run_taught_job(workspace, params, cb.progress, cb.cancel)
 
 
 def _clear_cache(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
@@ -289,6 +293,7 @@ JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
     "speak": _speak,
     "audio_outputs": _audio_outputs,
     "voices": _voices,
+    "taught": _taught,
 }
 
 

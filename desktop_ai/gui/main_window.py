@@ -19,6 +19,7 @@ from desktop_ai.gui.speech_tab import SpeechTab
 from desktop_ai.gui.status_message import StatusMessage
 from desktop_ai.gui.dictation_button import BoxDictation, attach_dictation_button
 from desktop_ai.gui.dictate_anywhere import AnywhereDictation
+from desktop_ai.gui.taught_photo_labels import PhotoLabelsPage
 from desktop_ai.gui.text_tab import TextTab
 from desktop_ai.gui.translate_tab import TranslateTab
 from desktop_ai.gui.worker import EngineThread
@@ -58,6 +59,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.text_tab, "Text")
         self.tabs.addTab(self.translate_tab, "Translate")
         self.tabs.addTab(self.image_tab, "Image")
+        self.photo_labels_tab = PhotoLabelsPage(self.engine, self.store, lambda: self.device)  # the Image side's own labels
+        self.tabs.addTab(self.photo_labels_tab, "Photo labels")
         self.speech_tab = SpeechTab(self.live_engine, self.store, lambda: self.device)
         self.tabs.addTab(self.speech_tab, "Speech")
         self.setCentralWidget(self.tabs)
@@ -88,7 +91,8 @@ class MainWindow(QMainWindow):
                        self.job_status.models_label, self.cache_label):
             bar.addPermanentWidget(widget)
 
-        for page in (*self.text_tab.pages, self.translate_tab, self.image_tab, self.speech_tab):
+        for page in (*self.text_tab.pages, self.translate_tab, self.image_tab, self.speech_tab,
+                     self.text_tab.my_labels_page, self.photo_labels_tab):
             page.status_message.connect(self.show_message)
             page.model_in_use.connect(lambda model, lane=page.engine.lane: self.job_status.show_model(lane, model))
             page.runtime_used.connect(lambda runtime, lane=page.engine.lane: self.job_status.show_runtime(lane, runtime))

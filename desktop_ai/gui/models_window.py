@@ -40,6 +40,7 @@ from desktop_ai.engine.models.catalogue import TASKS
 from desktop_ai.engine.models.inventory import STATE_DOWNLOADING, Inventory, ModelRow
 from desktop_ai.engine.models.library import ModelLibrary
 from desktop_ai.engine.models.store import ModelStore, hub_reachable
+from desktop_ai.gui.taught_models import TaughtClassifiersBox
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +140,8 @@ class ModelsWindow(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(self._build_hub_box())
         layout.addWidget(self._build_network_box())
+        self.taught_box = TaughtClassifiersBox(self._run)
+        layout.addWidget(self.taught_box)
         self.refresh()
         if self.online is None:
             self._run(hub_reachable, self._on_reachability, lambda message: self._on_reachability(False))

@@ -46,6 +46,7 @@ from desktop_ai.gui.read_aloud import SpeakerButton
 from desktop_ai.gui.chat_page import ChatPage
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.settings import read
+from desktop_ai.gui.taught_labels import MyLabelsPage
 from desktop_ai.gui.widgets import SCORE_ROLE, CompressionPicker, ModelPicker, ScoreBarDelegate
 from desktop_ai.gui.worker import EngineThread
 
@@ -480,6 +481,8 @@ class TextTab(QTabWidget):
         self.addTab(self.chat_page, "Chat")
         self.addTab(self.generate_page, "Generate")
         self.addTab(self.classify_page, "Classify")
+        self.my_labels_page = MyLabelsPage(engine, store, device_preference)  # Classify with labels you taught
+        self.addTab(self.my_labels_page, "My labels")
 
     @property
     def pages(self) -> tuple[ChatPage, GeneratePage, ClassifyPage]:

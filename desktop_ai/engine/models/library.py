@@ -32,10 +32,10 @@ from desktop_ai.engine.models.catalogue import (
     TASKS,
     ModelEntry,
 )
+from desktop_ai.engine.models.model_files import is_gguf, kind_from_config
 
 logger = logging.getLogger(__name__)
 
-GGUF_MAGIC = b"GGUF"
 IMAGE_MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".onnx")
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
 _SCHEMA = """
@@ -85,14 +85,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "model"
 
 
-def is_gguf(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(4) == GGUF_MAGIC
-    except OSError:
-        return False
-
-
 def _check_image_model(path: Path, labels: Path | None) -> Path:
     """A TorchScript/state_dict zip or an ONNX protobuf, with a labels file (given, or labels.txt beside it)."""
     suffix = path.suffix.lower()
@@ -124,15 +116,13 @@ def _check_image_model(path: Path, labels: Path | None) -> Path:
 
 
 def _folder_task_and_kind(folder: Path, task: str | None) -> tuple[str, str]:
-    from desktop_ai.engine.models.store import _kind_from_config
-
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise ModelUnavailableError(
             f"{folder} is not a model folder: it has no config.json (a transformers or CTranslate2 model folder has one)."
         )
     if task is not None:
-        return task, _kind_from_config(config_file, task)
+        return task, kind_from_config(config_file, task)
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:

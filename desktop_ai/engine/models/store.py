@@ -26,7 +26,6 @@ from desktop_ai.engine.models.catalogue import (
     DEFAULT_MODELS,
     PREFERRED_WHEN_PRESENT,
     KIND_CAUSAL_LM,
-    KIND_SENTENCE_EMBEDDING,
     KIND_SEQUENCE_CLASSIFIER,
     SOURCE_HUB,
     SOURCE_LOCAL,
@@ -44,6 +43,7 @@ from desktop_ai.engine.models.catalogue import (
 from desktop_ai.engine.models.catalogue import KIND_PIPER_VOICE
 from desktop_ai.engine.errors import ModelUnavailableError
 from desktop_ai.engine.models.memory import BUDGET_ENV
+from desktop_ai.engine.models.model_files import is_gguf, kind_from_config
 
 logger = logging.getLogger(__name__)
 
@@ -146,12 +146,6 @@ def _looks_like_path(model_ref: str) -> bool:
     return model_ref.startswith(("/", "./", "../", "~", ".")) or Path(model_ref).expanduser().exists()
 
 
-def _starts_with_gguf_magic(path: Path) -> bool:
-    from desktop_ai.engine.models.library import is_gguf
-
-    return is_gguf(path)
-
-
 def _local_entry(path: Path, task: str) -> ModelEntry:
     """Describe a folder or file the user picked; its kind is read from its config."""
     if not path.exists():
@@ -159,7 +153,7 @@ def _local_entry(path: Path, task: str) -> ModelEntry:
     gguf_file = None
     folder = path
     if path.is_file():
-        if path.suffix.lower() != ".gguf" and not _starts_with_gguf_magic(path):  # Ollama's blobs have no suffix
+        if path.suffix.lower() != ".gguf" and not is_gguf(path):  # Ollama's blobs have no suffix
             raise ModelUnavailableError(
                 f"{path} is not a model: pick a model folder (with config.json) or a .gguf file."
             )
@@ -173,7 +167,7 @@ def _local_entry(path: Path, task: str) -> ModelEntry:
                 f"{path} is not a model folder: it has no config.json. Pick the folder that holds "
                 "config.json and the weights, or a .gguf file."
             )
-        kind = _kind_from_config(config_file, task)
+        kind = kind_from_config(config_file, task)
     size = sum(p.stat().st_size for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
     return ModelEntry(
         id=str(path),
@@ -186,42 +180,6 @@ def _local_entry(path: Path, task: str) -> ModelEntry:
         licence="see the model's own files",
         gguf_file=gguf_file,
     )
-
-
-def _kind_from_config(config_file: Path, task: str) -> str:
-    import json
-
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ModelUnavailableError(f"{config_file} is not a valid model config: {error}") from error
-    if not isinstance(config, dict):
-        raise ModelUnavailableError(f"{config_file} is not a valid model config.")
-    architectures = " ".join(config.get("architectures") or [])
-    if task == TASK_TRANSLATE:
-        if config.get("model_type") == "marian" or "MarianMTModel" in architectures:
-            return KIND_TRANSLATION
-        raise ModelUnavailableError(
-            f"{config_file.parent} is not a MarianMT translation model (its config says {config.get('model_type')!r})."
-        )
-    if task == TASK_TRANSCRIBE:
-        if (config_file.parent / "model.bin").is_file() and "alignment_heads" in config:
-            return KIND_WHISPER
-        if "ForCTC" in architectures or config.get("model_type") in ("wav2vec2", "hubert", "wavlm"):
-            return KIND_SPEECH_CTC
-        raise ModelUnavailableError(
-            f"{config_file.parent} is not a speech model: pick a faster-whisper folder (model.bin + config.json) "
-            "or a wav2vec2 CTC model folder."
-        )
-    if task == TASK_CLASSIFY:
-        if "SequenceClassification" in architectures:
-            return KIND_SEQUENCE_CLASSIFIER
-        return KIND_SENTENCE_EMBEDDING
-    # A folder whose config names only non-generating architectures (a BERT classifier or encoder) would load
-    # as a causal LM with a random head and write nonsense; give it its own kind so the task refuses it.
-    if architectures and not any(word in architectures for word in ("CausalLM", "LMHead", "ConditionalGeneration")):
-        return KIND_SEQUENCE_CLASSIFIER if "SequenceClassification" in architectures else KIND_SENTENCE_EMBEDDING
-    return KIND_CAUSAL_LM
 
 
 DEFAULT_RAM_SHARE = 0.4  # of the machine's RAM: room for the window, the other lane and the user's other programs

@@ -27,6 +27,7 @@ class ImageResult:
     height: int = 0
     thumbnail_png: bytes | None = None
     index: int = 0  # position in the input, since failures and cache hits arrive before their batch
+    imagenet: list[LabelScore] = field(default_factory=list)  # ImageNet's best, beside a taught classifier's labels
 
     @property
     def ok(self) -> bool:
@@ -42,6 +43,8 @@ class ImageResult:
             "width": self.width,
             "height": self.height,
         }
+        if self.imagenet:
+            data["imagenet"] = {"labels": [p.label for p in self.imagenet], "scores": [round(p.score, 6) for p in self.imagenet]}
         if with_thumbnail:
             data["thumbnail_png"] = self.thumbnail_png
         return data

@@ -18,7 +18,7 @@ from desktop_ai.engine.cache import KeySpec, ResultCache
 from desktop_ai.engine.models.catalogue import KIND_SENTENCE_EMBEDDING, KIND_SEQUENCE_CLASSIFIER, TASK_CLASSIFY
 from desktop_ai.engine.models.compression import Compression
 from desktop_ai.engine.models.devices import pick_device
-from desktop_ai.engine.errors import InvalidInputError, ModelUnavailableError
+from desktop_ai.engine.errors import CancelledError, InvalidInputError, ModelUnavailableError
 from desktop_ai.engine.models.loading import LoadedModel, run_with_cpu_fallback
 from desktop_ai.engine.models.store import ModelLocation, ModelStore, ProgressCallback
 
@@ -188,6 +188,40 @@ class TextClassifier:
             notices=notices,
             stopped=stopped,
         )
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        batch_size: int = 32,
+    ) -> tuple[Any, list[str]]:
+        """Unit-length sentence embeddings (a float32 array, one row per text) and notices: what taught
+        classifiers learn from. Only an embedding model has them."""
+        import numpy as np
+
+        if self.entry.kind != KIND_SENTENCE_EMBEDDING:
+            raise InvalidInputError(f"{self.entry.title} has no sentence embeddings; taught labels need an embedding model.")
+        texts = list(texts)
+
+        def job(loaded: LoadedModel) -> tuple[Any, int]:
+            rows, truncated = [], 0
+            for start in range(0, len(texts), batch_size):
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError("Stopped.")
+                vectors, chunk_truncated = self._embed(loaded, texts[start : start + batch_size])
+                rows.append(vectors.cpu().numpy().astype(np.float32))
+                truncated += chunk_truncated
+                if progress is not None:
+                    done = min(start + batch_size, len(texts))
+                    progress(f"Embedded {done} of {len(texts)} texts", done / len(texts))
+            return (np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)), truncated
+
+        (vectors, truncated), _, notices = run_with_cpu_fallback(
+            self.store, self.entry, self.auto_class, self.device, self.compression, job, progress, cancel)
+        if truncated:
+            notices = [*notices, f"{truncated} text(s) were longer than {MAX_TOKENS} tokens; only their beginning was used."]
+        return vectors, notices
 
     def key_spec(self, labels: Sequence[str] | str | None = None) -> KeySpec:
         """How run(texts, labels) keys each text in the result cache (the cluster driver keys inputs with it)."""

@@ -1,0 +1,451 @@
+"""Classifiers the user teaches by examples: a small logistic head on frozen embeddings (MiniLM sentence
+embeddings for texts, EfficientNet-Lite0 image features for photos), kept by name in one file each.
+
+Why a head on frozen embeddings: it trains in well under a second on a few hundred examples, needs no GPU,
+and a correction retrains it at once (SetFit and Teachable Machine showed a few examples per label go far on
+good embeddings). The embeddings of every example are stored with the head, so retraining never embeds again;
+that is also why a classifier is tied to the embedding model it was taught on (its id is recorded and checked).
+
+One file per classifier (numpy .npz: arrays, plus the JSON description as a string; read without pickle), so
+export and import are a copy, and a file from elsewhere can never run code when it is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from desktop_ai.engine.errors import InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "desktop-ai taught classifier"
+FORMAT_VERSION = 1
+FILE_SUFFIX = ".taught.npz"
+KIND_HEAD = "embedding-head"
+TASK_TEXT = "classify"
+TASK_PHOTO = "recognize"
+REGULARISATION_C = 10.0  # unit-length embeddings: a weaker penalty than sklearn's default 1.0 lets the head fit
+CORRECTION_WEIGHT = 1.0  # a correction starts as one example; its weight doubles until it takes (see `correct`)
+MAX_CORRECTION_WEIGHT = 256.0
+MAX_FOLDS = 5
+MAX_EXAMPLES = 100_000
+
+
+@dataclass
+class Example:
+    text: str  # the text, or a photo's path
+    label: str
+    correction: bool = False
+    weight: float = 1.0  # how many examples it counts as (a correction may count as several)
+
+
+@dataclass
+class TrainingReport:
+    """What cross-validation says about the classifier: accuracy on examples each fold did not see."""
+
+    labels: list[str]
+    examples: int
+    accuracy: float | None  # None when there are too few examples to hold any out
+    folds: int
+    confusion: list[list[int]]  # rows: the example's label, columns: the predicted label, in `labels` order
+    seconds: float
+    notices: list[str] = field(default_factory=list)
+
+    def confusion_lines(self) -> list[str]:
+        """The confusion table as aligned text (rows: true label; columns: predicted)."""
+        if not self.confusion:
+            return []
+        width = max(len(label) for label in self.labels)
+        cell = max(5, *(len(label) for label in self.labels), *(len(str(v)) for row in self.confusion for v in row))
+        header = " " * width + "  " + " ".join(label.rjust(cell) for label in self.labels)
+        rows = [label.ljust(width) + "  " + " ".join(str(v).rjust(cell) for v in row)
+                for label, row in zip(self.labels, self.confusion)]
+        return [header, *rows]
+
+
+@dataclass
+class TeachResult:
+    """What teaching did: the classifier's description, its cross-validation, and what the user should know."""
+
+    classifier: dict[str, Any]
+    report: TrainingReport
+    notices: list[str] = field(default_factory=list)
+    embed_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"classifier": self.classifier, "report": asdict(self.report), "notices": self.notices,
+                "embed_seconds": self.embed_seconds}
+
+
+def slug(name: str) -> str:
+    """A classifier name as a file name: letters, digits, '-', '_' and '.'."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip()).strip("-.")
+    if not cleaned:
+        raise InvalidInputError(f"{name!r} cannot be a classifier name: use letters, digits, '-' or '_'.")
+    return cleaned
+
+
+def clean_examples(examples: list[Example]) -> tuple[list[Example], list[str]]:
+    """Trims texts and labels, drops empties and exact repeats, and warns (naming both labels) when one text
+    is under two labels; the later one wins, as a correction would."""
+    notices: list[str] = []
+    by_text: dict[str, Example] = {}
+    for example in examples:
+        text = example.text.strip()
+        label = " ".join(str(example.label).split())
+        if not text or not label:
+            continue
+        key = " ".join(text.split()).casefold()
+        earlier = by_text.get(key)
+        if earlier is not None and earlier.label != label:
+            shown = text if len(text) <= 60 else text[:59] + "…"
+            notices.append(f"The text {shown!r} is under two labels, {earlier.label!r} and {label!r}; "
+                           f"it is kept under {label!r}.")
+            del by_text[key]
+        elif earlier is not None:
+            continue
+        by_text[key] = Example(text, label, example.correction, example.weight)
+    return list(by_text.values()), notices
+
+
+def check_labels(labels: list[str], examples: list[Example], has_sentence: dict[str, bool]) -> None:
+    """Two labels at least, and each one with an example or a label sentence to learn from."""
+    if len(labels) < 2:
+        raise InvalidInputError(
+            "A classifier needs at least two labels to tell apart"
+            + (f"; it has only {labels[0]!r}." if labels else "; it has none.")
+            + " Add examples of another label.")
+    counts = {label: 0 for label in labels}
+    for example in examples:
+        counts[example.label] = counts.get(example.label, 0) + 1
+    empty = [label for label in labels if counts.get(label, 0) == 0 and not has_sentence.get(label, False)]
+    if empty:
+        raise InvalidInputError(
+            "These labels have no examples and no label sentence to learn from: " + ", ".join(repr(e) for e in empty)
+            + ". Give each at least one example.")
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_head(vectors: np.ndarray, targets: np.ndarray, n_labels: int, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(coef [labels x dim], intercept [labels]) of a logistic regression; scores are softmax(x @ coef.T + b).
+
+    sklearn gives two-label problems one row; it is spread over two rows so that prediction is one formula."""
+    from sklearn.linear_model import LogisticRegression
+
+    present = np.unique(targets)
+    dim = vectors.shape[1]
+    if len(present) == 1:  # a fold that holds only one label: that label, always
+        coef = np.zeros((n_labels, dim), np.float32)
+        intercept = np.full(n_labels, -10.0, np.float32)
+        intercept[present[0]] = 10.0
+        return coef, intercept
+    # balanced: a label taught by its sentence alone, or by few examples, weighs as much as a label with many
+    model = LogisticRegression(C=REGULARISATION_C, max_iter=1000, class_weight="balanced")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(vectors, targets, sample_weight=weights)
+    coef = np.zeros((n_labels, dim), np.float32)
+    intercept = np.full(n_labels, -30.0, np.float32)  # labels absent from this fit never win
+    if len(model.classes_) == 2:
+        low, high = model.classes_
+        coef[low], coef[high] = -model.coef_[0] / 2, model.coef_[0] / 2
+        intercept[low], intercept[high] = -model.intercept_[0] / 2, model.intercept_[0] / 2
+    else:
+        for row, cls in enumerate(model.classes_):
+            coef[cls], intercept[cls] = model.coef_[row], model.intercept_[row]
+    return coef, intercept
+
+
+@dataclass
+class TaughtClassifier:
+    """Labels, examples with their embeddings, label sentences and the fitted head, all in one file."""
+
+    name: str
+    task: str  # TASK_TEXT or TASK_PHOTO
+    embedding_model: str  # the catalogue id of the model whose embeddings these are
+    labels: list[str]
+    examples: list[Example]
+    vectors: np.ndarray  # one row per example, float32
+    sentences: dict[str, str] = field(default_factory=dict)  # label -> its label sentence ("" for none)
+    sentence_vectors: np.ndarray | None = None  # embeddings of phrases made from the label sentences, one a row
+    sentence_labels: list[str] = field(default_factory=list)  # the label of each row of `sentence_vectors`
+    coef: np.ndarray | None = None
+    intercept: np.ndarray | None = None
+    report: TrainingReport | None = None
+    kind: str = KIND_HEAD
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    source: Path | None = None  # the file it was read from
+
+    # --- training ----------------------------------------------------------------------------------
+    def _has_sentence(self) -> dict[str, bool]:
+        return {label: self.sentence_vectors is not None and label in self.sentence_labels for label in self.labels}
+
+    def _design(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(vectors, label indices, weights) of the examples in `rows` (all by default) plus every label sentence."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        rows = np.arange(len(self.examples)) if rows is None else rows
+        vectors = [self.vectors[rows]] if len(rows) else []
+        targets = [np.array([index[self.examples[i].label] for i in rows], np.int64)]
+        weights = [np.array([self.examples[i].weight for i in rows], np.float32)]
+        sentence_rows = [i for i, label in enumerate(self.sentence_labels) if label in index]
+        if sentence_rows and self.sentence_vectors is not None:
+            vectors.append(self.sentence_vectors[sentence_rows])
+            targets.append(np.array([index[self.sentence_labels[i]] for i in sentence_rows], np.int64))
+            weights.append(np.ones(len(sentence_rows), np.float32))
+        return (np.concatenate(vectors).astype(np.float32), np.concatenate(targets), np.concatenate(weights))
+
+    def fit(self, cross_validate: bool = True) -> TrainingReport:
+        """Fit the head on every example; first, cross-validate it on folds of the examples (label sentences are
+        always in the training side: they are part of what the user gave, not data to test on)."""
+        if len(self.examples) > MAX_EXAMPLES:
+            raise InvalidInputError(f"{len(self.examples):,} examples is more than {MAX_EXAMPLES:,}; use fewer.")
+        check_labels(self.labels, self.examples, self._has_sentence())
+        started = time.perf_counter()
+        notices: list[str] = []
+        n = len(self.labels)
+        accuracy, folds, confusion = None, 0, []
+        if cross_validate:
+            accuracy, folds, confusion, cv_notices = self._cross_validate()
+            notices += cv_notices
+        vectors, targets, weights = self._design()
+        self.coef, self.intercept = fit_head(vectors, targets, n, weights)
+        counts = {label: sum(1 for e in self.examples if e.label == label) for label in self.labels}
+        few = [label for label, count in counts.items() if count == 0]
+        if few:
+            notices.append("Learned from the label sentence alone (no examples yet): " + ", ".join(few) + ".")
+        self.updated = time.time()
+        self.report = TrainingReport(list(self.labels), len(self.examples), accuracy, folds, confusion,
+                                     time.perf_counter() - started, notices)
+        return self.report
+
+    def _cross_validate(self) -> tuple[float | None, int, list[list[int]], list[str]]:
+        from sklearn.model_selection import StratifiedKFold
+
+        index = {label: i for i, label in enumerate(self.labels)}
+        targets = np.array([index[e.label] for e in self.examples], np.int64)
+        counts = np.bincount(targets, minlength=len(self.labels)) if len(targets) else np.zeros(len(self.labels), int)
+        folds = int(min(MAX_FOLDS, counts.max() if len(targets) else 0))
+        if folds < 2 or (counts >= 2).sum() < 1:
+            return None, 0, [], ["Too few examples to measure accuracy: give at least two of a label."]
+        predicted = np.zeros(len(targets), np.int64)
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a label with fewer examples than folds is warned about by sklearn
+            splits = list(splitter.split(np.zeros(len(targets)), targets))
+        for train, test in splits:
+            vectors, y, weights = self._design(train)
+            coef, intercept = fit_head(vectors, y, len(self.labels), weights)
+            predicted[test] = (self.vectors[test] @ coef.T + intercept).argmax(1)
+        confusion = np.zeros((len(self.labels), len(self.labels)), np.int64)
+        np.add.at(confusion, (targets, predicted), 1)
+        return float((predicted == targets).mean()), folds, confusion.tolist(), []
+
+    # --- predicting ---------------------------------------------------------------------------------
+    def scores(self, vectors: np.ndarray) -> np.ndarray:
+        """Probabilities, one row per vector, columns in `labels` order."""
+        if self.coef is None or self.intercept is None:
+            raise InvalidInputError(f"The classifier {self.name!r} has not been trained yet.")
+        return _softmax(np.asarray(vectors, np.float32) @ self.coef.T + self.intercept)
+
+    # --- changing ------------------------------------------------------------------------------------
+    def add_examples(self, examples: list[Example], vectors: np.ndarray) -> list[str]:
+        """New examples (and their embeddings); a text already present under another label moves (with a notice)."""
+        notices: list[str] = []
+        keys = {" ".join(e.text.split()).casefold(): i for i, e in enumerate(self.examples)}
+        keep = np.ones(len(self.examples), bool)
+        for example in examples:
+            old = keys.get(" ".join(example.text.split()).casefold())
+            if old is not None and keep[old]:
+                if self.examples[old].label != example.label:
+                    notices.append(f"{_short(example.text)!r} was under {self.examples[old].label!r}; "
+                                   f"it is now under {example.label!r}.")
+                keep[old] = False
+            if example.label not in self.labels:
+                self.labels.append(example.label)
+        self.examples = [e for e, k in zip(self.examples, keep) if k] + list(examples)
+        self.vectors = np.vstack([self.vectors[keep], np.asarray(vectors, np.float32)]) if len(self.vectors) else np.asarray(vectors, np.float32)
+        return notices
+
+    def correct(self, text: str, label: str, vector: np.ndarray) -> list[str]:
+        """A wrong result corrected: the input becomes an example of `label` and the head is refitted at once.
+
+        It starts as one example; while the refitted head still gives the input another label, its weight doubles
+        (a correction that does not change the answer would be no correction; the smallest weight that takes
+        moves the other answers least)."""
+        if not label.strip():
+            raise InvalidInputError("Choose the label the text should have.")
+        notices = self.add_examples([Example(text, label.strip(), True, CORRECTION_WEIGHT)], vector[None, :])
+        vectors = np.asarray(vector, np.float32)[None, :]
+        weight = CORRECTION_WEIGHT
+        target = self.labels.index(label.strip())
+        self.fit(cross_validate=False)
+        while self.labels[int(self.scores(vectors).argmax())] != self.labels[target] and weight < MAX_CORRECTION_WEIGHT:
+            weight *= 2
+            self.examples[-1].weight = weight
+            self.fit(cross_validate=False)
+        head = (self.coef, self.intercept)
+        self.fit()  # the accuracy and confusion table again, with the correction among the examples
+        self.coef, self.intercept = head  # the same head: fit() retrains on the same examples and weights
+        return notices
+
+    # --- files ---------------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        counts = {label: sum(1 for e in self.examples if e.label == label) for label in self.labels}
+        return {
+            "name": self.name, "task": self.task, "kind": self.kind, "embedding_model": self.embedding_model,
+            "labels": self.labels, "examples": counts, "accuracy": self.report.accuracy if self.report else None,
+            "size_bytes": self.source.stat().st_size if self.source and self.source.exists() else None,
+            "path": str(self.source) if self.source else None,
+        }
+
+    def save(self, path: Path) -> Path:
+        """Written to a temporary file and renamed, so a crash never leaves half a classifier."""
+        meta = {
+            "format": FORMAT, "version": FORMAT_VERSION, "name": self.name, "task": self.task, "kind": self.kind,
+            "embedding_model": self.embedding_model, "labels": self.labels, "sentences": self.sentences,
+            "sentence_labels": self.sentence_labels,
+            "examples": [[e.text, e.label, e.correction, e.weight] for e in self.examples],
+            "report": asdict(self.report) if self.report else None, "created": self.created, "updated": self.updated,
+        }
+        arrays = {"meta": np.array(json.dumps(meta)), "vectors": np.asarray(self.vectors, np.float32)}
+        for key in ("sentence_vectors", "coef", "intercept"):
+            value = getattr(self, key)
+            if value is not None:
+                arrays[key] = np.asarray(value, np.float32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        with tmp.open("wb") as handle:
+            np.savez(handle, **arrays)
+        tmp.replace(path)
+        self.source = path
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "TaughtClassifier":
+        """Any file that is not a whole, readable classifier is one clear InvalidInputError."""
+        if not path.is_file():
+            raise InvalidInputError(f"{path} does not exist or is not a file.")
+        if path.stat().st_size == 0:
+            raise InvalidInputError(f"{path.name} is empty: it is not a taught classifier.")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                arrays = {key: data[key] for key in data.files if key != "meta"}
+        except Exception as error:  # zip, npy and JSON errors all mean the same to the user
+            raise InvalidInputError(f"{path.name} is not a taught classifier file ({type(error).__name__}).") from error
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise InvalidInputError(f"{path.name} is not a taught classifier file.")
+        if int(meta.get("version", 0)) > FORMAT_VERSION:
+            raise InvalidInputError(f"{path.name} was written by a newer desktop-ai; update the app to open it.")
+        try:
+            examples = [Example(str(text), str(label), bool(correction), float(weight))
+                        for text, label, correction, weight in meta["examples"]]
+            report = meta.get("report")
+            classifier = cls(
+                name=str(meta["name"]), task=str(meta["task"]), embedding_model=str(meta["embedding_model"]),
+                labels=[str(label) for label in meta["labels"]], examples=examples, vectors=arrays["vectors"],
+                sentences={str(k): str(v) for k, v in meta.get("sentences", {}).items()},
+                sentence_vectors=arrays.get("sentence_vectors"),
+                sentence_labels=[str(label) for label in meta.get("sentence_labels", [])], coef=arrays.get("coef"), intercept=arrays.get("intercept"),
+                report=TrainingReport(**report) if report else None, kind=str(meta.get("kind", KIND_HEAD)),
+                created=float(meta.get("created", 0)), updated=float(meta.get("updated", 0)), source=path,
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidInputError(f"{path.name} is a damaged taught classifier file (missing {error}).") from error
+        sentence_rows = 0 if classifier.sentence_vectors is None else len(classifier.sentence_vectors)
+        if sentence_rows != len(classifier.sentence_labels) or len(classifier.examples) != len(classifier.vectors) or (classifier.coef is not None and classifier.coef.shape[0] != len(classifier.labels)):
+            raise InvalidInputError(f"{path.name} is a damaged taught classifier file (its parts do not fit together).")
+        return classifier
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+class TaughtLibrary:
+    """The user's taught classifiers: one file each in the data folder's `taught/`."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        if folder is None:
+            from desktop_ai import paths
+
+            folder = paths.data_dir() / "taught"
+        self.folder = folder
+
+    def path_for(self, name: str) -> Path:
+        return self.folder / f"{slug(name)}{FILE_SUFFIX}"
+
+    def exists(self, name: str) -> bool:
+        return self.path_for(name).is_file()
+
+    def load(self, name: str, task: str | None = None) -> TaughtClassifier:
+        path = self.path_for(name)
+        if not path.is_file():
+            known = ", ".join(c.name for c in self.list(task)) or "none yet"
+            raise InvalidInputError(f"There is no taught classifier named {name!r} (yours: {known}). "
+                                    f"Teach one with: desktop-ai teach {name} --examples FILE")
+        classifier = TaughtClassifier.load(path)
+        if task is not None and classifier.task != task:
+            raise InvalidInputError(f"{name!r} was taught to {_task_words(classifier.task)}, not to {_task_words(task)}.")
+        return classifier
+
+    def save(self, classifier: TaughtClassifier) -> Path:
+        return classifier.save(self.path_for(classifier.name))
+
+    def list(self, task: str | None = None) -> list[TaughtClassifier]:
+        found = []
+        for path in sorted(self.folder.glob(f"*{FILE_SUFFIX}")) if self.folder.is_dir() else []:
+            try:
+                classifier = TaughtClassifier.load(path)
+            except InvalidInputError as error:
+                logger.warning("Skipping %s: %s", path, error)
+                continue
+            if task is None or classifier.task == task:
+                found.append(classifier)
+        return found
+
+    def delete(self, name: str) -> Path:
+        path = self.path_for(name)
+        if not path.is_file():
+            raise InvalidInputError(f"There is no taught classifier named {name!r}.")
+        path.unlink()
+        return path
+
+    def export(self, name: str, target: Path) -> Path:
+        source = self.path_for(name)
+        self.load(name)  # refuse to export something unreadable
+        if target.is_dir():
+            target = target / source.name
+        shutil.copyfile(source, target)
+        return target
+
+    def import_file(self, path: Path, name: str | None = None, replace: bool = False) -> TaughtClassifier:
+        """Checked before it is copied in; an existing classifier of the same name is kept unless `replace`."""
+        classifier = TaughtClassifier.load(path)
+        if name:
+            classifier.name = name
+        if self.exists(classifier.name) and not replace:
+            raise InvalidInputError(f"A taught classifier named {classifier.name!r} exists already; "
+                                    "delete it first or import under another name.")
+        self.save(classifier)
+        return classifier
+
+
+def _task_words(task: str) -> str:
+    return "classify texts" if task == TASK_TEXT else "recognise photos"

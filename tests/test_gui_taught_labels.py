@@ -1,0 +1,74 @@
+"""Text → My labels in the real window (pytest-qt, offscreen): examples typed and loaded from a file, Train
+in the engine lane with the accuracy and confusion table shown, classify, and a correction by double-click."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from taught_examples import split
+from test_gui import JOB_MS, window  # noqa: F401 - the window fixture
+
+
+def _wait_job(qtbot, window, click) -> object:
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
+        click()
+    return blocker.args[1]
+
+
+def test_teach_train_classify_and_correct_with_a_click(qtbot, window, tmp_path: Path) -> None:
+    page = window.text_tab.my_labels_page
+    window.text_tab.setCurrentWidget(page)
+    train, test = split(5)
+    # sport and cooking typed into the window, weather loaded from a CSV file
+    for label in ("sport", "cooking"):
+        page.add_label(label)
+        for text in (t for t, l in train if l == label):
+            qtbot.keyClicks(page.example_box, text)
+            qtbot.keyClick(page.example_box, Qt.Key.Key_Return)
+    weather = tmp_path / "weather.csv"
+    with weather.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("text", "label"), *[(t, l) for t, l in train if l == "weather"]])
+    page.load_file(weather)
+    assert {label: len(texts) for label, texts in page.examples.items()} == {"sport": 5, "cooking": 5, "weather": 5}
+    page.name.setCurrentText("topics")
+
+    result = _wait_job(qtbot, window, page.train_button.click)
+    assert result.classifier["name"] == "topics"
+    assert "Cross-validated accuracy:" in page.accuracy.text()
+    assert page.confusion.rowCount() == 3 and page.confusion.columnCount() == 3
+    total = sum(int(page.confusion.item(r, c).text()) for r in range(3) for c in range(3))
+    assert total == 15
+
+    texts = [t for t, _ in test[:3]]
+    page.input.setPlainText("\n".join(texts))
+    _wait_job(qtbot, window, page.classify_button.click)
+    assert [label for _, label in page.result_labels()] == ["sport"] * 3
+
+    # "this one is weather": double-click the weather row under the first text; the lane learns it and the texts
+    # are classified again
+    top = page.results.topLevelItem(0)
+    weather_row = next(top.child(i) for i in range(top.childCount()) if top.child(i).text(0) == "weather")
+    page.results.scrollToItem(weather_row)
+    rect = page.results.visualItemRect(weather_row)
+    qtbot.mouseClick(page.results.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # a view double-clicks
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS):  # on the item it was pressed on
+        qtbot.mouseDClick(page.results.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert page.running, "the corrected classifier classifies the texts again"
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS):
+        pass
+    assert page.result_labels()[0] == (texts[0], "weather")
+    assert [text for text, _ in page.result_labels()] == texts
+
+
+def test_one_label_is_a_message_in_the_window(qtbot, window) -> None:
+    page = window.text_tab.my_labels_page
+    page.name.setCurrentText("solo")
+    page.add_label("sport")
+    page.example_box.setPlainText("A goal!\nA try.")
+    with qtbot.waitSignal(window.engine.failed, timeout=JOB_MS):
+        page.train_button.click()
+    assert "at least two labels" in page.notice.text()
+    assert page.train_button.isEnabled()
