@@ -25,15 +25,43 @@ def port_number(value: str) -> int:
     return number
 
 
+def queue_size(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return number
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A port in use is one clear line, before the models are looked at, not uvicorn's log and exit."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as error:
+        raise CliError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve until Ctrl+C. With --log-json every request is one JSON line on stdout (the window reads them)."""
     quiet_libraries(args.verbose)
-    from desktop_ai.server.limits import ServerSettings, UnsafeAddressError
+    from desktop_ai.server.limits import ServerSettings, UnsafeAddressError, check_listen_address
 
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     settings = ServerSettings(host=args.host, port=args.port, api_key=api_key, parallel=args.parallel,
                               queue=args.queue, cors_origins=list(args.cors or []), log_prompts=args.log_prompts,
                               use_cache=not args.no_cache, device=args.device)
+    try:
+        check_listen_address(settings.host, api_key)
+    except UnsafeAddressError as error:
+        raise CliError(str(error)) from None
+    _check_port_free(settings.host, settings.port)
     on_request: Any = None
     if args.log_json:
         def on_request(record: Any) -> None:
@@ -44,13 +72,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server = ApiServer(settings, on_request)
     except UnsafeAddressError as error:
         raise CliError(str(error)) from None
-    models = ", ".join(sorted(server.engine.models)) or "none installed"
-    key_note = "the API key is required" if api_key else "no API key (loopback only)"
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    err(f"Serving on http://{host}:{settings.port}/v1 ({key_note}); models: {models}. Ctrl+C stops it.")
-    if args.log_json:
-        print_json({"event": "started", "url": f"http://{host}:{settings.port}/v1", "models": sorted(server.engine.models)})
-    server.run()
+    def listening() -> None:
+        models = ", ".join(sorted(server.engine.models)) or "none installed"
+        key_note = "the API key is required" if api_key else "no API key (loopback only)"
+        err(f"Serving on {server.url}/v1 ({key_note}); models: {models}. Ctrl+C stops it.")
+        if args.log_json:
+            print_json({"event": "started", "url": f"{server.url}/v1", "models": sorted(server.engine.models)})
+
+    server.run(listening)
     return EXIT_OK
 
 
@@ -66,7 +95,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
                        help=f"key clients must send as 'Authorization: Bearer KEY' (or set {API_KEY_ENV})")
     serve.add_argument("--parallel", type=positive_int, default=4, metavar="N",
                        help="requests that run at once (default: 4)")
-    serve.add_argument("--queue", type=int, default=16, metavar="N",
+    serve.add_argument("--queue", type=queue_size, default=16, metavar="N",
                        help="requests that may wait beyond those; more get 503 with Retry-After (default: 16)")
     serve.add_argument("--cors", nargs="+", metavar="ORIGIN", default=None,
                        help="let web pages from these origins call the API (default: none)")

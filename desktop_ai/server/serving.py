@@ -30,7 +30,7 @@ class ApiServer:
         self.app = create_app(settings, self.engine, on_request)
         config = uvicorn.Config(self.app, host=settings.host, port=settings.port, log_level="warning",
                                 access_log=False, timeout_graceful_shutdown=5, lifespan="off")
-        self.server = uvicorn.Server(config)
+        self.server = _Server(config)
         self._thread: threading.Thread | None = None
 
     @property
@@ -46,8 +46,10 @@ class ApiServer:
                 return int(sock.getsockname()[1])
         return self.settings.port
 
-    def run(self) -> None:
-        """Serve until Ctrl+C (uvicorn handles the signal and finishes the requests under way)."""
+    def run(self, on_listening: Callable[[], None] | None = None) -> None:
+        """Serve until Ctrl+C (uvicorn handles the signal and finishes the requests under way); `on_listening` is
+        called once the socket accepts connections."""
+        self.server.on_listening = on_listening
         try:
             self.server.run()
         finally:
@@ -70,6 +72,23 @@ class ApiServer:
         if self._thread is not None:
             self._thread.join(10)
         self.engine.close()
+
+
+class _Server:
+    """uvicorn's Server, telling when it listens (its `started` flag is set at the same point)."""
+
+    def __new__(cls, config: Any) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            on_listening: Callable[[], None] | None = None
+
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets)
+                if self.started and self.on_listening is not None:
+                    self.on_listening()
+
+        return Server(config)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
