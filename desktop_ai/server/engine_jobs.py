@@ -27,7 +27,7 @@ from desktop_ai.engine.models.catalogue import (
     TASK_TRANSCRIBE,
     TASK_TRANSLATE,
 )
-from desktop_ai.engine.runtimes.causal_lm import CausalLM, SamplingOptions, StreamResult
+from desktop_ai.engine.runtimes.causal_lm import RUNTIME_LLAMA_CPP, CausalLM, SamplingOptions, StreamResult
 from desktop_ai.engine.workspace import Workspace
 from desktop_ai.server.limits import APIError, ServerSettings
 
@@ -125,11 +125,28 @@ class ServerEngine:
         self.counters = EngineCounters()
         self._executor = ThreadPoolExecutor(max_workers=max(settings.parallel, 1) + 2, thread_name_prefix="serve")
         self._generators: dict[str, Any] = {}
+        self._decoders: dict[int, Any] = {}  # id(LlamaCppLM) -> its BatchedLlamaDecoder
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        for decoder in self._decoders.values():
+            decoder.close()
         self.workspace.close()
+
+    def decoder_for(self, lm: CausalLM) -> Any:
+        """llama.cpp models decode concurrent requests together, one sequence each (runtimes/llama_cpp_batch.py);
+        with --parallel 1 or another runtime, requests take turns on the model as the CLI's do."""
+        if lm.runtime != RUNTIME_LLAMA_CPP or self.settings.parallel < 2:
+            return None
+        with self._lock:
+            decoder = self._decoders.get(id(lm))
+            if decoder is None or decoder.lm is not lm:
+                from desktop_ai.engine.runtimes.llama_cpp_batch import BatchedLlamaDecoder
+
+                decoder = BatchedLlamaDecoder(lm, slots=self.settings.parallel)
+                self._decoders[id(lm)] = decoder
+            return decoder
 
     # --- models ------------------------------------------------------------------------------------------------
     def resolve(self, model_id: str | None, task: str, param: str = "model") -> ServedModel:
@@ -224,8 +241,12 @@ class ServerEngine:
 
         with counters.lock:
             counters.generations_running += 1
+        decoder = self.decoder_for(prepared.lm)
         try:
-            streamed: StreamResult = prepared.lm.stream(prepared.prompt_tokens, prepared.options, counted, cancel)
+            if decoder is not None:
+                streamed: StreamResult = decoder.stream(prepared.prompt_tokens, prepared.options, counted, cancel)
+            else:
+                streamed = prepared.lm.stream(prepared.prompt_tokens, prepared.options, counted, cancel)
         finally:
             with counters.lock:
                 counters.generations_running -= 1
