@@ -15,6 +15,7 @@ from desktop_ai.bench.classify import bench_classify
 from desktop_ai.bench.generate import bench_generate
 from desktop_ai.bench.recognize import bench_recognize
 from desktop_ai.bench.report import BenchReport
+from desktop_ai.bench.serve import bench_serve
 from desktop_ai.bench.transcribe import BENCH_SPEECH, bench_transcribe
 from desktop_ai.bench.translate import bench_translate
 from desktop_ai.engine.models.catalogue import TASK_CLASSIFY, TASK_GENERATE, TASK_RECOGNIZE, TASK_TRANSCRIBE, TASK_TRANSLATE
@@ -23,7 +24,8 @@ from desktop_ai.engine.models.devices import pick_device
 from desktop_ai.engine.models.store import ModelStore
 
 TASK_CHAT = "chat"  # not a model task of the catalogue: it runs the generate task's models
-BENCH_TASKS = (TASK_GENERATE, TASK_CHAT, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE)
+TASK_SERVE = "serve"  # the local API server (desktop_ai/server), on the generate task's GGUF models
+BENCH_TASKS = (TASK_GENERATE, TASK_CHAT, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE, TASK_SERVE)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ def run_benchmark(
         return bench_generate(store, model or store.default_model(TASK_GENERATE), device, methods, max_new_tokens, repeats, say)
     if task == TASK_CHAT:
         return bench_chat(store, model or store.default_model(TASK_GENERATE), device, max_new_tokens, repeats, say)
+    if task == TASK_SERVE:
+        return bench_serve(store, model or store.default_model(TASK_GENERATE), device, max_new_tokens, repeats, say)
     if task == TASK_CLASSIFY:
         return bench_classify(store, model or store.default_model(TASK_CLASSIFY), device, methods, texts, repeats, say)
     if cluster is not None:
