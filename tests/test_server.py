@@ -223,6 +223,19 @@ def test_errors_come_in_openai_shape_with_their_status(server) -> None:
     assert assert_error(status, data, 413)["code"] == "request_too_large"
 
 
+def test_cors_is_off_unless_origins_are_given(server) -> None:
+    status, headers, _ = raw(server, "GET", "/v1/models", headers={"Origin": "http://page.example"})
+    assert status == 200
+    assert not any(name.lower().startswith("access-control-") for name in headers)
+
+
+def test_unsupported_parameters_are_refused(server) -> None:
+    for extra, param in (({"n": 2}, "n"), ({"logprobs": True}, "logprobs")):
+        status, _, data = raw(server, "POST", "/v1/chat/completions", json.dumps(
+            {"model": MODEL, "messages": QUESTION, **extra}).encode())
+        assert_error(status, data, 400, param)
+
+
 def test_the_key_is_required_on_every_request(server) -> None:
     for key in (None, "wrong-key", KEY + "x"):
         status, headers, data = raw(server, "GET", "/v1/models", key=key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -43,7 +44,8 @@ def test_serve_process_answers_with_the_key_and_logs_the_request(tmp_path: Path)
     port = free_port()
     env = dict(os.environ, DESKTOP_AI_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "desktop_ai.cli.main", "serve", "--port", str(port), "--api-key", "k3y", "--log-json"],
+        [sys.executable, "-m", "desktop_ai.cli.main", "serve", "--port", str(port), "--api-key", "k3y", "--log-json",
+         "--cors", "http://app.example"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         started = json.loads(process.stdout.readline())
@@ -56,6 +58,16 @@ def test_serve_process_answers_with_the_key_and_logs_the_request(tmp_path: Path)
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=started["url"], api_key="nope", max_retries=0).models.list()
         assert json.loads(process.stdout.readline())["status"] == 401
+        # CORS: a browser page from the given origin may call it, one from any other may not
+        for origin, allowed in (("http://app.example", True), ("http://evil.example", False)):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("OPTIONS", "/v1/models", headers={
+                "Origin": origin, "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization"})
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            assert (response.getheader("access-control-allow-origin") == origin) is allowed
     finally:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
