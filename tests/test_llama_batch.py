@@ -12,7 +12,7 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (it b
 
 from desktop_ai.engine.runtimes.causal_lm import SamplingOptions  # noqa: E402
 
-QUESTIONS = ("What is the capital of France?", "What is 2 plus 2?", "Name a colour of the sky.", "What do bees make?")
+QUESTIONS = ("Which city is the capital of France?", "What is 2 plus 2?", "Name a colour of the sky.", "What do bees make?")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def batched(tmp_path_factory: pytest.TempPathFactory):
     decoder.close()
 
 
-def greedy(tokens: int = 24, **kwargs) -> SamplingOptions:
+def greedy(tokens: int = 12, **kwargs) -> SamplingOptions:
     return SamplingOptions(max_new_tokens=tokens, temperature=0.0, repetition_penalty=1.0, **kwargs)
 
 
@@ -51,11 +51,11 @@ def test_four_at_once_match_one_at_a_time_and_share_batches(batched) -> None:
 def test_stop_min_tokens_and_cancel(batched) -> None:
     lm, decoder = batched
     prompt = lm.chat_tokens([{"role": "user", "content": QUESTIONS[0]}])
-    whole = decoder.stream(prompt, greedy(40)).text
-    cut = decoder.stream(prompt, greedy(40, stop=["Paris"]))
+    whole = decoder.stream(prompt, greedy(16)).text
+    cut = decoder.stream(prompt, greedy(16, stop=["Paris"]))
     assert cut.text == whole[: whole.index("Paris")]
-    long = decoder.stream(prompt, greedy(120, min_new_tokens=120))
-    assert long.new_tokens == 120 and len(long.text) > len(whole)
+    long = decoder.stream(prompt, greedy(24, min_new_tokens=24))
+    assert long.new_tokens == 24 and len(long.text) > len(whole)
     cancel = threading.Event()
     pieces: list[str] = []
 

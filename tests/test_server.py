@@ -23,7 +23,7 @@ from desktop_ai.server.limits import Admission, ServerSettings  # noqa: E402
 
 KEY = "test-key-0123456789"
 MODEL = "smollm2-135m-instruct-q4"
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION = [{"role": "user", "content": "Which city is the capital of France?"}]  # "The capital of France is Paris."
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +76,13 @@ def test_models_list_has_the_embedded_models(client) -> None:
 
 
 def test_chat_answers_with_usage_and_finish_reason(client, server) -> None:
-    answer = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=40)
+    answer = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=20)
     choice = answer.choices[0]
     assert "Paris" in choice.message.content
     assert choice.finish_reason == "stop"
     # the chat template wraps the question in SmolLM2's system and turn markers: more tokens than the words
     assert answer.usage.prompt_tokens > 10
-    assert 0 < answer.usage.completion_tokens < 40
+    assert 0 < answer.usage.completion_tokens < 20
     assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
     cut = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_completion_tokens=3)
     assert cut.choices[0].finish_reason == "length"
@@ -91,9 +91,9 @@ def test_chat_answers_with_usage_and_finish_reason(client, server) -> None:
 
 
 def test_chat_streams_the_same_answer_with_usage_last(client, server) -> None:
-    whole = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=40)
+    whole = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=20)
     server.engine.workspace.cache.clear()  # stream it for real, not from the cache
-    chunks = list(client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=40,
+    chunks = list(client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=20,
                                                  stream=True, stream_options={"include_usage": True}))
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert len(pieces) > 3  # token by token, not one block
@@ -114,22 +114,22 @@ def test_stream_ends_with_done_on_the_wire(server) -> None:
 
 
 def test_stop_ends_the_answer_before_the_stop_text(client) -> None:
-    whole = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=40)
+    whole = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=20)
     text = whole.choices[0].message.content
     assert "Paris" in text
-    stopped = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=40,
+    stopped = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=20,
                                              stop=["Paris"])
     assert stopped.choices[0].message.content == text[: text.index("Paris")]
     assert stopped.choices[0].finish_reason == "stop"
 
 
 def test_a_fixed_seed_repeats_and_another_seed_differs(client, server) -> None:
-    prompt = [{"role": "user", "content": "Write a short poem about the sea."}]
+    prompt = [{"role": "user", "content": "Write a short poem about the sea."}]  # many good next words
 
     def sample(seed: int) -> str:
         server.engine.workspace.cache.clear()  # sampled for real each time, not read back from the cache
         answer = client.chat.completions.create(model=MODEL, messages=prompt, temperature=1.0, top_p=0.95,
-                                                seed=seed, max_tokens=30)
+                                                seed=seed, max_tokens=12)
         return answer.choices[0].message.content
 
     first = sample(1234)
@@ -298,12 +298,12 @@ def test_a_client_that_disconnects_stops_the_generation(server) -> None:
 
 
 def test_four_clients_at_once_each_get_their_whole_answer(client, server) -> None:
-    questions = ["What is the capital of France?", "What is 2 plus 2?", "Name a colour of the sky.",
+    questions = ["Which city is the capital of France?", "What is 2 plus 2?", "Name a colour of the sky.",
                  "What do bees make?"]
 
     def ask(question: str) -> str:
         answer = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": question}],
-                                                temperature=0, max_tokens=30)
+                                                temperature=0, max_tokens=12)
         return answer.choices[0].message.content
 
     alone = [ask(q) for q in questions]
