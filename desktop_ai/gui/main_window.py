@@ -137,7 +137,8 @@ class MainWindow(QMainWindow):
         from desktop_ai.gui.server_dialog import ServerDialog
 
         if getattr(self, "server_dialog", None) is None:
-            self.server_dialog = ServerDialog(self.settings, lambda: self.device, self)
+            self.server_dialog = ServerDialog(self.settings, lambda: self.device, self, lambda: (
+                {MEMORY_BUDGET_ENV: str(self.memory_budget_mb)} if self.memory_budget_mb else {}))
             self.server_label = QLabel()
             self.server_label.setAccessibleName("API server")
             self.statusBar().addPermanentWidget(self.server_label)

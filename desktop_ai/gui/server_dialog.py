@@ -65,7 +65,7 @@ class ServerProcess(QObject):
     def running(self) -> bool:
         return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
 
-    def start(self, port: int, api_key: str, device: str = "auto") -> None:
+    def start(self, port: int, api_key: str, device: str = "auto", extra: dict[str, str] | None = None) -> None:
         if self.running:
             return
         process = QProcess(self)
@@ -75,6 +75,8 @@ class ServerProcess(QObject):
 
             environment = QProcessEnvironment.systemEnvironment()
         environment.insert("DESKTOP_AI_API_KEY", api_key)  # not on the command line, where `ps` would show it
+        for name, value in (extra or {}).items():  # the window's memory budget, as its lanes get it
+            environment.insert(name, value)
         process.setProcessEnvironment(environment)
         process.readyReadStandardOutput.connect(self._read)
         process.finished.connect(self._finished)
@@ -138,8 +140,10 @@ class ServerDialog(QDialog):
     running_changed = Signal(bool)
     served_changed = Signal(int)
 
-    def __init__(self, settings: Any, device: Any = lambda: "auto", parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Any, device: Any = lambda: "auto", parent: QWidget | None = None,
+                 environment: Any = dict) -> None:
         super().__init__(parent)
+        self.environment = environment
         self.setWindowTitle("Local API server")
         self.settings = settings
         self.device = device
@@ -234,7 +238,7 @@ class ServerDialog(QDialog):
         self.settings.setValue("server/port", self.port.value())
         self.start_button.setEnabled(False)
         self.state.setText("Starting…")
-        self.server.start(self.port.value(), self.key.text(), self.device())
+        self.server.start(self.port.value(), self.key.text(), self.device(), self.environment())
 
     def stop(self) -> None:
         self.server.stop()
