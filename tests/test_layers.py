@@ -18,6 +18,7 @@ FORBIDDEN = {
     "gui": ("desktop_ai.cli", "desktop_ai.bench"),
     "bench": ("PySide6", "desktop_ai.gui", "desktop_ai.cli", "desktop_ai.app"),
     "anywhere": ("PySide6", "desktop_ai.gui", "desktop_ai.cli", "desktop_ai.bench", "desktop_ai.app"),
+    "server": ("PySide6", "desktop_ai.gui", "desktop_ai.cli", "desktop_ai.bench", "desktop_ai.app"),
 }
 MAX_LINES = 620
 ENGINE_GROUPS = {"audio", "cluster", "conversations", "models", "runtimes", "tasks"}

@@ -16,6 +16,7 @@ from desktop_ai.bench.dictate_anywhere import TASK_DICTATE_ANYWHERE, bench_dicta
 from desktop_ai.bench.generate import bench_generate
 from desktop_ai.bench.recognize import bench_recognize
 from desktop_ai.bench.report import BenchReport
+from desktop_ai.bench.serve import bench_serve
 from desktop_ai.bench.transcribe import BENCH_SPEECH, bench_transcribe
 from desktop_ai.bench.translate import bench_translate
 from desktop_ai.bench.voice import TASK_VOICE, bench_voice
@@ -29,6 +30,8 @@ TASK_TEACH = "teach"  # taught labels: few-shot curves, training time, predictio
 BENCH_TASKS = (TASK_GENERATE, TASK_CHAT, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE, TASK_TEACH)
 BENCH_TASKS += (TASK_DICTATE_ANYWHERE,)
 BENCH_TASKS += (TASK_VOICE,)
+TASK_SERVE = "serve"  # the local API server (desktop_ai/server), on the generate task's GGUF models
+BENCH_TASKS += (TASK_SERVE,)
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,8 @@ def run_benchmark(
         from desktop_ai.bench.teach import bench_teach
 
         return bench_teach(store, device, repeats, say)
+    if task == TASK_SERVE:
+        return bench_serve(store, model or store.default_model(TASK_GENERATE), device, max_new_tokens, repeats, say)
     if task == TASK_CLASSIFY:
         return bench_classify(store, model or store.default_model(TASK_CLASSIFY), device, methods, texts, repeats, say)
     if cluster is not None:

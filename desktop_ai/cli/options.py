@@ -15,6 +15,7 @@ TASK_CHOICES += ("speak",)
 BENCH_TASK_CHOICES = ("generate", "chat", "classify", "recognize", "translate", "transcribe", "teach")
 BENCH_TASK_CHOICES += ("dictate-anywhere",)
 BENCH_TASK_CHOICES += ("voice",)
+BENCH_TASK_CHOICES += ("serve",)
 # tests/test_cli.py checks this matches desktop_ai.engine.tasks.transcription.ENGINES.
 SPEECH_ENGINE_CHOICES = ("whisper", "wav2vec2", "sphinx")
 

@@ -131,6 +131,9 @@ class MainWindow(QMainWindow):
         settings_menu.addAction(clear_cache)
         settings_menu.addAction(QAction("&Read aloud (voice, speed, output)…", self,
                                         triggered=lambda: ReadAloudSettingsDialog(self.read_aloud, self).open()))
+        server_menu = self.menuBar().addMenu("Se&rver")
+        self.server_action = QAction("&Local API server…", self, triggered=self.open_server_dialog)
+        server_menu.addAction(self.server_action)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(QAction("Open &log file", self, triggered=self.open_log))
         help_menu.addAction(QAction("&About desktop-ai", self, triggered=self._about))
@@ -151,6 +154,23 @@ class MainWindow(QMainWindow):
             self.models_window.status.setText(f"Models for {task} are under their task's heading.")
         self.models_window.show()
         self.models_window.raise_()
+
+    def open_server_dialog(self) -> None:
+        """The local API server (gui/server_dialog.py): a process of its own, so it never blocks a tab."""
+        from desktop_ai.gui.server_dialog import ServerDialog
+
+        if getattr(self, "server_dialog", None) is None:
+            self.server_dialog = ServerDialog(self.settings, lambda: self.device, self, lambda: (
+                {MEMORY_BUDGET_ENV: str(self.memory_budget_mb)} if self.memory_budget_mb else {}))
+            self.server_label = QLabel()
+            self.server_label.setAccessibleName("API server")
+            self.statusBar().addPermanentWidget(self.server_label)
+            self.server_dialog.running_changed.connect(lambda on: self.server_label.setText(
+                f"Server: on, {self.server_dialog.served} requests" if on else ""))
+            self.server_dialog.served_changed.connect(
+                lambda count: self.server_label.setText(f"Server: on, {count} requests"))
+        self.server_dialog.show()
+        self.server_dialog.raise_()
 
     def offer_download(self, message: str) -> QMessageBox | None:
         """A job that failed for want of a download offers that download (in the Models window) instead."""
@@ -312,4 +332,6 @@ class MainWindow(QMainWindow):
                 logger.warning("The %s lane's job did not stop within the timeout; exiting anyway", lane.lane)
         self.text_tab.chat_page.shutdown()  # after the lanes: the engine has written the last of an answer
         self.anywhere.close()
+        if getattr(self, "server_dialog", None) is not None:
+            self.server_dialog.shutdown()
         event.accept()

@@ -50,6 +50,7 @@ class TranscriptionOptions:
     # six decodes. Live dictation turns it off so every partial has a bounded cost.
     temperature_fallback: bool = True
     timestamps: bool = True  # Whisper's own timestamps inside a phrase (the phrase's times come from voice activity)
+    initial_prompt: str | None = None  # words Whisper reads first (names, spelling); the API server's `prompt`
 
     def validate(self) -> None:
         if not 1 <= self.beam_size <= 10:
@@ -260,6 +261,7 @@ class WhisperRecognizer:
             word_timestamps=words,
             condition_on_previous_text=False,  # each phrase stands alone: an error cannot snowball
             vad_filter=False,  # the phrase was cut by voice activity already
+            initial_prompt=self.options.initial_prompt,
         )
         duration = len(samples) / SAMPLE_RATE
         kept = []
