@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_ai.gui.markdown_render import CODE, Segment, render_segments
+from desktop_ai.gui.chat.markdown_render import CODE, Segment, render_segments
 
 RENDER_MS = 80
 ROLE_TITLES = {"user": "You", "assistant": "Assistant"}

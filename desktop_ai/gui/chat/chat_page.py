@@ -22,11 +22,11 @@ from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 from desktop_ai.engine.conversations.store import ConversationStore
 from desktop_ai.engine.errors import EngineError
 from desktop_ai.engine.models.store import ModelStore
-from desktop_ai.gui.chat_settings import ConversationSettings
-from desktop_ai.gui.conversation_list import ConversationList, display_title
-from desktop_ai.gui.chat_composer import Composer
+from desktop_ai.gui.chat.chat_settings import ConversationSettings
+from desktop_ai.gui.chat.conversation_list import ConversationList, display_title
+from desktop_ai.gui.chat.chat_composer import Composer
 from desktop_ai.gui.job_page import JobPage
-from desktop_ai.gui.message_view import MessageView
+from desktop_ai.gui.chat.message_view import MessageView
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.worker import EngineThread
 
