@@ -23,6 +23,7 @@ from pathlib import Path
 
 from desktop_ai import __version__
 from desktop_ai.cli import bench, chat, desktop, images, models, speech, text, translation
+from desktop_ai.cli import docs
 from desktop_ai.cli.output import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -34,6 +35,7 @@ from desktop_ai.cli.output import (
 logger = logging.getLogger(__name__)
 
 COMMAND_FAMILIES = (text, chat, images, translation, speech, models, bench, desktop)
+COMMAND_FAMILIES += (docs,)
 
 
 def build_parser() -> argparse.ArgumentParser:
