@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from desktop_ai.engine.documents.chunking import WINDOW_TOKENS, chunk_document
@@ -170,7 +170,7 @@ class Indexer:
             state.failed = len(result.failed)
             state.seconds = time.perf_counter() - started
             if progress is not None:
-                progress(state)
+                progress(replace(state))  # a snapshot: the window may keep it
         result.seconds = round(time.perf_counter() - started, 3)
         return result
 
