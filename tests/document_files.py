@@ -162,3 +162,16 @@ def write_all(folder: Path) -> dict[str, Path]:
     }
     files["encrypted"] = write_encrypted_pdf(folder / "locked.pdf", files["pdf"])
     return files
+
+
+def write_many_markdown(folder: Path, count: int) -> list[Path]:
+    """`count` notes of a few paragraphs each, every one about its own numbered subject."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for n in range(count):
+        paragraphs = [f"Note {n} records observation {n * 7 + k} of the survey at site {n}-{k}, where the team "
+                      f"measured soil, water and air samples and wrote down what they saw in detail." for k in range(4)]
+        path = folder / f"note-{n:03d}.md"
+        path.write_text(f"# Survey note {n}\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
+        written.append(path)
+    return written

@@ -6,13 +6,12 @@ lose their chunks, unreadable files are listed with their reasons."""
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-import document_files
+from document_fixtures import embedder, embedding_store, folder, index, written  # noqa: F401
 from desktop_ai.engine.documents.chunking import WINDOW_TOKENS, chunk_document
 from desktop_ai.engine.documents.embedding import DocumentEmbedder
 from desktop_ai.engine.documents.index import DocumentIndex
@@ -29,33 +28,6 @@ from desktop_ai.engine.documents.readers.document import (
 )
 from desktop_ai.engine.documents.search import DocumentSearch, fts_query, fuse
 from desktop_ai.engine.errors import InvalidInputError
-
-
-@pytest.fixture(scope="session")
-def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return document_files.write_all(tmp_path_factory.mktemp("written-documents"))
-
-
-@pytest.fixture(scope="session")
-def embedder(tmp_path_factory: pytest.TempPathFactory) -> DocumentEmbedder:
-    """The real embedded MiniLM, loaded once for every documents test."""
-    from desktop_ai.engine.models.store import ModelStore
-
-    return DocumentEmbedder(ModelStore(converted_dir=tmp_path_factory.mktemp("converted")), device="cpu")
-
-
-@pytest.fixture
-def folder(tmp_path: Path, written: dict[str, Path]) -> Path:
-    """A fresh copy of the written documents, for tests that edit or delete them."""
-    target = tmp_path / "documents"
-    shutil.copytree(next(iter(written.values())).parent, target)
-    return target
-
-
-@pytest.fixture
-def index(tmp_path: Path):
-    with DocumentIndex(tmp_path / "documents.sqlite") as opened:
-        yield opened
 
 
 # --- readers ----------------------------------------------------------------------------------------------------
