@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 
 from desktop_ai.engine.conversations.store import ConversationStore
+import document_files
 from desktop_ai.gui.main_window import MainWindow
 from document_fixtures import folder, written  # noqa: F401
 from test_gui import ENGINE_START_MS, JOB_MS
@@ -85,5 +86,10 @@ def test_add_a_folder_see_progress_search_ask_and_open_a_source(qtbot, folder: P
         assert view.passage.isVisibleTo(view) and "ZX-4471" in view.passage.text()
         with ConversationStore(page.conversations.path) as store:
             assert store.collections(page.current) == ["manuals"], "the conversation keeps its collections"
+
+        progress.clear()  # a file added while the app runs is indexed without a click (folder watching)
+        document_files.write_markdown(folder / "pantry.md")
+        qtbot.waitUntil(lambda: panel.info["manuals"]["indexed"] == 8, timeout=JOB_MS)
+        assert progress and progress[-1]["chunks"] == 3, "only the new file was embedded"
     finally:
         win.close()

@@ -26,15 +26,24 @@ DIMENSIONS = 384
 BATCH_TOKENS = 8192  # padded tokens per batch: long chunks go fewer at a time, short ones more
 
 
+RUNTIMES = ("auto", "onnx", "torch")
+
+
 class DocumentEmbedder:
     """Embeds texts into unit-length float32 vectors. `texts_embedded` counts every text the model ran on
-    (the tests count it to prove an Update re-embeds only what changed)."""
+    (the tests count it to prove an Update re-embeds only what changed).
 
-    def __init__(self, store: ModelStore, model: str = EMBEDDING_MODEL, device: str = "auto") -> None:
+    runtime: "auto" runs ONNX Runtime on the CPU (PyTorch on a GPU), "torch" always PyTorch (the bench's
+    baseline), "onnx" ONNX Runtime. An export that fails or disagrees with PyTorch falls back to PyTorch, logged."""
+
+    def __init__(self, store: ModelStore, model: str = EMBEDDING_MODEL, device: str = "auto",
+                 runtime: str = "auto") -> None:
         self.store = store
         self.entry = store.resolve_entry(model, TASK_CLASSIFY)
         self.device = pick_device(device)
         self.texts_embedded = 0
+        self.runtime = runtime if runtime != "auto" else ("torch" if self.device.is_gpu else "onnx")
+        self._onnx: Any = None
 
     @property
     def model_id(self) -> str:
@@ -51,6 +60,20 @@ class DocumentEmbedder:
     def tokenizer(self) -> Any:
         return self.load().tokenizer
 
+    def _onnx_model(self, loaded: LoadedModel) -> Any:
+        if self.runtime != "onnx":
+            return None
+        if self._onnx is None:
+            from desktop_ai.engine.documents.embedding_onnx import load_onnx
+
+            try:
+                self._onnx = load_onnx(loaded, self.store.converted_dir)
+            except Exception as error:  # no onnxruntime, a failed export: PyTorch gives the same vectors, slower
+                logger.warning("Embedding on PyTorch: ONNX Runtime is not usable (%s)", error)
+                self.runtime = "torch"
+                return None
+        return self._onnx
+
     def embed(self, texts: Sequence[str], cancel: threading.Event | None = None,
               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """(len(texts), 384) float32, rows in the order given."""
@@ -60,6 +83,7 @@ class DocumentEmbedder:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         loaded = self.load()
         tokenizer = loaded.tokenizer
+        onnx = self._onnx_model(loaded)
         encoded = tokenizer(list(texts), truncation=True, max_length=WINDOW_TOKENS, add_special_tokens=True)["input_ids"]
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
@@ -71,14 +95,21 @@ class DocumentEmbedder:
             while position + size < len(order) and len(encoded[order[position + size]]) * (size + 1) <= BATCH_TOKENS:
                 size += 1
             batch_ids = order[position:position + size]
-            batch = tokenizer.pad({"input_ids": [encoded[i] for i in batch_ids]}, padding=True, return_tensors="pt")
-            batch = {k: v.to(loaded.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
-            with torch.inference_mode():
-                hidden = loaded.model(**batch).last_hidden_state.float()
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            vectors = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            vectors = torch.nn.functional.normalize(vectors, dim=-1)
-            out[batch_ids] = vectors.cpu().numpy()
+            if onnx is not None:
+                from desktop_ai.engine.documents.embedding_onnx import mean_pooled
+
+                batch = tokenizer.pad({"input_ids": [encoded[i] for i in batch_ids]}, padding=True, return_tensors="np")
+                out[batch_ids] = mean_pooled(onnx.hidden(batch["input_ids"], batch["attention_mask"]),
+                                             batch["attention_mask"])
+            else:
+                batch = tokenizer.pad({"input_ids": [encoded[i] for i in batch_ids]}, padding=True, return_tensors="pt")
+                batch = {k: v.to(loaded.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+                with torch.inference_mode():
+                    hidden = loaded.model(**batch).last_hidden_state.float()
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                vectors = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                vectors = torch.nn.functional.normalize(vectors, dim=-1)
+                out[batch_ids] = vectors.cpu().numpy()
             self.texts_embedded += len(batch_ids)
             position += size
             if on_batch is not None:

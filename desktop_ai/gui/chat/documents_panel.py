@@ -9,10 +9,11 @@ index file (SQLite) to list collections and failed files. The user can chat whil
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -32,6 +33,8 @@ from desktop_ai.gui.worker import EngineThread
 
 logger = logging.getLogger(__name__)
 PATH_ROLE = Qt.ItemDataRole.UserRole
+WATCH_DELAY_MS = 1500  # a burst of changes (a copy of many files, an editor's save) becomes one Update
+MAX_WATCHED = 4000  # folders and files; beyond that, changes inside are caught by Update only
 
 
 def describe_progress(state: dict[str, Any]) -> str:
@@ -95,6 +98,16 @@ class DocumentsPanel(JobPage):
         self.search_box.returnPressed.connect(self.search)
         self.results.itemActivated.connect(self.open_result)
         self.results.currentItemChanged.connect(lambda item, _: self.show_result(item))
+        # Folder watching while the app runs: a change under a collection's folders queues an Update of it,
+        # which the engine lane runs (reading only what changed).
+        self.watcher = QFileSystemWatcher(self)
+        self.watch_timer = QTimer(self)
+        self.watch_timer.setSingleShot(True)
+        self.watch_timer.setInterval(WATCH_DELAY_MS)
+        self.pending_updates: list[str] = []
+        self.watcher.directoryChanged.connect(self._on_changed)
+        self.watcher.fileChanged.connect(self._on_changed)
+        self.watch_timer.timeout.connect(self._run_pending_update)
         self.refresh()
         self.set_running(False)
 
@@ -128,6 +141,50 @@ class DocumentsPanel(JobPage):
         if self.collections.currentItem() is None and self.collections.count():
             self.collections.setCurrentRow(0)
         self.show_failed()
+        self._watch()
+
+    # --- folder watching ---------------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        """Watch every collection's folders (for files added, removed or renamed) and its files (for edits)."""
+        wanted: list[str] = []
+        for collection in self.info.values():
+            for source in collection["sources"]:
+                if os.path.isdir(source):
+                    for folder, dirs, files in os.walk(source):
+                        dirs[:] = [d for d in dirs if not d.startswith(".")]
+                        wanted.append(folder)
+                        wanted.extend(os.path.join(folder, f) for f in files if not f.startswith("."))
+                        if len(wanted) > MAX_WATCHED:
+                            break
+                elif os.path.exists(source):
+                    wanted.append(source)
+        wanted = wanted[:MAX_WATCHED]
+        current = set(self.watcher.files()) | set(self.watcher.directories())
+        gone = [p for p in current if p not in set(wanted)]
+        if gone:
+            self.watcher.removePaths(gone)
+        new = [p for p in wanted if p not in current]
+        if new:
+            self.watcher.addPaths(new)
+
+    def _on_changed(self, path: str) -> None:
+        for name, collection in self.info.items():
+            if any(path == s or path.startswith(s.rstrip(os.sep) + os.sep) for s in collection["sources"]):
+                if name not in self.pending_updates:
+                    self.pending_updates.append(name)
+        if self.pending_updates:
+            self.watch_timer.start()
+
+    def _run_pending_update(self) -> None:
+        if not self.pending_updates:
+            return
+        if self.running:  # after the running job; the chat never waits on this
+            self.watch_timer.start()
+            return
+        name = self.pending_updates.pop(0)
+        if name in self.info:
+            self.status_message.emit(f"Files changed in {name}: updating it.")
+            self._submit("updating documents", "docs_update", {"name": name})
 
     def checked_collections(self) -> list[str]:
         return [self.collections.item(i).data(PATH_ROLE) for i in range(self.collections.count())
@@ -223,6 +280,8 @@ class DocumentsPanel(JobPage):
                 self.set_checked([result["collection"]])
         else:
             self.refresh()
+        if self.pending_updates:
+            self.watch_timer.start()
 
     def show_results(self, result: dict[str, Any]) -> None:
         self.results.clear()
