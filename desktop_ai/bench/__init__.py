@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from desktop_ai.bench.chat import bench_chat
 from desktop_ai.bench.classify import bench_classify
+from desktop_ai.bench.documents import bench_documents
 from desktop_ai.bench.generate import bench_generate
 from desktop_ai.bench.recognize import bench_recognize
 from desktop_ai.bench.report import BenchReport
@@ -24,6 +25,8 @@ from desktop_ai.engine.models.store import ModelStore
 
 TASK_CHAT = "chat"  # not a model task of the catalogue: it runs the generate task's models
 BENCH_TASKS = (TASK_GENERATE, TASK_CHAT, TASK_CLASSIFY, TASK_RECOGNIZE, TASK_TRANSLATE, TASK_TRANSCRIBE)
+TASK_DOCUMENTS = "documents"  # indexing and search of the user's documents (the classify task's MiniLM)
+BENCH_TASKS += (TASK_DOCUMENTS,)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ def run_benchmark(
         return bench_generate(store, model or store.default_model(TASK_GENERATE), device, methods, max_new_tokens, repeats, say)
     if task == TASK_CHAT:
         return bench_chat(store, model or store.default_model(TASK_GENERATE), device, max_new_tokens, repeats, say)
+    if task == TASK_DOCUMENTS:
+        return bench_documents(store, device, repeats, texts, say)
     if task == TASK_CLASSIFY:
         return bench_classify(store, model or store.default_model(TASK_CLASSIFY), device, methods, texts, repeats, say)
     if cluster is not None:

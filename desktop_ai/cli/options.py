@@ -12,6 +12,7 @@ RUNTIME_CHOICES = ("auto", "llama.cpp", "ctranslate2", "transformers")
 TASK_CHOICES = ("generate", "classify", "recognize", "translate", "transcribe")
 # tests/test_cli.py checks this matches desktop_ai.bench.BENCH_TASKS (chat runs the generate task's models).
 BENCH_TASK_CHOICES = ("generate", "chat", "classify", "recognize", "translate", "transcribe")
+BENCH_TASK_CHOICES += ("documents",)
 # tests/test_cli.py checks this matches desktop_ai.engine.tasks.transcription.ENGINES.
 SPEECH_ENGINE_CHOICES = ("whisper", "wav2vec2", "sphinx")
 
