@@ -154,6 +154,11 @@ def bench_documents(store: ModelStore, device: str, repeats: int, texts: int, sa
                         "vector scan is used at this size (the parts' medians are in the row).")
     report.notes.append(f"{repeats} interleaved round(s), medians. Memory: peak resident set of this process while "
                         "indexing (the embedding model is loaded before it starts).")
+    from desktop_ai.bench.documents_quality import quality_rows
+
+    rows, notes = quality_rows(ours, say)
+    report.rows.extend(rows)
+    report.notes.extend(notes)
     return report
 
 

@@ -3,6 +3,7 @@ carries its heading; the first level-1 heading is the title."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from desktop_ai.engine.documents.readers.document import Document, Section, clean_text, title_from_path
@@ -14,6 +15,7 @@ SUFFIXES = (".md", ".markdown", ".mdown")
 def read(path: Path) -> Document:
     from markdown_it import MarkdownIt
 
+    logging.getLogger("markdown_it").setLevel(logging.INFO)  # its DEBUG trace of every block rule floods --verbose
     source = decode(path.read_bytes())
     lines = source.splitlines()
     tokens = MarkdownIt("commonmark").parse(source)
