@@ -203,3 +203,13 @@ def test_an_index_file_is_plain_sqlite_with_fts5(index: DocumentIndex) -> None:
     index.create_collection("x", [], {})
     with sqlite3.connect(index.path) as other:
         assert other.execute("SELECT name FROM collections").fetchall() == [("x",)]
+
+
+def test_onnx_runtime_embeds_the_same_vectors_as_pytorch(embedder: DocumentEmbedder, embedding_store) -> None:
+    texts = ["The primary coolant pump is model ZX-4471.", "Prune the climbing roses in late February.",
+             "A gale tore the mainsail off the Azores. " * 20]
+    ours = embedder.embed(texts)
+    assert embedder.runtime == "onnx", "the CPU default is ONNX Runtime"
+    reference = DocumentEmbedder(embedding_store, device="cpu", runtime="torch").embed(texts)
+    assert ours.shape == (3, 384) and abs(ours - reference).max() < 1e-4
+    assert abs(float((ours[0] * ours[0]).sum()) - 1.0) < 1e-5, "unit length"
