@@ -94,6 +94,11 @@ def test_chunks_fit_the_model_window_and_keep_title_heading_and_page(embedder: D
     joined = " ".join(c.text for c in chunks)
     for n in (0, 57, 123, 199):
         assert f"moved {n} metres" in joined, "no text is lost between chunks"
+    # Without sentence ends to cut at, every chunk fills the window exactly: not one token more.
+    words = " ".join(f"tundra{n % 50} permafrost" for n in range(1500))
+    unbroken = chunk_document(Document(Path("log.txt"), "Log", [Section(words, "", None)]), tokenizer)
+    counts = [len(tokenizer(c.embedding_text)["input_ids"]) for c in unbroken]
+    assert max(counts) == WINDOW_TOKENS and all(c.tokens == n for c, n in zip(unbroken, counts))
 
 
 # --- index and search -------------------------------------------------------------------------------------------
