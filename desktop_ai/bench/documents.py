@@ -131,7 +131,7 @@ def bench_documents(store: ModelStore, device: str, repeats: int, texts: int, sa
         root = Path(folder)
         documents = root / "documents"
         documents.mkdir()
-        for number, (title, text) in enumerate(corpus(120)):
+        for number, (title, text) in enumerate(corpus(24)):
             (documents / f"{number:03d}-{title}.md").write_text(f"# {title}\n\n{text}", encoding="utf-8")
         before = rss_mb()
         with DocumentIndex(root / "index.sqlite") as index, PeakMemory() as memory:

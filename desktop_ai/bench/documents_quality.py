@@ -28,7 +28,10 @@ from desktop_ai.engine.documents.search import DocumentSearch
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # BM25's weight; the vectors' weight is 1 (0 = vectors alone)
 
 
-def dev_set(limit: int = 300) -> list[tuple[str, str, str]]:
+DESCRIPTION_WORDS = 400  # each description's beginning: keeps the dev set small enough to embed in minutes
+
+
+def dev_set(limit: int = 60) -> list[tuple[str, str, str]]:
     """(name, query, description) of installed packages with a summary and a long description."""
     rows: list[tuple[str, str, str]] = []
     seen: set[str] = set()
@@ -44,7 +47,7 @@ def dev_set(limit: int = 300) -> list[tuple[str, str, str]]:
         query = " ".join(w for w in summary.split() if re.sub(r"\W", "", w).lower() not in
                          {re.sub(r"\W", "", p) for p in parts})
         if len(query.split()) >= 3:
-            rows.append((name, query, body))
+            rows.append((name, query, " ".join(body.split(" ")[:DESCRIPTION_WORDS])))
         if len(rows) >= limit:
             break
     return rows
