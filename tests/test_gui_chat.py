@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from desktop_ai import paths
 from desktop_ai.engine.conversations.store import ConversationNotFoundError, ConversationStore
 from desktop_ai.engine.models.store import ModelStore
-from desktop_ai.gui.chat_page import EMPTY_MESSAGE, ChatPage, result_dict
+from desktop_ai.gui.chat.chat_page import EMPTY_MESSAGE, ChatPage, result_dict
 from desktop_ai.gui.main_window import MainWindow
 from desktop_ai.gui.worker import EngineThread
 

@@ -14,7 +14,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from desktop_ai.gui.chat_page import result_dict
+from desktop_ai.gui.chat.chat_page import result_dict
 from desktop_ai.gui.main_window import MainWindow
 from desktop_ai.gui.read_aloud import READ_LABEL, STOP_LABEL, ReadAloudSettingsDialog
 

@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from desktop_ai.gui.chat_page import result_dict
+from desktop_ai.gui.chat.chat_page import result_dict
 from desktop_ai.gui.voice_chat import is_echo
 
 from test_gui import JOB_MS

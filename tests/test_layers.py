@@ -21,7 +21,7 @@ FORBIDDEN = {
     "server": ("PySide6", "desktop_ai.gui", "desktop_ai.cli", "desktop_ai.bench", "desktop_ai.app"),
 }
 MAX_LINES = 620
-ENGINE_GROUPS = {"audio", "cluster", "conversations", "models", "runtimes", "tasks"}
+ENGINE_GROUPS = {"audio", "cluster", "conversations", "documents", "models", "runtimes", "tasks"}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

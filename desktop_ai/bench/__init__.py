@@ -13,6 +13,7 @@ from collections.abc import Callable
 from desktop_ai.bench.chat import bench_chat
 from desktop_ai.bench.classify import bench_classify
 from desktop_ai.bench.dictate_anywhere import TASK_DICTATE_ANYWHERE, bench_dictate_anywhere
+from desktop_ai.bench.documents import bench_documents
 from desktop_ai.bench.generate import bench_generate
 from desktop_ai.bench.recognize import bench_recognize
 from desktop_ai.bench.report import BenchReport
@@ -32,6 +33,8 @@ BENCH_TASKS += (TASK_DICTATE_ANYWHERE,)
 BENCH_TASKS += (TASK_VOICE,)
 TASK_SERVE = "serve"  # the local API server (desktop_ai/server), on the generate task's GGUF models
 BENCH_TASKS += (TASK_SERVE,)
+TASK_DOCUMENTS = "documents"  # indexing and search of the user's documents (the classify task's MiniLM)
+BENCH_TASKS += (TASK_DOCUMENTS,)
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,8 @@ def run_benchmark(
         return bench_teach(store, device, repeats, say)
     if task == TASK_SERVE:
         return bench_serve(store, model or store.default_model(TASK_GENERATE), device, max_new_tokens, repeats, say)
+    if task == TASK_DOCUMENTS:
+        return bench_documents(store, device, repeats, texts, say)
     if task == TASK_CLASSIFY:
         return bench_classify(store, model or store.default_model(TASK_CLASSIFY), device, methods, texts, repeats, say)
     if cluster is not None:

@@ -153,6 +153,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from desktop_ai.engine.workspace import open_workspace
 
     options = _options(args)
+    if getattr(args, "docs", None):  # an unknown collection is refused before a conversation is started
+        from desktop_ai.engine.documents.index import DocumentIndex
+
+        with DocumentIndex() as index:
+            for name in args.docs:
+                index.collection(name)
     progress = progress_for(args)
     store = _open_store()
     workspace = open_workspace(use_disk_cache=False)
@@ -202,7 +208,7 @@ def _answer_all(args: argparse.Namespace, session: Any, conversation_id: str, tu
         with stop_on_ctrl_c(cancel, "stopping the answer (Ctrl+C again quits)"):
             try:
                 result = session.send(conversation_id, message, options, on_partial=on_partial, progress=progress,
-                                      cancel=cancel, model=model)
+                                      cancel=cancel, model=model, collections=getattr(args, "docs", None))
             except ChatModelFailedError as error:  # the model's fault, not the input's: exit 1, not 2
                 if streamed:
                     out()  # the partial answer shown so far ends its line
@@ -213,6 +219,9 @@ def _answer_all(args: argparse.Namespace, session: Any, conversation_id: str, tu
         else:
             if streamed:
                 out()
+            for source in result.sources:
+                where = source["path"] + (f", page {source['page']}" if source["page"] else "")
+                out(f"[{source['number']}] {where}")
             notes(result.notices)
             progress.message(f"turn {result.turn}: {result.new_tokens} tokens, first after {result.first_token_ms} ms, "
                              f"{result.tokens_per_second:.1f} tokens/s, {result.context_used} of "
@@ -266,6 +275,8 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     chat.add_argument("--compression", choices=COMPRESSION_CHOICES, default="int8",
                       help="shrink a transformers model after loading (default: int8; a GGUF runs as it is)")
     chat.add_argument("--json", action="store_true", help="one JSON object per turn (or per conversation with --list)")
+    chat.add_argument("--docs", action="append", metavar="NAME",
+                      help="answer from this document collection (see `docs list`), with sources; repeat for more")
     manage = chat.add_mutually_exclusive_group()
     manage.add_argument("--list", action="store_true", help="list the saved conversations, newest first")
     manage.add_argument("--export", metavar="ID", help="print a conversation (see --format)")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from desktop_ai import __version__
 from desktop_ai.cli import bench, chat, desktop, images, models, speech, teach, text, translation
-from desktop_ai.cli import serve, speak
+from desktop_ai.cli import docs, serve, speak
 from desktop_ai.cli.output import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -35,7 +35,7 @@ from desktop_ai.cli.output import (
 logger = logging.getLogger(__name__)
 
 COMMAND_FAMILIES = (text, chat, images, translation, speech, models, bench, desktop, teach)
-COMMAND_FAMILIES += (speak, serve)
+COMMAND_FAMILIES += (speak, serve, docs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ BENCH_TASK_CHOICES = ("generate", "chat", "classify", "recognize", "translate", 
 BENCH_TASK_CHOICES += ("dictate-anywhere",)
 BENCH_TASK_CHOICES += ("voice",)
 BENCH_TASK_CHOICES += ("serve",)
+BENCH_TASK_CHOICES += ("documents",)
 # tests/test_cli.py checks this matches desktop_ai.engine.tasks.transcription.ENGINES.
 SPEECH_ENGINE_CHOICES = ("whisper", "wav2vec2", "sphinx")
 

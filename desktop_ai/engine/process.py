@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from desktop_ai.engine.errors import CancelledError, EngineError, InvalidInputError
+from desktop_ai.engine.documents.jobs import DOCUMENT_JOB_KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def _chat(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
                               params.get("compression", "none"), params.get("runtime", "auto"))
         result = session.run(params.get("conversation") or "", params.get("action", "send"), params.get("message"),
                              ChatOptions.from_dict(params.get("options")), cb.partial, cb.progress, cb.cancel,
-                             model=params.get("model"))
+                             model=params.get("model"), collections=params.get("collections"))
     return result.to_dict()
 
 
@@ -295,6 +296,7 @@ JOB_KINDS: dict[str, Callable[[Any, dict[str, Any], JobCallbacks], Any]] = {
     "voices": _voices,
     "taught": _taught,
 }
+JOB_KINDS.update(DOCUMENT_JOB_KINDS)  # docs_update, docs_search, docs_list, docs_remove
 
 
 # Imported once, before any job thread starts (see _warm_up).

@@ -43,7 +43,7 @@ from desktop_ai.engine.runtimes.llama_cpp import INSTALL_HINT
 from desktop_ai.engine.tasks.text_classification import ClassificationBatch
 from desktop_ai.engine.tasks.text_generation import GenerationOptions, GenerationResult
 from desktop_ai.gui.read_aloud import SpeakerButton
-from desktop_ai.gui.chat_page import ChatPage
+from desktop_ai.gui.chat.chat_page import ChatPage
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.taught_labels import MyLabelsPage

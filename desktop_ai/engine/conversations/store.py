@@ -56,6 +56,27 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, id);
 """
 
+# Chat over documents (added after version 1; CREATE IF NOT EXISTS adds them to older files as they open): the
+# collections a conversation answers from, and the numbered passages each answer was given, with file and page.
+_DOCUMENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversation_collections (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    collection TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, collection)
+);
+CREATE TABLE IF NOT EXISTS message_sources (
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    collection TEXT NOT NULL,
+    path TEXT NOT NULL,
+    page INTEGER,
+    heading TEXT NOT NULL DEFAULT '',
+    passage TEXT NOT NULL,
+    cited INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (message_id, number)
+);
+"""
+
 _CONVERSATION_COLUMNS = (
     "c.id, c.title, c.system_prompt, c.model, c.created, c.updated,"
     " (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)"
@@ -150,6 +171,7 @@ class ConversationStore:
             if not row or row[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {row[0] if row else 'no answer'}")
             db.executescript(_SCHEMA)
+            db.executescript(_DOCUMENTS_SCHEMA)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("SELECT count(*) FROM conversations").fetchone()
         except sqlite3.Error:
@@ -392,6 +414,42 @@ class ConversationStore:
 
         self._write(work)
         return self.get(conversation_id)
+
+    # --- chat over documents -----------------------------------------------------------------------
+    def set_collections(self, conversation_id: str, collections: list[str]) -> None:
+        """The document collections this conversation answers from (an empty list: none)."""
+        self.get(conversation_id)
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM conversation_collections WHERE conversation_id = ?", (conversation_id,))
+            db.executemany("INSERT OR IGNORE INTO conversation_collections (conversation_id, collection) VALUES (?, ?)",
+                           [(conversation_id, name) for name in collections])
+
+        self._write(work)
+
+    def collections(self, conversation_id: str) -> list[str]:
+        return [r[0] for r in self._read(
+            "SELECT collection FROM conversation_collections WHERE conversation_id = ? ORDER BY collection",
+            (conversation_id,))]
+
+    def set_sources(self, message_id: int, sources: list[dict[str, Any]]) -> None:
+        """The passages an answer was given (dicts with number, collection, path, page, heading, passage, cited)."""
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM message_sources WHERE message_id = ?", (message_id,))
+            db.executemany(
+                "INSERT INTO message_sources (message_id, number, collection, path, page, heading, passage, cited)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(message_id, s["number"], s["collection"], s["path"], s.get("page"), s.get("heading") or "",
+                  s["passage"], int(bool(s.get("cited")))) for s in sources],
+            )
+
+        self._write(work)
+
+    def sources(self, message_id: int) -> list[dict[str, Any]]:
+        rows = self._read("SELECT number, collection, path, page, heading, passage, cited FROM message_sources"
+                          " WHERE message_id = ? ORDER BY number", (message_id,))
+        return [{"number": r[0], "collection": r[1], "path": r[2], "page": r[3], "heading": r[4], "passage": r[5],
+                 "cited": bool(r[6])} for r in rows]
 
     def close(self) -> None:
         with self._lock:

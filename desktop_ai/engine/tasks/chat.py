@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from desktop_ai.engine.conversations.store import ConversationStore, Message
@@ -114,6 +114,7 @@ class ChatTurnResult:
     device: str = ""
     seconds: float = 0.0
     notices: list[str] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)  # chat over documents: the numbered passages
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -183,13 +184,15 @@ class ChatSession:
     (the conversation's own model unless one is given), and stay loaded for the next turn."""
 
     def __init__(self, store: ModelStore, conversations: ConversationStore, device: str = "auto",
-                 compression: Compression | str = Compression.NONE, runtime: str = RUNTIME_AUTO) -> None:
+                 compression: Compression | str = Compression.NONE, runtime: str = RUNTIME_AUTO,
+                 document_search: Any | None = None) -> None:
         self.store = store
         self.conversations = conversations
         self.device = device
         self.compression = compression
         self.runtime = runtime
         self._generators: dict[str, TextGenerator] = {}
+        self._document_search = document_search  # a DocumentSearch, opened at the first documents chat if None
 
     def generator(self, model: str | None) -> TextGenerator:
         reference = model or self.store.default_model(TASK_GENERATE)
@@ -215,9 +218,12 @@ class ChatSession:
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
         model: str | None = None,
+        collections: Sequence[str] | None = None,
     ) -> ChatTurnResult:
         """send: `message` as a new user turn; regenerate: answer the last user turn again; edit: replace the
-        last user message with `message` and answer it. Bad input is refused before anything is written."""
+        last user message with `message` and answer it. Bad input is refused before anything is written.
+        collections: the document collections the conversation answers from from now on (saved with it; [] for
+        none, None to keep what it had)."""
         options = options or ChatOptions()
         options.validate()
         if action not in ACTIONS:
@@ -227,13 +233,24 @@ class ChatSession:
         conversation = self.conversations.get(conversation_id)
         started = time.perf_counter()
         generator = self.generator(model or conversation.model)  # an unknown model is refused before any write
+        if collections is not None:
+            for name in collections:  # an unknown collection is refused before any write
+                self.document_search().index.collection(name)
+            self.conversations.set_collections(conversation_id, list(collections))
         user_message = self._user_turn(conversation_id, action, message)
         history = self.conversations.messages(conversation_id)
         turn = sum(1 for m in history if m.role == "user")
         writer = _AnswerWriter(self.conversations, conversation_id, on_partial)
+        sources = self._retrieve(conversation_id, user_message.content)
+        if sources is not None:
+            if not sources:
+                return self._nothing_found(conversation_id, turn, user_message, writer, started)
+            from desktop_ai.engine.documents.grounding import grounded_question
+
+            history = history[:-1] + [replace(history[-1], content=grounded_question(user_message.content, sources))]
         answer = _Turn(conversation_id, turn, user_message, conversation.system_prompt, history, options, started)
         try:
-            return self._answer(generator.load(progress, cancel), answer, writer, cancel)
+            return self._with_sources(self._answer(generator.load(progress, cancel), answer, writer, cancel), sources)
         except Exception as error:
             if generator.device.device == "cpu" or not is_out_of_memory(error):
                 raise
@@ -242,7 +259,54 @@ class ChatSession:
         writer.restart()
         result = self._answer(generator.load(progress, cancel), answer, writer, cancel)
         result.notices.append(cpu_fallback_notice(full))
+        return self._with_sources(result, sources)
+
+    def document_search(self) -> Any:
+        if self._document_search is None:
+            from desktop_ai.engine.documents.embedding import DocumentEmbedder
+            from desktop_ai.engine.documents.index import DocumentIndex
+            from desktop_ai.engine.documents.search import DocumentSearch
+
+            self._document_search = DocumentSearch(DocumentIndex(), DocumentEmbedder(self.store))
+        return self._document_search
+
+    def _retrieve(self, conversation_id: str, question: str) -> list[Any] | None:
+        """The numbered passages for this question from the conversation's collections (None: it has none)."""
+        collections = self.conversations.collections(conversation_id)
+        if not collections:
+            return None
+        from desktop_ai.engine.documents.grounding import sources_from
+
+        return sources_from(self.document_search().search(collections, question, top_k=8))
+
+    def _with_sources(self, result: ChatTurnResult, sources: list[Any] | None) -> ChatTurnResult:
+        """Mark which passages the answer cites and save them with the answer."""
+        if sources is None:
+            return result
+        from desktop_ai.engine.documents.grounding import mark_cited
+
+        result.sources = [s.to_dict() for s in mark_cited(result.text, sources)]
+        self.conversations.set_sources(result.message_id, result.sources)
+        if not any(s["cited"] for s in result.sources):
+            result.notices.append("The answer cites none of its sources by number; they are listed with it.")
         return result
+
+    def _nothing_found(self, conversation_id: str, turn: int, user_message: Message, writer: _AnswerWriter,
+                       started: float) -> ChatTurnResult:
+        """No passage is about the question: say so rather than let the model invent an answer."""
+        from desktop_ai.engine.documents.grounding import nothing_found_answer
+
+        collections = self.conversations.collections(conversation_id)
+        text = nothing_found_answer(collections)
+        writer.add(text)
+        message_id = writer.finish(stopped=False, text=text)
+        return ChatTurnResult(
+            conversation=conversation_id, turn=turn, message_id=message_id, user_message_id=user_message.id,
+            text=text, stopped=False, first_token_ms=None, tokens_per_second=0.0, new_tokens=0, prompt_tokens=0,
+            context_used=0, context_total=0, dropped_messages=0, reused_tokens=0, runtime="", model_id="",
+            seconds=round(time.perf_counter() - started, 3),
+            notices=[f"Nothing in {', '.join(collections)} matched the question; the model was not asked."],
+        )
 
     def _answer(self, lm: CausalLM, turn: _Turn, writer: _AnswerWriter, cancel: threading.Event | None) -> ChatTurnResult:
         """Read the fitted conversation and stream the answer into the store. A GPU out of memory is raised as

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_ai.gui.read_aloud import SpeakerButton
-from desktop_ai.gui.markdown_render import CODE, Segment, render_segments
+from desktop_ai.gui.chat.markdown_render import CODE, Segment, render_segments
 
 RENDER_MS = 80
 ROLE_TITLES = {"user": "You", "assistant": "Assistant"}

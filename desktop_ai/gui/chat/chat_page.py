@@ -23,11 +23,13 @@ from desktop_ai.engine.conversations.store import ConversationStore
 from desktop_ai.engine.errors import EngineError
 from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.gui.read_aloud import ChatReadAlong
-from desktop_ai.gui.chat_settings import ConversationSettings
-from desktop_ai.gui.conversation_list import ConversationList, display_title
-from desktop_ai.gui.chat_composer import Composer
+from desktop_ai.gui.chat.chat_settings import ConversationSettings
+from desktop_ai.gui.chat.conversation_list import ConversationList, display_title
+from desktop_ai.gui.chat.chat_composer import Composer
 from desktop_ai.gui.job_page import JobPage
-from desktop_ai.gui.message_view import MessageView
+from desktop_ai.gui.chat.message_view import MessageView
+from desktop_ai.gui.chat.documents_panel import DocumentsPanel
+from desktop_ai.gui.chat.sources_view import SourcesView
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.worker import EngineThread
 
@@ -101,6 +103,10 @@ class ChatPage(JobPage):
         self.splitter.setAccessibleName("Conversations and messages")
         self.splitter.addWidget(self.conversation_list)
         self.splitter.addWidget(right)
+        self.documents = DocumentsPanel(engine, store, device_preference)  # collections, Search, chat with them
+        self.documents.status_message.connect(self.status_message)
+        self.splitter.addWidget(self.documents)
+        self.sources_views: dict[int, SourcesView] = {}  # under each answer from documents, by message id
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([230, 700])
         layout = QVBoxLayout(self)
@@ -146,14 +152,27 @@ class ChatPage(JobPage):
             self.context_label.setText(describe_context(None)[0])
             self.update_buttons()
             return
+        self.sources_views.clear()
         for message in messages:
             widget = self.message_view.add_message(message.role, message.content, message.id, message.stopped)
             if message.role == "assistant":
                 widget.set_details(message.first_token_ms, message.tokens_per_second)
+                self._show_sources(widget, message.id)
+        collections = self.conversations.collections(conversation_id)
+        if collections:
+            self.documents.set_checked(collections)
         if self.job_conversation == conversation_id:
             self._show_streaming_answer()
         self._show_context(conversation_id)
         self.update_buttons()
+
+    def _show_sources(self, widget: Any, message_id: int) -> None:
+        sources = self.conversations.sources(message_id)
+        if sources:
+            view = SourcesView(sources)
+            view.opened.connect(lambda url: self.status_message.emit(f"Opened {url.toString()}"))
+            widget.layout().addWidget(view)
+            self.sources_views[message_id] = view
 
     def _show_streaming_answer(self) -> None:
         """The running job's messages, which the store may not hold yet (or holds as of its last write)."""
@@ -240,7 +259,8 @@ class ChatPage(JobPage):
         self._show_sent_message(action, message or "")
         params = {"conversation": self.current, "action": action, "message": message,
                   "model": self.settings_panel.model_ref(), "device": self.device_preference(), "runtime": "auto",
-                  "options": self.settings_panel.options(), "store": str(self.conversations.path)}
+                  "options": self.settings_panel.options(), "store": str(self.conversations.path),
+                  "collections": self.documents.checked_collections()}
         self._reset_job()
         self.job_conversation, self.job_action, self.job_draft = self.current, action, message or ""
         self.conversation_list.busy_conversation = self.current

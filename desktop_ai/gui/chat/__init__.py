@@ -1,0 +1,1 @@
+"""The Chat page and its parts: conversations, messages, composer, settings, and chat over documents."""
