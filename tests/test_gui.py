@@ -63,7 +63,7 @@ def _generate(qtbot, win: MainWindow, prompt: str, model: Path | str, max_tokens
 
 def test_window_has_every_job(window):
     tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    assert tabs == ["Text", "Translate", "Image", "Photo labels", "Speech"]
+    assert tabs == ["Text", "Translate", "Image", "Speech", "Photo labels"]
     assert window.tabs.widget(3) is window.speech_tab
     assert window.device_label.text().startswith("Device: cpu")
     assert window.state_label.text() == "Idle"

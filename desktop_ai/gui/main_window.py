@@ -59,10 +59,12 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.text_tab, "Text")
         self.tabs.addTab(self.translate_tab, "Translate")
         self.tabs.addTab(self.image_tab, "Image")
-        self.photo_labels_tab = PhotoLabelsPage(self.engine, self.store, lambda: self.device)  # the Image side's own labels
-        self.tabs.addTab(self.photo_labels_tab, "Photo labels")
         self.speech_tab = SpeechTab(self.live_engine, self.store, lambda: self.device)
         self.tabs.addTab(self.speech_tab, "Speech")
+        # The Image side's own labels, last: the tab index the window reopens on is saved, so a new tab placed
+        # before Speech would reopen a user who last dictated on another tab.
+        self.photo_labels_tab = PhotoLabelsPage(self.engine, self.store, lambda: self.device)
+        self.tabs.addTab(self.photo_labels_tab, "Photo labels")
         self.setCentralWidget(self.tabs)
         self.box_dictation = BoxDictation(self.live_engine, self.speech_tab.live_params,
                                           lambda: self.speech_tab.running, self)
