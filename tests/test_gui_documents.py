@@ -48,6 +48,9 @@ def test_add_a_folder_see_progress_search_ask_and_open_a_source(qtbot, folder: P
     win.text_tab.setCurrentWidget(win.text_tab.chat_page)
     page = win.text_tab.chat_page
     panel = page.documents
+    assert not panel.isVisible(), "a side panel opened on demand"
+    page.documents_button.click()
+    assert panel.isVisible()
     qtbot.waitUntil(lambda: win.engine.ready_info is not None, timeout=ENGINE_START_MS)
     progress: list[dict] = []
     win.engine.partial.connect(lambda _job, payload: progress.append(payload["progress"])

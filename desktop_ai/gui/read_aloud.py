@@ -240,7 +240,7 @@ class ChatReadAlong(QObject):
         self.checkbox = QCheckBox("Read answers aloud")
         self.checkbox.setAccessibleName("Read answers aloud")
         self.checkbox.setToolTip("Speak each answer while it is written (voice and speed: Settings → Read aloud…)")
-        page.composer.buttons.addWidget(self.checkbox)
+        page.composer.add_mode(self.checkbox)
         self.chat_job: int | None = None  # the chat job being read along
         page.engine.partial.connect(self._on_partial)
         page.engine.finished_job.connect(self._on_ended)

@@ -53,7 +53,7 @@ class VoiceChat(QObject):
         self.button.setAccessibleName("Voice chat")
         self.button.setToolTip("Talk with the chat model: speak, pause, and the answer is read aloud; speak again to "
                                "interrupt it. The conversation is saved as text.")
-        page.composer.buttons.addWidget(self.button)
+        page.composer.add_mode(self.button)
         self.button.toggled.connect(self._toggled)
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)

@@ -45,10 +45,18 @@ class Composer(QWidget):
         self.buttons = QHBoxLayout()
         for button in (self.send_button, self.stop_button, self.regenerate_button, self.edit_button, self.cancel_edit_button):
             self.buttons.addWidget(button)
+        # The chat's modes (read aloud, voice chat, documents) on a row of their own, so the window stays narrow
+        # enough for a small screen.
+        self.modes = QHBoxLayout()
+        self.modes.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.input)
         layout.addLayout(self.buttons)
+        layout.addLayout(self.modes)
+
+    def add_mode(self, widget: QWidget) -> None:
+        self.modes.insertWidget(self.modes.count() - 1, widget)
 
     def begin_edit(self, text: str) -> None:
         """The last message in the box to change; what was typed before comes back on cancel."""

@@ -26,7 +26,7 @@ from desktop_ai.gui.read_aloud import ChatReadAlong
 from desktop_ai.gui.chat.chat_settings import ConversationSettings
 from desktop_ai.gui.chat.conversation_list import ConversationList, display_title
 from desktop_ai.gui.chat.chat_composer import Composer
-from desktop_ai.gui.job_page import JobPage
+from desktop_ai.gui.job_page import JobPage, labelled_button
 from desktop_ai.gui.chat.message_view import MessageView
 from desktop_ai.gui.chat.documents_panel import DocumentsPanel
 from desktop_ai.gui.chat.sources_view import SourcesView
@@ -106,6 +106,13 @@ class ChatPage(JobPage):
         self.documents = DocumentsPanel(engine, store, device_preference)  # collections, Search, chat with them
         self.documents.status_message.connect(self.status_message)
         self.splitter.addWidget(self.documents)
+        # A side panel opened on demand: always shown, its width would make the window too wide for a small screen.
+        self.documents.setVisible(False)
+        self.documents_button = labelled_button("&Documents", "Show or hide your document collections: the ticked "
+                                                "ones answer this chat, with their sources under each answer")
+        self.documents_button.setCheckable(True)
+        self.documents_button.toggled.connect(self.documents.setVisible)
+        self.composer.add_mode(self.documents_button)
         self.sources_views: dict[int, SourcesView] = {}  # under each answer from documents, by message id
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([230, 700])
