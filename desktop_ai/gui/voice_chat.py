@@ -77,6 +77,8 @@ class VoiceChat(QObject):
             self.live.cancel(self.job_id)
             self.job_id = None
             self.heard.clear()
+        if not on:
+            self._settle.stop()  # a question heard just before voice chat ended is not sent afterwards
 
     def _answer_being_read(self) -> str:
         reader = ReadAloud.shared
@@ -110,6 +112,9 @@ class VoiceChat(QObject):
             self.page.stop()
 
     def _send(self) -> None:
+        if self.job_id is None:  # voice chat ended (or the window closed) while the pause was being waited out
+            self.heard.clear()
+            return
         question = " ".join(self.heard).strip()
         if not question:
             return
