@@ -120,7 +120,9 @@ def test_several_sentences_are_spoken_one_after_another(synthesizer, whisper):
 def test_speed_shortens_the_speech(synthesizer):
     normal = synthesizer.synthesize(SENTENCES[3])
     fast = synthesizer.synthesize(SENTENCES[3], speed=2.0)
-    assert 0.4 < fast.duration_s / normal.duration_s < 0.65
+    # VITS draws its phoneme durations with noise (noise_w), so the ratio moves from run to run (0.52 to 0.68 seen);
+    # speed ignored gives about 1.
+    assert 0.4 < fast.duration_s / normal.duration_s < 0.8
     assert normal.real_time_factor > 0 and normal.voice == EMBEDDED_VOICE
 
 

@@ -105,8 +105,9 @@ class ServerProcess(QObject):
                 process.kill()
                 process.waitForFinished(2000)
         else:
-            QTimer.singleShot(grace_ms, lambda: process.kill() if process.state() != QProcess.ProcessState.NotRunning
-                              else None)
+            # With the process as the context, Qt drops the call if the process object is deleted before it.
+            QTimer.singleShot(grace_ms, process, lambda: process.kill()
+                              if process.state() != QProcess.ProcessState.NotRunning else None)
 
     def _read(self) -> None:
         assert self.process is not None
