@@ -31,10 +31,6 @@ def test_echo_of_the_answer_is_told_from_a_new_question():
     assert not is_echo("What about Germ", answer, partial=True)
 
 
-@pytest.mark.xfail(reason="known bug (issue 30 open): the embedded SmolLM2 on llama.cpp answers this question with "
-                   "French words first (\"L'Étoile, la Marseillaise. Paris is...\"); their echo in the microphone comes "
-                   "back from Whisper as other words (\"a leg oil\"), which word overlap does not match, so the answer "
-                   "interrupts itself. Echo detection needs more than word overlap.", strict=False)
 def test_a_spoken_question_gets_a_spoken_answer(qtbot, window, virtual_microphone):  # noqa: F811
     page = window.text_tab.chat_page
     window.tabs.setCurrentWidget(window.text_tab)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -204,7 +205,8 @@ def _dictate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
             live_options(params.get("language")), cb.progress, None,
         )
 
-    session = DictationSession(stream, recognizer, recording_path=params.get("recording_path"))
+    session = DictationSession(stream, recognizer, recording_path=params.get("recording_path"),
+                               sound_envelopes=bool(params.get("sound_envelopes")))
     return session.run(cb.partial, cb.cancel, params.get("max_seconds")).to_json()
 
 
@@ -230,10 +232,23 @@ def _speak(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
         synthesizer.check(speakable(params.get("text", "")))
     reader = StreamingReader(synthesizer, speed, params.get("device"),
                              on_sentence=lambda sentence: cb.partial({"sentence": sentence})).start()
+
+    reported = [time.perf_counter()]
+
+    def report_played(last: bool = False) -> None:
+        """What reached the sound card, a few times a second, so voice chat can tell its echo (engine/audio/echo.py)."""
+        if reader.player.played_sound is None or not (last or time.perf_counter() - reported[0] >= 0.2):
+            return
+        reported[0] = time.perf_counter()
+        played = reader.player.played_sound.take()
+        if played:
+            cb.partial({"played": [envelope.to_json() for envelope in played]})
+
     if params.get("stream"):
         if params.get("text"):
             reader.feed(params["text"])
         while not cb.cancel.is_set():
+            report_played()
             try:
                 chunk = cb.inbox.get(timeout=0.05) if cb.inbox is not None else None
             except queue.Empty:
@@ -247,8 +262,10 @@ def _speak(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
         reader.stop()
     reader.close()
     while not reader.wait(0.02):
+        report_played()
         if cb.cancel.is_set():
             reader.stop()
+    report_played(last=True)
     if reader.report.error:
         raise EngineError(reader.report.error)
     report = asdict(reader.report)

@@ -23,11 +23,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_ai.engine.audio.echo import SoundEnvelope
 from desktop_ai.gui.settings import read
 
 logger = logging.getLogger(__name__)
 
 READ_LABEL, STOP_LABEL = "Read aloud", "Stop reading"
+PLAYED_KEPT_S = 60.0  # the played sound's envelope is kept this long, for voice chat's echo check
 
 
 class ReadAloud(QObject):
@@ -49,6 +51,7 @@ class ReadAloud(QObject):
         self.owner: object | None = None
         self.streaming = False
         self.last_report: dict | None = None
+        self.played: list[SoundEnvelope] = []  # the loudness of what was read lately (engine/audio/echo.py)
         engine.partial.connect(self._on_partial)
         engine.finished_job.connect(self._on_finished)
         engine.failed.connect(self._on_failed)
@@ -108,7 +111,13 @@ class ReadAloud(QObject):
         return self.job_id
 
     def _on_partial(self, job_id: int, payload: object) -> None:
-        if job_id == self.job_id and isinstance(payload, dict) and "sentence" in payload:
+        if not isinstance(payload, dict):
+            return
+        if "played" in payload:  # even from a reading just stopped: its last sound may still be in the microphone
+            self.played.extend(SoundEnvelope.from_json(envelope) for envelope in payload["played"])
+            newest = max(envelope.end for envelope in self.played)
+            self.played = [envelope for envelope in self.played if envelope.end > newest - PLAYED_KEPT_S]
+        if job_id == self.job_id and "sentence" in payload:
             self.sentence_spoken.emit(payload["sentence"])
 
     def _on_finished(self, job_id: int, result: object) -> None:

@@ -3,8 +3,9 @@ speaking again interrupts it. Every turn is saved as text like any other (it is 
 
 Nothing new runs in the window: the live lane's dictation job listens (voice activity cuts at the pause, Whisper
 writes the phrase), the jobs lane's chat job answers, and the Chat page's read-along speaks it (gui/read_aloud.py).
-A loudspeaker is heard by the microphone too: speech that repeats the answer being read is taken for its echo and
-does not interrupt it (headphones avoid the question altogether).
+A loudspeaker is heard by the microphone too: what is heard while (or just after) an answer is read is taken for
+its echo when its loudness follows what was played (engine/audio/echo.py), or its words repeat the answer's; echo
+neither interrupts the answer nor becomes a question (headphones avoid the question altogether).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QPushButton
 
+from desktop_ai.engine.audio.echo import SoundEnvelope, is_playback_echo
 from desktop_ai.gui.read_aloud import ReadAloud
 
 logger = logging.getLogger(__name__)
 
+ECHO_TAIL_S = 1.5  # a phrase heard this soon after the reading stopped may still be its echo (room, buffers)
 PHRASE_SETTLE_MS = 400  # a phrase's segments arrive together; the question is sent once they stopped coming
 ECHO_SHARE = 0.6  # this share of the heard words in the answer being read: it is the answer's echo
 
@@ -70,7 +73,8 @@ class VoiceChat(QObject):
     def _toggled(self, on: bool) -> None:
         if on and self.job_id is None:
             self.page.read_along.checkbox.setChecked(True)  # the answers are spoken
-            params = {"engine": "whisper", "model": None, "device": self.page.device_preference(), "compression": "int8"}
+            params = {"engine": "whisper", "model": None, "device": self.page.device_preference(), "compression": "int8",
+                      "sound_envelopes": True}
             self.job_id = self.live.submit("voice chat", "dictate", params)
             self.page.show_notice("Voice chat: speak, then pause; the answer is read aloud. Speak again to interrupt it.")
         elif not on and self.job_id is not None:
@@ -87,22 +91,34 @@ class VoiceChat(QObject):
         return self.page.job_text or (self.page.message_view.last("assistant").text
                                       if self.page.message_view.last("assistant") else "")
 
+    def _is_echo(self, event: dict, text: str, partial: bool) -> bool:
+        """The answer's own sound: its loudness follows what was played, or (without sound) its words repeat it."""
+        reader = ReadAloud.shared
+        sound = event.get("sound")
+        if reader is not None and reader.played and isinstance(sound, dict):
+            heard = SoundEnvelope.from_json(sound)
+            newest = max(envelope.end for envelope in reader.played)
+            if heard.start < newest + ECHO_TAIL_S and is_playback_echo(heard, reader.played):
+                return True
+        answer = self._answer_being_read()
+        return bool(answer) and is_echo(text, answer, partial=partial)
+
     def _on_event(self, job_id: int, event: object) -> None:
         if job_id != self.job_id or not isinstance(event, dict):
             return
         kind = event.get("type")
         if kind == "partial" and event.get("text", "").strip():
-            answer = self._answer_being_read()
-            if answer and not is_echo(event["text"], answer, partial=True):
+            if self._answer_being_read() and not self._is_echo(event, event["text"], partial=True):
                 self._interrupt()
         elif kind == "final":
             segment = event.get("segment") or {}
             text = str(segment.get("text") or "").strip()
-            answer = self._answer_being_read()
-            if text and not (answer and is_echo(text, answer)):
+            if text and not self._is_echo(event, text, partial=False):
                 self._interrupt()
                 self.heard.append(text)
                 self._settle.start()
+            elif text:
+                logger.info("Voice chat: %r heard as the answer's echo", text)
 
     def _interrupt(self) -> None:
         """You spoke: the answer being read (and written) stops."""

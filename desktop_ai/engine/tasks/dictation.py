@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from desktop_ai.engine.audio.echo import envelope_of
 from desktop_ai.engine.audio.transcript import Phrase
 from desktop_ai.engine.tasks.transcription import Recognizer, recognize_phrase
 from desktop_ai.engine.audio.voice_activity import SAMPLE_RATE, PhraseSegmenter, SpeechPhrase, VadSettings
@@ -77,13 +78,17 @@ class DictationSession:
         vad: VadSettings | None = None,
         recording_path: str | Path | None = None,
         partial_interval_s: float = PARTIAL_INTERVAL_S,
+        sound_envelopes: bool = False,
     ) -> None:
-        """`stream` is a started-or-not MicrophoneStream (or anything with its read/level/stop surface)."""
+        """`stream` is a started-or-not MicrophoneStream (or anything with its read/level/stop surface).
+        With `sound_envelopes`, partial and final events carry the phrase's loudness envelope ("sound"), which voice
+        chat compares with what it played to tell its own echo from a new question (engine/audio/echo.py)."""
         self.stream = stream
         self.recognizer_factory = recognizer_factory
         self.segmenter = PhraseSegmenter(vad)
         self.recording_path = Path(recording_path) if recording_path else None
         self.partial_interval_s = partial_interval_s
+        self.sound_envelopes = sound_envelopes
         self.partials = 0
         self.finals_from_partial = 0
 
@@ -105,6 +110,12 @@ class DictationSession:
         announced_start: float | None = None  # the phrase whose start was announced ("speech" event)
         error: str | None = None
 
+        def sound(phrase: SpeechPhrase) -> dict[str, Any]:
+            if not self.sound_envelopes:
+                return {}
+            start = clock.captured_at(phrase.start_s)
+            return {} if start is None else {"sound": envelope_of(phrase.samples, SAMPLE_RATE, start).to_json()}
+
         def finish(phrase: SpeechPhrase) -> None:
             nonlocal partial_phrase_start
             reuse = partial_phrase_start == phrase.start_s and partial_covered_s >= self.segmenter.last_speech_end_s + 0.1
@@ -120,7 +131,7 @@ class DictationSession:
                 latencies.append(latency)
             for segment in found:
                 segments.append(segment)
-                on_event({"type": "final", "segment": asdict(segment), "latency_s": latency})
+                on_event({"type": "final", "segment": asdict(segment), "latency_s": latency, **sound(phrase)})
             if not found:
                 on_event({"type": "final", "segment": None, "latency_s": latency})  # clears the partial line
             if recorder is not None:
@@ -164,7 +175,8 @@ class DictationSession:
                     partial_covered_s = current.end_s
                     self.partials += 1
                     last_partial = now  # counted from the start of a decode, so the line refreshes every interval
-                    on_event({"type": "partial", "text": " ".join(s.text for s in partial_segments), "start": current.start_s})
+                    on_event({"type": "partial", "text": " ".join(s.text for s in partial_segments), "start": current.start_s,
+                              **sound(current)})
                 elif current is None:
                     last_partial = 0.0  # a new phrase gets its first partial as soon as it is long enough
                 if getattr(stream, "error", None):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from desktop_ai.engine.audio import microphone
+from desktop_ai.engine.audio.echo import PlayedSound
 from desktop_ai.engine.errors import EngineError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class SpeechPlayer:
         self.first_sound_at: float | None = None  # time.monotonic() when the first queued sample went to the device
         self.sounding = threading.Event()  # set then: waiters need not poll
         self.played_samples = 0  # at the voice's rate
+        self.played_sound: PlayedSound | None = None  # its loudness, for telling its echo in the microphone
         self.stopped = False
 
     # ------------------------------------------------------------ control
@@ -166,6 +168,7 @@ class SpeechPlayer:
         except Exception as error:  # noqa: BLE001
             self._close(abort=True)
             raise PlaybackError(_open_failure(self.device, error)) from error
+        self.played_sound = PlayedSound(self.device_rate)
         logger.info("Playing speech on %r at %d Hz", self.device.name, self.device_rate)
         return self
 
@@ -236,6 +239,8 @@ class SpeechPlayer:
         if filled and self.first_sound_at is None:
             self.first_sound_at = time.monotonic()
             self.sounding.set()
+        if filled and self.played_sound is not None:
+            self.played_sound.add(out[:filled].copy(), _sounds_at(time_info))
         self.played_samples += filled
         out[filled:] = 0.0
         if ending:
@@ -259,6 +264,15 @@ class SpeechPlayer:
             self._counted = False
             with microphone._pa_lock:
                 microphone._open_streams -= 1
+
+
+def _sounds_at(time_info: Any) -> float | None:
+    """When this block leaves the loudspeaker, on time.perf_counter()'s clock (None where PortAudio does not say)."""
+    try:
+        delay = float(time_info.outputBufferDacTime) - float(time_info.currentTime)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return time.perf_counter() + delay if 0.0 <= delay < 2.0 else None
 
 
 def _open_failure(device: OutputDevice, error: BaseException) -> str:
