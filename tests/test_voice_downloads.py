@@ -71,3 +71,37 @@ def test_a_voice_downloads_and_then_speaks(hub_server, voices_repo, workspace):
         SpeechSynthesizer().synthesize(GERMAN)
     german = SpeechSynthesizer(VOICE, workspace.store).synthesize(GERMAN)
     assert german.voice == VOICE and german.duration_s > 2
+
+
+def test_removing_one_voice_keeps_the_others_of_its_repository(hub_server, voices_repo, workspace):
+    """Every Hub voice lives in rhasspy/piper-voices: removing one must not delete the repository's other voices."""
+    from desktop_ai.engine.models.downloads import repo_folder
+    from desktop_ai.engine.models.inventory import Inventory
+
+    french = "fr_FR-siwis-medium"
+    onnx, config = piper_voice_files(french)
+    (voices_repo / onnx).parent.mkdir(parents=True)
+    shutil.copy(voices_repo / piper_voice_files(VOICE)[0], voices_repo / onnx)  # the same bytes: one shared blob
+    data = json.loads((voices_repo / piper_voice_files(VOICE)[1]).read_text())
+    data["espeak"]["voice"] = "fr"
+    data["language"] = {"code": "fr_FR", "family": "fr", "region": "FR", "name_english": "French"}
+    (voices_repo / config).write_text(json.dumps(data))
+    hub_server.add_folder(PIPER_VOICES_REPO, voices_repo)
+    inventory = Inventory(workspace.store)
+    inventory.download(VOICE)
+    inventory.download(french)
+    states = lambda: {r.id: r.state for r in inventory.rows("speak")}  # noqa: E731
+    assert states()[VOICE] == states()[french] == "downloaded"
+
+    message, freed = inventory.remove(VOICE)
+    assert "Removed" in message and 0 < freed < 1e6, "only the German config: its weights' blob is the French voice's too"
+    assert states()[VOICE] == "not downloaded" and states()[french] == "downloaded"
+    assert find_voice(french).config.language == "fr_FR"
+    with pytest.raises(ModelUnavailableError, match="not downloaded yet"):
+        find_voice(VOICE)
+    assert not any(repo_folder(PIPER_VOICES_REPO).rglob("de_DE*")), "the German voice's files and folders are gone"
+
+    _message, freed = inventory.remove(french)
+    assert freed > 60e6, "the last voice using the shared weights frees them"
+    assert states()[french] == "not downloaded"
+    assert not [p for p in (repo_folder(PIPER_VOICES_REPO) / "blobs").iterdir() if p.stat().st_size > 1e6]

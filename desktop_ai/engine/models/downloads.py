@@ -419,6 +419,37 @@ def remove_repo(repo_id: str) -> int:
     return freed
 
 
+def remove_repo_files(repo_id: str, files: tuple[str, ...] | list[str]) -> int:
+    """Delete only these files of a repository other models share (Piper voices live in one): their links in every
+    snapshot, and each blob no remaining link points to; returns bytes freed."""
+    folder = repo_folder(repo_id)
+    snapshots = folder / "snapshots"
+    if not snapshots.is_dir():
+        return 0
+    freed = 0
+    orphans: set[Path] = set()
+    for snapshot in snapshots.iterdir():
+        for name in files:
+            path = snapshot / name
+            if path.is_symlink():
+                orphans.add(path.resolve())
+                path.unlink()
+            elif path.is_file():  # a copy, not a link (a Hugging Face cache without symlinks, on Windows)
+                freed += path.stat().st_size
+                path.unlink()
+            parent = path.parent
+            while parent != snapshot and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()  # the voice's own folders, now empty
+                parent = parent.parent
+    still_used = {link.resolve() for link in snapshots.rglob("*") if link.is_symlink()}
+    for blob in orphans - still_used:
+        if blob.is_file():
+            freed += blob.stat().st_size
+            blob.unlink()
+    logger.info("Removed %s from %s (%d bytes)", ", ".join(files), folder, freed)
+    return freed
+
+
 # --- browsing -----------------------------------------------------------------------------------------------------
 
 SEARCH_KINDS = {"gguf": "gguf", "whisper": "ctranslate2", "opus-mt": "marian"}

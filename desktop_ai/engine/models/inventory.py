@@ -183,6 +183,8 @@ class Inventory:
                 if path.exists():
                     freed += path.stat().st_size
                     path.unlink()
+        elif any(other.location == entry.location and other.id != entry.id for other in CATALOGUE):
+            freed = downloads.remove_repo_files(entry.location, entry.files)  # a repository of many voices
         else:
             freed = downloads.remove_repo(entry.location)
         self.store.loaded.drop(lambda key: key and key[0] == entry.id)
