@@ -19,6 +19,7 @@ from desktop_ai.engine.audio.echo import (
     echo_correlation,
     envelope_of,
     is_playback_echo,
+    speech_over_echo,
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the espeak-ng program")
@@ -113,3 +114,25 @@ def test_envelopes_travel_as_json():
     again = SoundEnvelope.from_json(envelope.to_json())
     assert again.start == 12.5 and again.db == [-60.0, -20.0, -3.0]
     assert again.end == pytest.approx(12.5 + 3 * FRAME_S)
+
+
+def test_a_question_spoken_over_the_answer_is_heard_within_a_second(answer, question):
+    """One phrase that begins as the echo and goes on with a question (voice activity cannot cut them apart): its
+    last second is louder than the echo predicts within a second of the question's start."""
+    played = _played_envelopes(answer)
+    for delay_s, gain, seed in ((0.0, 1.0, 5), (0.05, 0.9, 1), (0.25, 0.3, 2), (0.6, 0.1, 3)):
+        echo = _room(answer, delay_s, gain, seed)
+        assert not any(speech_over_echo(envelope_of(echo[:MIC_RATE * end], MIC_RATE, T0), played)
+                       for end in (2, 3, 4, 5, 6)), (delay_s, gain)
+    echo = _room(answer, 0.2, 0.3, seed=4)
+    voice = soxr.resample(question, PLAY_RATE, MIC_RATE).astype(np.float32)
+    start = 2 * MIC_RATE
+    length = min(len(voice), len(echo) - start)
+    level = np.sqrt(np.mean(echo[start:start + length] ** 2)) / np.sqrt(np.mean(voice[:length] ** 2))
+    for loudness, afters in ((2.0, (0.75, 1.0, 1.5, 2.0)), (1.0, (0.75, 1.0))):  # twice as loud as the echo, or as loud
+        mixed = echo.copy()
+        mixed[start:start + length] += voice[:length] * level * loudness
+        before = envelope_of(mixed[:start], MIC_RATE, T0)
+        assert not speech_over_echo(before, played)
+        assert all(speech_over_echo(envelope_of(mixed[:int(start + MIC_RATE * after)], MIC_RATE, T0), played)
+                   for after in afters), loudness

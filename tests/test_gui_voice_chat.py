@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 
 import pytest
@@ -13,12 +14,13 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from desktop_ai.gui.chat.chat_page import result_dict
-from desktop_ai.gui.voice_chat import is_echo
+from desktop_ai.gui.voice_chat import is_echo, without_echo_prefix
 
 from test_gui import JOB_MS
 from test_gui_read_aloud import Monitor, window  # noqa: F401 - the window on the virtual sound card
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the espeak-ng program")
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+                                reason="needs the espeak-ng and sox programs")
 
 
 def test_echo_of_the_answer_is_told_from_a_new_question():
@@ -29,6 +31,8 @@ def test_echo_of_the_answer_is_told_from_a_new_question():
     assert not is_echo("", answer)
     assert is_echo("The cap", answer, partial=True) and is_echo("Paris. It li", answer, partial=True)  # cut words
     assert not is_echo("What about Germ", answer, partial=True)
+    assert without_echo_prefix("on the river Seine. Stop. What about Germany?", answer) == "Stop. What about Germany?"
+    assert without_echo_prefix("What about Germany?", answer) == "What about Germany?"
 
 
 def test_a_spoken_question_gets_a_spoken_answer(qtbot, window, virtual_microphone):  # noqa: F811
@@ -68,3 +72,48 @@ def test_a_spoken_question_gets_a_spoken_answer(qtbot, window, virtual_microphon
     assert len([role for role, _ in stored if role == "user"]) == 1, "the answer's echo was not taken for a question"
     window.voice_chat.button.click()
     assert not window.voice_chat.active
+
+
+def test_speaking_over_the_answer_interrupts_it(qtbot, window, virtual_microphone):  # noqa: F811
+    """Barge-in: a question spoken while the answer is read (onto the same sink the microphone hears, so the
+    microphone gets both) stops the reading and becomes the next turn; the answer's echo alone never does."""
+    page = window.text_tab.chat_page
+    window.tabs.setCurrentWidget(window.text_tab)
+    window.text_tab.setCurrentWidget(page)
+    page.settings_panel.max_tokens.setValue(160)
+    page.settings_panel.temperature.setValue(0.0)
+    statuses: list[str] = []
+    window.live_engine.partial.connect(
+        lambda _job, event: statuses.append(event.get("message", "")) if isinstance(event, dict) and event.get("type") == "status" else None)
+    readings: list[tuple[int | None, bool]] = []  # (job, speaking) as the reader changes state
+    window.read_aloud.state_changed.connect(lambda _owner, speaking: readings.append((window.read_aloud.job_id, speaking)))
+    reports: dict[int, dict] = {}  # each reading's own report, by job
+    window.read_aloud.engine.finished_job.connect(
+        lambda job, result: reports.__setitem__(job, result) if isinstance(result, dict) and "sentences" in result else None)
+
+    window.voice_chat.button.click()
+    qtbot.waitUntil(lambda: bool(statuses) and statuses[-1].startswith("Listening on")
+                    and (len(statuses) > 2 or "Loading" not in " ".join(statuses)), timeout=JOB_MS)
+    monitor = Monitor()
+    try:
+        virtual_microphone.play(virtual_microphone.speak("Describe the city of Paris in five sentences."))
+        qtbot.waitUntil(lambda: window.read_aloud.speaking and bool(window.read_aloud.played), timeout=JOB_MS)
+        first_reading = window.read_aloud.job_id
+        qtbot.wait(1500)  # well into the answer's first sentences
+        assert window.read_aloud.job_id == first_reading, "the answer's own echo did not stop it"
+        # the speaker is nearer the microphone than the loudspeaker is: the question comes in louder than the echo
+        spoken = virtual_microphone.speak("Stop, please stop. Now tell me about Germany and its capital city.", name="barge-in.wav")
+        louder = spoken.with_name("barge-in-louder.wav")
+        subprocess.run(["sox", str(spoken), str(louder), "norm", "-1"], check=True)
+        virtual_microphone.play(louder)
+        qtbot.waitUntil(lambda: len([m for m in page.conversations.messages(page.current) if m.role == "user"]) >= 2,
+                        timeout=JOB_MS)
+    finally:
+        monitor.close()
+        window.voice_chat.button.click()
+    users = [m.content for m in page.conversations.messages(page.current) if m.role == "user"]
+    assert len(users) == 2 and "germany" in users[1].lower(), users
+    qtbot.waitUntil(lambda: first_reading in reports or window.read_aloud.job_id != first_reading, timeout=JOB_MS)
+    assert window.read_aloud.job_id != first_reading, "the first reading is over"
+    report = reports.get(first_reading)
+    assert report is None or report["stopped"], f"the first answer was cut short, not read to its end: {report}"

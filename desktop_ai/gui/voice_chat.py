@@ -17,7 +17,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QPushButton
 
-from desktop_ai.engine.audio.echo import SoundEnvelope, is_playback_echo
+from desktop_ai.engine.audio.echo import SoundEnvelope, is_playback_echo, speech_over_echo
 from desktop_ai.gui.read_aloud import ReadAloud
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,18 @@ ECHO_SHARE = 0.6  # this share of the heard words in the answer being read: it i
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def without_echo_prefix(heard: str, answer: str) -> str:
+    """A phrase that began as the answer's echo and went on with a question ("...vibrant culture. Stop. What about
+    Germany?"): the question, from its first word the answer does not have."""
+    said = set(_words(answer))
+    pieces = heard.split()
+    for index, piece in enumerate(pieces):
+        words = _words(piece)
+        if words and any(word not in said for word in words):
+            return " ".join(pieces[index:])
+    return heard
 
 
 def is_echo(heard: str, answer: str, partial: bool = False) -> bool:
@@ -51,6 +63,7 @@ class VoiceChat(QObject):
         self.live = live_engine
         self.job_id: int | None = None
         self.heard: list[str] = []
+        self._barged_in: tuple[float | None, str] = (None, "")  # the phrase that interrupted an answer, and the answer
         self.button = QPushButton("Voice chat")
         self.button.setCheckable(True)
         self.button.setAccessibleName("Voice chat")
@@ -91,14 +104,25 @@ class VoiceChat(QObject):
         return self.page.job_text or (self.page.message_view.last("assistant").text
                                       if self.page.message_view.last("assistant") else "")
 
-    def _is_echo(self, event: dict, text: str, partial: bool) -> bool:
-        """The answer's own sound: its loudness follows what was played, or (without sound) its words repeat it."""
+    def _heard_and_played(self, event: dict) -> tuple[SoundEnvelope, list[SoundEnvelope]] | None:
+        """The phrase's sound and what was read lately, when the phrase may overlap the reading or its echo."""
         reader = ReadAloud.shared
         sound = event.get("sound")
-        if reader is not None and reader.played and isinstance(sound, dict):
-            heard = SoundEnvelope.from_json(sound)
-            newest = max(envelope.end for envelope in reader.played)
-            if heard.start < newest + ECHO_TAIL_S and is_playback_echo(heard, reader.played):
+        if reader is None or not reader.played or not isinstance(sound, dict):
+            return None
+        heard = SoundEnvelope.from_json(sound)
+        newest = max(envelope.end for envelope in reader.played)
+        return (heard, reader.played) if heard.start < newest + ECHO_TAIL_S else None
+
+    def _is_echo(self, event: dict, text: str, partial: bool) -> bool:
+        """The answer's own sound: its loudness follows what was played and nobody speaks over it at the end, or
+        (without sound to go by) its words repeat the answer's."""
+        found = self._heard_and_played(event)
+        if found is not None:
+            heard, played = found
+            if speech_over_echo(heard, played, last_s=1.0 if partial else 1.5):
+                return False
+            if is_playback_echo(heard, played):
                 return True
         answer = self._answer_being_read()
         return bool(answer) and is_echo(text, answer, partial=partial)
@@ -108,17 +132,26 @@ class VoiceChat(QObject):
             return
         kind = event.get("type")
         if kind == "partial" and event.get("text", "").strip():
-            if self._answer_being_read() and not self._is_echo(event, event["text"], partial=True):
+            answer = self._answer_being_read()
+            if answer and not self._is_echo(event, event["text"], partial=True):
+                self._barged_in = (event.get("start"), answer)  # this phrase interrupted the answer
+                logger.info("Voice chat: %r spoken over the answer: it stops", event["text"])
                 self._interrupt()
         elif kind == "final":
             segment = event.get("segment") or {}
             text = str(segment.get("text") or "").strip()
-            if text and not self._is_echo(event, text, partial=False):
+            barged_start, answer = self._barged_in
+            if text and barged_start is not None and event.get("start") == barged_start:
+                self._barged_in = (None, "")
+                text = without_echo_prefix(text, answer)  # the phrase began as echo; the question is its rest
+            elif text and self._is_echo(event, text, partial=False):
+                logger.info("Voice chat: %r heard as the answer's echo", text)
+                return
+            if text:
+                logger.info("Voice chat: heard %r", text)
                 self._interrupt()
                 self.heard.append(text)
                 self._settle.start()
-            elif text:
-                logger.info("Voice chat: %r heard as the answer's echo", text)
 
     def _interrupt(self) -> None:
         """You spoke: the answer being read (and written) stops."""

@@ -131,7 +131,8 @@ class DictationSession:
                 latencies.append(latency)
             for segment in found:
                 segments.append(segment)
-                on_event({"type": "final", "segment": asdict(segment), "latency_s": latency, **sound(phrase)})
+                on_event({"type": "final", "segment": asdict(segment), "latency_s": latency, "start": phrase.start_s,
+                          **sound(phrase)})
             if not found:
                 on_event({"type": "final", "segment": None, "latency_s": latency})  # clears the partial line
             if recorder is not None:

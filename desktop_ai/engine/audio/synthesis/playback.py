@@ -134,6 +134,7 @@ class SpeechPlayer:
         self.sounding = threading.Event()  # set then: waiters need not poll
         self.played_samples = 0  # at the voice's rate
         self.played_sound: PlayedSound | None = None  # its loudness, for telling its echo in the microphone
+        self._last_block_full = False
         self.stopped = False
 
     # ------------------------------------------------------------ control
@@ -240,7 +241,8 @@ class SpeechPlayer:
             self.first_sound_at = time.monotonic()
             self.sounding.set()
         if filled and self.played_sound is not None:
-            self.played_sound.add(out[:filled].copy(), _sounds_at(time_info))
+            self.played_sound.add(out[:filled].copy(), _sounds_at(time_info), follows_on=self._last_block_full)
+        self._last_block_full = filled == frames
         self.played_samples += filled
         out[filled:] = 0.0
         if ending:
