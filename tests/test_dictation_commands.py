@@ -61,6 +61,15 @@ def test_scratch_that_twice_goes_back_two_phrases_and_within_a_phrase_drops_its_
     assert _type(DictationCommands(), "One.", "Two, no, scratch that, three.") == "One. Three."
 
 
+def test_a_command_whisper_repeats_within_one_phrase_counts_once():
+    """Told to expect the commands (COMMAND_PROMPT), tiny.en writes a lone "new line" as "New line. New line." in a
+    quarter of plays: one line break, as for "scratch that"; two lines are "new paragraph", and apart they count."""
+    assert _type(DictationCommands(), "Dear Anna,", "New Line. New Line.", "Thanks.") == "Dear Anna,\nThanks."
+    assert _type(DictationCommands(), "Hello comma comma there.") == "Hello, there."
+    assert _type(DictationCommands(), "Dear Anna,", "New line.", "New line.", "Thanks.") == "Dear Anna,\n\nThanks."
+    assert _type(DictationCommands(), "One new line two new line three.") == "One\nTwo\nThree."
+
+
 def test_a_phrase_not_typed_is_not_scratched():
     commands = DictationCommands()
     commands.done(commands.step("Open the window."))

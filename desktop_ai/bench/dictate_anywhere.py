@@ -107,7 +107,10 @@ def bench_dictate_anywhere(store: ModelStore, model: str | None, device: str, me
     from desktop_ai.engine.tasks.transcription import live_options, make_recognizer
 
     compression = Compression.INT8 if Compression.INT8 in methods or not methods else methods[0]  # dictation's own
-    recognizer = make_recognizer(store, "whisper", model, device, compression, live_options())
+    from desktop_ai.engine.tasks.dictation_commands import COMMAND_PROMPT
+
+    # as `dictate --type` runs it: the spoken commands on, and Whisper told to expect them
+    recognizer = make_recognizer(store, "whisper", model, device, compression, live_options(prompt=COMMAND_PROMPT))
     report = BenchReport(task=TASK_DICTATE_ANYWHERE, model=recognizer.model_id, device=str(recognizer.device),
                          environment=environment())
     tab: list[float] = []  # end of speech → final text (what the Speech tab shows)

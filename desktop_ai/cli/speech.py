@@ -323,6 +323,12 @@ def cmd_dictate(args: argparse.Namespace) -> int:
         from desktop_ai.engine.workspace import open_workspace
 
         options = _speech_options(args, live=True)
+        if getattr(args, "type", False) and not getattr(args, "no_commands", False):
+            from dataclasses import replace
+
+            from desktop_ai.engine.tasks.dictation_commands import COMMAND_PROMPT
+
+            options = replace(options, initial_prompt=COMMAND_PROMPT)  # Whisper expects the spoken commands
         workspace = open_workspace(use_disk_cache=False)
     except BaseException:
         stream.stop()

@@ -202,7 +202,7 @@ def _dictate(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     def recognizer() -> Any:
         return make_recognizer(
             workspace.store, params.get("engine"), params.get("model"), params["device"], compression,
-            live_options(params.get("language")), cb.progress, None,
+            live_options(params.get("language"), params.get("prompt")), cb.progress, None,
         )
 
     session = DictationSession(stream, recognizer, recording_path=params.get("recording_path"),

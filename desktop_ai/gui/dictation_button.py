@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QPlainTextEdit, QToolButton
 
 from desktop_ai.engine.audio.transcript import Phrase, TranscriptAutosave, TranscriptDocument, new_autosave_path
 from desktop_ai.engine.errors import EngineError
-from desktop_ai.engine.tasks.dictation_commands import DictationCommands
+from desktop_ai.engine.tasks.dictation_commands import COMMAND_PROMPT, DictationCommands
 from desktop_ai.gui.worker import EngineThread
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ class BoxDictation(QObject):
         self.autosave = TranscriptAutosave(TranscriptDocument(title=f"Dictation into {button.box_name} "
                                                               f"{datetime.now():%Y-%m-%d %H:%M}", source="microphone"),
                                            path)
-        params = self.params() | {"recording_path": str(path.with_suffix(".wav"))}
+        # the spoken commands are on: Whisper is told to expect them ("scratch that" was misheard without)
+        params = self.params() | {"recording_path": str(path.with_suffix(".wav")), "prompt": COMMAND_PROMPT}
         self.active = button
         self.job_id = self.engine.submit(f"dictation into {button.box_name}", "dictate", params)
         self.notice.emit(f"Dictating into {button.box_name}… Esc stops.")

@@ -57,10 +57,11 @@ class TranscriptionOptions:
             raise InvalidInputError("Beam size must be between 1 and 10.")
 
 
-def live_options(language: str | None = None) -> TranscriptionOptions:
+def live_options(language: str | None = None, prompt: str | None = None) -> TranscriptionOptions:
     """What dictation uses: one decode per phrase and no timestamps, so the final text keeps up with the speaker
-    (partials are greedy drafts on top of this)."""
-    return TranscriptionOptions(language=language, beam_size=5, temperature_fallback=False, timestamps=False)
+    (partials are greedy drafts on top of this). `prompt`: words Whisper should expect (the spoken commands)."""
+    return TranscriptionOptions(language=language, beam_size=5, temperature_fallback=False, timestamps=False,
+                                initial_prompt=prompt or None)
 
 
 @dataclass
@@ -315,9 +316,12 @@ class WhisperRecognizer:
         encoded = whisper.encode(features)
         tokenizer = Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual, task="transcribe", language=language)
         duration = len(samples) / SAMPLE_RATE
+        prompt: list[int] = []
+        if self.options.initial_prompt:  # Whisper's previous-text slot, as transcribe() fills it
+            prompt = [tokenizer.sot_prev] + tokenizer.encode(" " + self.options.initial_prompt.strip())[-111:]
         result = whisper.model.generate(
             encoded,
-            [list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]],
+            [prompt + list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]],
             beam_size=1 if draft else self.options.beam_size,
             max_length=min(224, 16 + int(duration * 8)),  # ~3 tokens a second of speech, with room to spare
             return_scores=True,
