@@ -43,13 +43,13 @@ def write_pdf(path: Path, pages: list[tuple[str, str]] = PDF_PAGES, title: str =
 
 def write_image_pdf(path: Path) -> Path:
     """A scan: one page holding only a picture of text, no text layer."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.utils import ImageReader
     from reportlab.pdfgen import canvas
 
     image = Image.new("RGB", (800, 200), "white")
-    ImageDraw.Draw(image).text((20, 80), "SCANNED INVOICE 2291", fill="black")
+    ImageDraw.Draw(image).text((20, 60), "SCANNED INVOICE 2291", fill="black", font=ImageFont.load_default(size=48))
     pdf = canvas.Canvas(str(path), pagesize=A4)
     pdf.drawImage(ImageReader(image), 50, 500, width=500, height=125)
     pdf.showPage()

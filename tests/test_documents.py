@@ -54,12 +54,36 @@ def test_every_format_reads_with_its_title_headings_and_pages(written: dict[str,
     assert rst.title == "Chess Openings" and "c5" in {s.heading: s.text for s in rst.sections}["Sicilian Defence"]
 
 
-@pytest.mark.parametrize("name, kind", [("scan", REASON_NEEDS_OCR), ("encrypted", REASON_ENCRYPTED),
-                                        ("damaged", REASON_DAMAGED)])
+@pytest.mark.parametrize("name, kind", [("encrypted", REASON_ENCRYPTED), ("damaged", REASON_DAMAGED)])
 def test_unreadable_files_say_why(written: dict[str, Path], name: str, kind: str) -> None:
     with pytest.raises(UnreadableDocumentError) as caught:
         read_document(written[name])
     assert caught.value.kind == kind and written[name].name in str(caught.value)
+
+
+def test_a_scan_is_read_by_ocr_or_said_to_need_it(written: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    from PIL import Image
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    from desktop_ai.engine.documents.readers import pdf_ocr
+
+    scan = read_document(written["scan"])
+    assert [(s.page, s.text) for s in scan.sections] == [(1, "SCANNED INVOICE 2291")]
+    blank = tmp_path / "blank-scan.pdf"  # a picture with nothing written on it
+    pdf = canvas.Canvas(str(blank), pagesize=A4)
+    pdf.drawImage(ImageReader(Image.new("RGB", (400, 300), "white")), 50, 500, width=400, height=300)
+    pdf.showPage()
+    pdf.save()
+    with pytest.raises(UnreadableDocumentError) as caught:
+        read_document(blank)
+    assert caught.value.kind == REASON_EMPTY and "OCR found no text" in str(caught.value)
+    monkeypatch.setattr(pdf_ocr, "available", lambda: False)  # an install without RapidOCR
+    with pytest.raises(UnreadableDocumentError) as caught:
+        read_document(written["scan"])
+    assert caught.value.kind == REASON_NEEDS_OCR and "scan.pdf" in str(caught.value)
 
 
 def test_empty_and_zip_damaged_files_say_why(tmp_path: Path) -> None:
@@ -111,18 +135,20 @@ def test_search_finds_the_passage_on_its_page_and_lists_failed_files(index: Docu
                                                                       folder: Path) -> None:
     seen = []
     result = _indexer(index, embedder).add("mine", [folder], progress=seen.append)
-    assert result.added == 7 and result.chunks_embedded > 7
+    assert result.added == 8 and result.chunks_embedded > 8
     assert {(Path(f.path).name, f.kind) for f in result.failed} == {
-        ("scan.pdf", REASON_NEEDS_OCR), ("locked.pdf", REASON_ENCRYPTED), ("broken.pdf", REASON_DAMAGED)}
+        ("locked.pdf", REASON_ENCRYPTED), ("broken.pdf", REASON_DAMAGED)}
     assert [s.files_done for s in seen] == list(range(1, 11)) and seen[-1].files_total == 10
     assert seen[-1].chunks == result.chunks_embedded and seen[-1].words > 100
     collection = index.collection("mine")
-    assert (collection.files, collection.indexed, collection.failed) == (10, 7, 3)
-    assert {Path(f.path).name for f in index.failed_files(collection)} == {"scan.pdf", "locked.pdf", "broken.pdf"}
+    assert (collection.files, collection.indexed, collection.failed) == (10, 8, 2)
+    assert {Path(f.path).name for f in index.failed_files(collection)} == {"locked.pdf", "broken.pdf"}
 
     search = DocumentSearch(index, embedder)
     by_meaning = search.search(["mine"], "what to do when the reactor overheats", top_k=3).passages[0]
     assert (Path(by_meaning.path).name, by_meaning.page, by_meaning.heading) == ("handbook.pdf", 3, "Emergency")
+    scanned = search.search(["mine"], "invoice 2291", top_k=3).passages[0]
+    assert (Path(scanned.path).name, scanned.page) == ("scan.pdf", 1), "the scan was read by OCR"
     exact = search.search(["mine"], "ZX-4471", top_k=3).passages[0]
     assert (Path(exact.path).name, exact.page) == ("handbook.pdf", 2) and exact.bm25_rank == 1
     roses = search.search(["mine"], "when should I prune roses", top_k=3).passages[0]

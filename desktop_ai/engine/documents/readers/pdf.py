@@ -1,6 +1,6 @@
 """PDF with pypdf (BSD): one section per page, numbered as the reader shows them (from 1), headed by the
 outline (bookmark) entry the page falls under. A PDF without a text layer (a scan) is read by OCR when
-rapidocr-onnxruntime is installed, else listed as needing OCR; encrypted and damaged files are listed with
+RapidOCR is installed (a dependency), else listed as needing OCR; encrypted and damaged files are listed with
 the reason."""
 
 from __future__ import annotations
@@ -101,6 +101,10 @@ def read(path: Path) -> Document:
                     REASON_NEEDS_OCR, f"{path.name} has no text layer (a scan): it needs OCR, which is not installed."
                 )
             document.sections = pdf_ocr.read_pages(path, pages)
+            if not any(s.text for s in document.sections):
+                raise UnreadableDocumentError(
+                    REASON_EMPTY, f"{path.name} has no text layer (a scan), and OCR found no text in its pictures."
+                )
         else:
             raise UnreadableDocumentError(REASON_EMPTY, f"{path.name} has no text.")
     return document.require_text()
