@@ -244,3 +244,52 @@ def test_onnx_runtime_embeds_the_same_vectors_as_pytorch(embedder: DocumentEmbed
     reference = DocumentEmbedder(embedding_store, device="cpu", runtime="torch").embed(texts)
     assert ours.shape == (3, 384) and abs(ours - reference).max() < 1e-4
     assert abs(float((ours[0] * ours[0]).sum()) - 1.0) < 1e-5, "unit length"
+
+
+def test_docx_and_odt_sections_carry_the_page_they_are_on(tmp_path: Path) -> None:
+    """Pages in formats without pages: hard breaks in a file a program wrote, and the page starts a word processor
+    marked where it laid the document out (Word's w:lastRenderedPageBreak, LibreOffice's text:soft-page-break)."""
+    import docx
+    from docx.oxml import OxmlElement
+    from odf.opendocument import OpenDocumentText
+    from odf.style import ParagraphProperties, Style
+    from odf.text import H, P, SoftPageBreak
+
+    written = docx.Document()
+    written.add_heading("Tomatoes", level=1)
+    written.add_paragraph("Plant the Brandywine tomatoes after the last frost.")
+    written.add_page_break()
+    written.add_paragraph("Water them every morning in July.")  # still under Tomatoes, on page 2
+    written.add_heading("Roses", level=1)
+    written.add_paragraph("Prune the climbing roses in late February.")
+    written.save(str(tmp_path / "hard.docx"))
+    pages = {(s.heading, s.page) for s in read_document(tmp_path / "hard.docx").sections if s.text}
+    assert pages == {("Tomatoes", 1), ("Tomatoes", 2), ("Roses", 2)}
+
+    laid_out = docx.Document()
+    for text in ("First page text.", "Second page text.", "Third page text."):
+        laid_out.add_paragraph(text)
+    for paragraph in laid_out.paragraphs[1:]:  # Word's marks where pages 2 and 3 began, at these paragraphs' starts
+        paragraph.runs[0]._r.insert(0, OxmlElement("w:lastRenderedPageBreak"))
+    laid_out.save(str(tmp_path / "rendered.docx"))
+    assert [(s.text, s.page) for s in read_document(tmp_path / "rendered.docx").sections if s.text] == [
+        ("First page text.", 1), ("Second page text.", 2), ("Third page text.", 3)]
+
+    styled = OpenDocumentText()
+    new_page = Style(name="NewPage", family="paragraph")
+    new_page.addElement(ParagraphProperties(breakbefore="page"))
+    styled.automaticstyles.addElement(new_page)
+    styled.text.addElement(H(outlinelevel=1, text="Bicycle Repair"))
+    styled.text.addElement(P(text="Find the hole by submerging the inner tube in water."))
+    styled.text.addElement(P(stylename=new_page, text="Adjust the brakes so the pads touch the rim squarely."))
+    styled.save(str(tmp_path / "styled.odt"))
+    assert [(s.text[:6], s.page) for s in read_document(tmp_path / "styled.odt").sections if s.text] == [
+        ("Find t", 1), ("Adjust", 2)]
+
+    soft = OpenDocumentText()
+    soft.text.addElement(P(text="Page one words."))
+    soft.text.addElement(SoftPageBreak())
+    soft.text.addElement(P(text="Page two words."))
+    soft.save(str(tmp_path / "soft.odt"))
+    assert [(s.text, s.page) for s in read_document(tmp_path / "soft.odt").sections if s.text] == [
+        ("Page one words.", 1), ("Page two words.", 2)]

@@ -1,5 +1,8 @@
 """ODT (OpenDocument text) with zipfile and lxml: text:h elements start sections, text:p paragraphs (also in lists
-and tables) are their text; the title comes from meta.xml. An encrypted ODT says so in its manifest."""
+and tables) are their text; the title comes from meta.xml. An encrypted ODT says so in its manifest.
+
+Pages, as for DOCX: where a word processor laid them out it left text:soft-page-break marks (LibreOffice does on
+every save); a file only a program wrote has only its paragraph styles' page breaks (fo:break-before/after)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,27 @@ SUFFIXES = (".odt",)
 TEXT_NS = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
 MANIFEST_NS = "urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"
 DC_NS = "http://purl.org/dc/elements/1.1/"
+STYLE_NS = "urn:oasis:names:tc:opendocument:xmlns:style:1.0"
+FO_NS = "urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0"
+
+
+def _breaking_styles(*roots) -> tuple[set[str], set[str]]:  # type: ignore[no-untyped-def]
+    """Names of paragraph styles that start a page (break-before) and that end one (break-after)."""
+    before: set[str] = set()
+    after: set[str] = set()
+    for root in roots:
+        if root is None:
+            continue
+        for style in root.iter(f"{{{STYLE_NS}}}style"):
+            properties = style.find(f"{{{STYLE_NS}}}paragraph-properties")
+            if properties is None:
+                continue
+            name = style.get(f"{{{STYLE_NS}}}name", "")
+            if properties.get(f"{{{FO_NS}}}break-before") == "page":
+                before.add(name)
+            if properties.get(f"{{{FO_NS}}}break-after") == "page":
+                after.add(name)
+    return before, after
 
 
 def _text(element) -> str:  # type: ignore[no-untyped-def]
@@ -51,22 +75,43 @@ def read(path: Path) -> Document:
                     raise UnreadableDocumentError(REASON_ENCRYPTED, f"{path.name} is protected by a password.")
             content = etree.fromstring(archive.read("content.xml"))
             meta = etree.fromstring(archive.read("meta.xml")) if "meta.xml" in names else None
+            styles = etree.fromstring(archive.read("styles.xml")) if "styles.xml" in names else None
     except UnreadableDocumentError:
         raise
     except (zipfile.BadZipFile, KeyError, etree.XMLSyntaxError, OSError) as error:
         raise UnreadableDocumentError(REASON_DAMAGED, f"{path.name} is not a readable ODT: {error}") from error
+    soft = next(content.iter(f"{{{TEXT_NS}}}soft-page-break"), None) is not None
+    starts_page, ends_page = (set(), set()) if soft else _breaking_styles(content, styles)
+    style_key = f"{{{TEXT_NS}}}style-name"
     sections: list[Section] = []
     heading, lines = "", []
     first_heading = ""
-    for element in content.iter(f"{{{TEXT_NS}}}h", f"{{{TEXT_NS}}}p"):
+    page = 1
+
+    def flush() -> None:
+        nonlocal lines
+        sections.append(Section(clean_text("\n".join(lines)), heading, page))
+        lines = []
+
+    for element in content.iter(f"{{{TEXT_NS}}}h", f"{{{TEXT_NS}}}p", f"{{{TEXT_NS}}}soft-page-break"):
+        if element.tag == f"{{{TEXT_NS}}}soft-page-break" or element.get(style_key) in starts_page:
+            if any(line.strip() for line in lines):
+                flush()
+            if any(section.text for section in sections):  # a break before any text starts no page
+                page += 1
+            if element.tag == f"{{{TEXT_NS}}}soft-page-break":
+                continue
         if element.tag == f"{{{TEXT_NS}}}h":
-            sections.append(Section(clean_text("\n".join(lines)), heading))
-            lines = []
+            flush()
             heading = clean_text(_text(element))
             first_heading = first_heading or heading
         else:
             lines.append(_text(element))
-    sections.append(Section(clean_text("\n".join(lines)), heading))
+        if element.get(style_key) in ends_page:
+            if any(line.strip() for line in lines):
+                flush()
+            page += 1
+    flush()
     title = ""
     if meta is not None:
         node = meta.find(f".//{{{DC_NS}}}title")
