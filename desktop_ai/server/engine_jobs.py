@@ -125,14 +125,11 @@ class ServerEngine:
         self.counters = EngineCounters()
         self._executor = ThreadPoolExecutor(max_workers=max(settings.parallel, 1) + 2, thread_name_prefix="serve")
         self._generators: dict[str, Any] = {}
-        self._decoders: dict[int, Any] = {}  # id(LlamaCppLM) -> its BatchedLlamaDecoder
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-        for decoder in self._decoders.values():
-            decoder.close()
-        self.workspace.close()
+        self.workspace.close()  # a llama.cpp model's batched decoder closes with it
 
     def decoder_for(self, lm: CausalLM) -> Any:
         """llama.cpp models decode concurrent requests together, one sequence each (runtimes/llama_cpp_batch.py);
@@ -140,13 +137,9 @@ class ServerEngine:
         if lm.runtime != RUNTIME_LLAMA_CPP or self.settings.parallel < 2:
             return None
         with self._lock:
-            decoder = self._decoders.get(id(lm))
-            if decoder is None or decoder.lm is not lm:
-                from desktop_ai.engine.runtimes.llama_cpp_batch import BatchedLlamaDecoder
-
-                decoder = BatchedLlamaDecoder(lm, slots=self.settings.parallel)
-                self._decoders[id(lm)] = decoder
-            return decoder
+            if lm.batched_decoder_bytes() == 0:  # about to be made: its cells count in the memory budget first
+                self.workspace.store.loaded.grow(lm, lm.batched_decoder_bytes(self.settings.parallel))
+            return lm.batched_decoder(self.settings.parallel)
 
     # --- models ------------------------------------------------------------------------------------------------
     def resolve(self, model_id: str | None, task: str, param: str = "model") -> ServedModel:
@@ -196,6 +189,15 @@ class ServerEngine:
         cache. Runs in a worker thread; raises APIError for what the client must change."""
         generator = self.generator(model)
         lm = generator.load()
+        unsupported = options.beyond_basics() if lm.runtime != RUNTIME_LLAMA_CPP else []
+        if unsupported:
+            raise APIError(400, f"{unsupported[0]} is supported on GGUF models (llama.cpp) only; '{model.id}' runs "
+                                f"on {lm.runtime}.", param=unsupported[0])
+        vocabulary = lm.vocab_size() if options.logit_bias else 0
+        outside = [token for token in options.logit_bias if token >= vocabulary]
+        if outside:
+            raise APIError(400, f"logit_bias names token {outside[0]}, but this model's tokens are 0 to "
+                                f"{vocabulary - 1}.", param="logit_bias")
         tokens = lm.chat_tokens(messages) if messages is not None else lm.tokenize(prompt or "")
         context = lm.context_length
         if len(tokens) >= context:
