@@ -287,8 +287,11 @@ class BatchedLlamaDecoder:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_logit_bias(
                 self._n_vocab, len(biases), biases))
         if options.penalized:
+            # The arguments exactly as Llama's own sampler passes them (llama-cpp-python 0.3.36 declares n_vocab
+            # first), so a penalty acts the same here as in LlamaCppLM.stream: on the tokens generated so far.
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_penalties(
-                PENALTY_LAST_N, options.repetition_penalty, options.frequency_penalty, options.presence_penalty))
+                self._n_vocab, PENALTY_LAST_N, options.repetition_penalty, options.frequency_penalty,
+                options.presence_penalty))
         if options.sampling:
             if options.top_k > 0:
                 llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(options.top_k))
@@ -299,8 +302,6 @@ class BatchedLlamaDecoder:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         else:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-        for token in sequence.prompt[-PENALTY_LAST_N:]:  # the penalty reads the prompt's end, as Llama's does
-            llama_cpp.llama_sampler_accept(chain, token)
         return chain
 
     def _sample(self, llama_cpp: Any, sequence: _Sequence) -> None:
