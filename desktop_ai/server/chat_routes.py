@@ -92,21 +92,21 @@ class _Generation:
             logger.info("Prompt for %s: %s", self.model.id, json.dumps(messages if messages is not None else prompt))
 
     async def start(self) -> None:
-        """Wait for a slot, prepare (load, tokenize, check), and start generating."""
+        """Wait for a slot, then prepare (load, tokenize, check) and generate in one worker thread."""
         await self.admission.enter()
-        try:
-            self.prepared = await self.engine.run(lambda: self.engine.prepare(
-                self.model, self.messages, self.prompt, self.max_tokens, self.options))
-        except BaseException:
-            self.admission.leave()
-            raise
-        watcher = asyncio.create_task(_wait_for_disconnect(self.request, self.cancel))
+        watcher: list[asyncio.Task] = []
+        ended = threading.Event()
 
-        def done() -> None:
-            watcher.cancel()
+        def done() -> None:  # on the event loop, once the worker thread has finished (refused or answered)
+            ended.set()
+            for task in watcher:
+                task.cancel()
             self.admission.leave()
 
-        self.pieces = self.engine.begin(self.prepared, self.cancel, on_done=done)
+        self.prepared, self.pieces = await self.engine.begin(lambda: self.engine.prepare(
+            self.model, self.messages, self.prompt, self.max_tokens, self.options), self.cancel, on_done=done)
+        if not ended.is_set():
+            watcher.append(asyncio.create_task(_wait_for_disconnect(self.request, self.cancel)))
 
     def record(self, outcome: GenerationOutcome) -> None:
         self.request.state.prompt_tokens = outcome.prompt_tokens

@@ -261,21 +261,35 @@ class ServerEngine:
             self.workspace.cache.put(prepared.cache_key, outcome.to_cache())
         return outcome
 
-    def begin(self, prepared: PreparedGeneration, cancel: threading.Event,
-              on_done: Callable[[], None] | None = None) -> AsyncIterator[str | GenerationOutcome]:
-        """Start the generation in a worker thread now; iterate the result for its text pieces, then its outcome.
-        Setting `cancel` (the client went away) stops it between two tokens; `on_done` runs on the event loop
-        when the thread has really finished, whether or not anyone read the pieces."""
+    async def begin(self, prepare: Callable[[], PreparedGeneration], cancel: threading.Event,
+                    on_done: Callable[[], None] | None = None
+                    ) -> tuple[PreparedGeneration, AsyncIterator[str | GenerationOutcome]]:
+        """Prepare and generate in one worker thread: the thread goes on from preparing to generating at once, and
+        the event loop is told that the request was accepted (or why not, raised here, before any byte of the
+        answer) while the first token is being made, so no second hand-off delays it. Iterate the pieces for the
+        text, then the outcome. Setting `cancel` (the client went away) stops the generation between two tokens;
+        `on_done` runs on the event loop when the thread has really finished, whether or not anyone read."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
+        ready: asyncio.Future[PreparedGeneration] = loop.create_future()
 
         def put(item: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
+        def settle(prepared: PreparedGeneration | None, error: BaseException | None) -> None:
+            if not ready.done():
+                ready.set_exception(error) if error is not None else ready.set_result(prepared)
+
         def job() -> None:
             try:
-                put(self.generate(prepared, put, cancel))
+                prepared = prepare()
             except BaseException as error:  # handed to the event loop, which answers it
+                loop.call_soon_threadsafe(settle, None, error)
+                return
+            loop.call_soon_threadsafe(settle, prepared, None)
+            try:
+                put(self.generate(prepared, put, cancel))
+            except BaseException as error:
                 put(error)
             finally:
                 put(_DONE)
@@ -283,7 +297,12 @@ class ServerEngine:
         future = self.submit(job)
         if on_done is not None:
             future.add_done_callback(lambda _: loop.call_soon_threadsafe(on_done))
-        return _pieces(queue, cancel)
+        try:
+            prepared = await ready
+        except BaseException:
+            cancel.set()  # refused, or the request itself was cancelled while preparing: nothing generates
+            raise
+        return prepared, _pieces(queue, cancel)
 
 
 async def _pieces(queue: asyncio.Queue[Any], cancel: threading.Event) -> AsyncIterator[str | GenerationOutcome]:
