@@ -312,3 +312,124 @@ def test_four_clients_at_once_each_get_their_whole_answer(client, server) -> Non
         together = list(pool.map(ask, questions))
     assert together == alone
     assert all(text.strip() for text in together)
+
+
+@pytest.fixture(scope="module")
+def single_server(server):
+    """--parallel 1: requests take turns on the model's own Llama (LlamaCppLM.stream), not the batched decoder."""
+    from desktop_ai.server.serving import ApiServer, free_port
+
+    api = ApiServer(ServerSettings(port=free_port(), api_key=KEY, parallel=1, queue=4, use_cache=False))
+    api.start()
+    yield api
+    api.stop()
+
+
+def _loaded_lm(api):
+    return api.engine.generator(api.engine.models[MODEL]).load()
+
+
+@pytest.mark.parametrize("decoder", ["batched", "single"])
+def test_logit_bias_and_penalties_change_the_answer(decoder: str, request: pytest.FixtureRequest) -> None:
+    api = request.getfixturevalue("server" if decoder == "batched" else "single_server")
+    api.engine.workspace.cache.clear()
+    ask = openai.OpenAI(base_url=api.url + "/v1", api_key=KEY, max_retries=0, timeout=120)
+    lm = _loaded_lm(api)
+    paris, lisbon = lm.tokenize(" Paris"), lm.tokenize(" Lisbon")
+    assert len(paris) == len(lisbon) == 1
+
+    def chat(max_tokens: int = 12, **extra) -> str:
+        return ask.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=max_tokens,
+                                           **extra).choices[0].message.content
+
+    assert "Paris" in chat()
+    assert "Paris" not in chat(logit_bias={str(paris[0]): -100}) != ""
+    assert chat(max_tokens=4, logit_bias={str(lisbon[0]): 100}) == " Lisbon Lisbon Lisbon Lisbon"
+    counting = "one, one, one, one, one, one, one,"
+
+    def complete(**extra) -> str:
+        return ask.completions.create(model=MODEL, prompt=counting, temperature=0, max_tokens=12, **extra).choices[0].text
+
+    assert complete().count("one") >= 5
+    assert complete(frequency_penalty=2.0).count("one") <= 2
+    assert complete(presence_penalty=2.0).count("one") <= 2
+    if decoder == "batched":  # it really went through the batched decoder
+        assert lm._decoder is not None and lm._decoder.decodes > 0
+
+
+def test_logit_bias_outside_the_vocabulary_is_refused(server) -> None:
+    for bias in ({"99999999": 5}, {"paris": 5}, {"12": 500}):
+        body = json.dumps({"model": MODEL, "messages": QUESTION, "max_tokens": 2, "logit_bias": bias}).encode()
+        status, _, data = raw(server, "POST", "/v1/chat/completions", body)
+        assert_error(status, data, 400, param="logit_bias")
+
+
+def test_batched_decoder_reuses_the_prompt_and_counts_in_the_memory_budget(client, server) -> None:
+    lm = _loaded_lm(server)
+    answers, reused = [], []
+    for _ in range(2):
+        server.engine.workspace.cache.clear()
+        before = lm._decoder.reused_tokens if lm._decoder else 0
+        answer = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=12)
+        answers.append(answer.choices[0].message.content)
+        reused.append(lm._decoder.reused_tokens - before)
+    assert answers[0] == answers[1]  # the kept cells give the same answer as reading the prompt again
+    assert reused[1] == answer.usage.prompt_tokens - 1  # all but the last prompt token, read for its logits
+    decoder_bytes = lm.batched_decoder_bytes()
+    assert decoder_bytes == 4 * lm.context_length * lm._kv_bytes_per_token > 100e6  # 4 slots of 4096 tokens
+    listed = next(m for m in server.engine.workspace.store.loaded.describe() if m["model"] == MODEL)
+    assert listed["mb"] * 1e6 >= lm.weights_bytes() + decoder_bytes - 1e5
+
+
+def test_growing_a_model_unloads_others_or_is_refused() -> None:
+    from desktop_ai.engine.errors import ModelUnavailableError
+    from desktop_ai.engine.models.store import LoadedModels
+
+    class Model:
+        def state_bytes(self) -> int:
+            return 0
+
+    loaded = LoadedModels(budget_bytes=100)
+    model = Model()
+    loaded.get_or_load(("other",), lambda: (object(), 30))
+    loaded.get_or_load(("chat",), lambda: (model, 50))
+    loaded.grow(model, 10)
+    assert len(loaded) == 2
+    loaded.grow(model, 40)  # 30 + 50 + 40 > 100: the least recently used other model goes
+    assert [m["model"] for m in loaded.describe()] == ["chat"]
+    with pytest.raises(ModelUnavailableError, match="more than the whole memory budget"):
+        loaded.grow(model, 60)
+
+
+@pytest.mark.parametrize("how", ["evicted", "closed"])
+def test_unloading_the_model_while_a_batch_runs(how: str, client, server) -> None:
+    import gc
+
+    server.engine.workspace.cache.clear()
+    lm = _loaded_lm(server)
+    decoder = lm.batched_decoder(4)
+    stream = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=60,
+                                            stream=True, extra_body={"min_tokens": 60})
+    pieces = []
+    store = server.engine.workspace.store.loaded
+    try:
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+            if len(pieces) == 3:
+                store.drop(lambda key: key[0] == MODEL)  # what the memory budget does: the store lets it go
+                if how == "closed":
+                    lm.close()  # what shutting down does
+        outcome = "finished"
+    except openai.APIError as error:
+        outcome = str(error)
+    if how == "evicted":  # the running request holds the model: its batch finishes, then the model goes
+        assert outcome == "finished" and len(pieces) == 60
+        del lm
+        _wait_until(lambda: gc.collect() is not None and decoder.closed)
+    else:
+        assert "unloaded while it answered" in outcome and 3 <= len(pieces) < 60
+        assert decoder.closed
+    # the server goes on: the next request loads the model again and answers
+    answer = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=12)
+    assert "Paris" in answer.choices[0].message.content

@@ -3,8 +3,11 @@ own OpenAI server (`python -m llama_cpp.server`) on the same GGUF, with the same
 prompts, one client and four at once.
 
 Every run generates exactly N tokens (our server: min_tokens; llama_cpp.server: a logit bias of -100 on the end
-tokens), greedy, so tokens per second compare like with like. Runs alternate between the setups, round by round, so a
-busy machine slows each alike; numbers are medians."""
+tokens), greedy, so tokens per second compare like with like; every answer's content chunks are counted, and one
+that streamed fewer than asked (an answer cut short) is called out as not comparable. Each server runs in a process
+of its own, with the same context size and threads as the in-process model; each keeps the key/value cache of the
+prompt it last read and reads again only what differs (llama.cpp's prompt reuse, which the in-process Llama does
+too). Runs alternate between the setups, round by round, so a busy machine slows each alike; numbers are medians."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ GOAL_SPEED = 0.95  # one client through the server: at least this share of in-pr
 GOAL_FIRST_TOKEN_MS = 15.0  # and at most this much added to the first token
 GOAL_VS_LLAMA_ONE = 1.0
 GOAL_VS_LLAMA_FOUR = 1.5
+SHORT_CHUNKS = 4  # an answer with fewer than tokens - this many chunks did not make its tokens
 
 
 def _stream_chat(client: Any, model: str, prompt: str, tokens: int, extra: dict[str, Any]) -> tuple[float, float, int]:
@@ -49,8 +53,9 @@ def _stream_chat(client: Any, model: str, prompt: str, tokens: int, extra: dict[
     return first or float("nan"), time.perf_counter() - started, chunks
 
 
-def _together(client: Any, model: str, tokens: int, extra: dict[str, Any], clients: int) -> float:
-    """Total tokens per second of `clients` streamed answers at once (each exactly `tokens` long)."""
+def _together(client: Any, model: str, tokens: int, extra: dict[str, Any], clients: int) -> tuple[float, int]:
+    """Total tokens per second of `clients` streamed answers at once (each asked for exactly `tokens`), and the fewest
+    content chunks any of them streamed (about one per token: fewer means an answer ended or was cut early)."""
     results: list[tuple[float, float, int]] = []
     lock = threading.Lock()
 
@@ -65,7 +70,15 @@ def _together(client: Any, model: str, tokens: int, extra: dict[str, Any], clien
         thread.start()
     for thread in threads:
         thread.join()
-    return clients * tokens / (time.perf_counter() - started)
+    return clients * tokens / (time.perf_counter() - started), min(chunks for _, _, chunks in results)
+
+
+def _start_our_server(port: int, device: str) -> subprocess.Popen:
+    """`desktop-ai serve` with four sequences decoded together and no result cache (each round must generate)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "desktop_ai.cli.main", "serve", "--port", str(port), "--parallel", "4", "--queue", "8",
+         "--device", device, "--no-cache"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def _start_llama_server(path: str, port: int, threads: int, context: int) -> subprocess.Popen | None:
@@ -75,7 +88,10 @@ def _start_llama_server(path: str, port: int, threads: int, context: int) -> sub
     return subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", path, "--host", "127.0.0.1", "--port", str(port),
          "--n_ctx", str(context), "--n_threads", str(threads), "--n_threads_batch", str(threads),
-         "--flash_attn", "true", "--verbose", "false"],
+         "--flash_attn", "true", "--verbose", "false",
+         # by default a new request cuts the one streaming short (it ends with [DONE] after a few tokens), which
+         # would count four clients' tokens that were never made; here each waits its turn, as documented
+         "--interrupt_requests", "false"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -98,10 +114,7 @@ def bench_serve(store: ModelStore, model: str, device: str, max_new_tokens: int,
 
     from desktop_ai.engine.runtimes.causal_lm import SamplingOptions
     from desktop_ai.engine.tasks.text_generation import TextGenerator
-    from desktop_ai.engine.workspace import Workspace
-    from desktop_ai.engine.cache import ResultCache
-    from desktop_ai.server.limits import ServerSettings
-    from desktop_ai.server.serving import ApiServer, free_port
+    from desktop_ai.server.serving import free_port
 
     generator = TextGenerator(store, None, model, device, "int8")
     lm = generator.load(lambda message, fraction=None: say(message))
@@ -109,10 +122,15 @@ def bench_serve(store: ModelStore, model: str, device: str, max_new_tokens: int,
         raise ValueError("bench --task serve measures a GGUF model on llama.cpp (the embedded SmolLM2 by default).")
     tokens = max_new_tokens
     eog = lm._end_of_generation_ids()
-    settings = ServerSettings(port=free_port(), use_cache=False, parallel=4, queue=8, device=device)
-    server = ApiServer(settings, workspace=Workspace(store, ResultCache(None)))
-    server.start()
-    ours = openai.OpenAI(base_url=server.url + "/v1", api_key="bench", max_retries=0, timeout=600)
+    # Our server runs as `desktop-ai serve` in a process of its own, as users run it and as llama_cpp.server runs
+    # here: in this process its event loop would share one GIL with the bench's client threads.
+    port = free_port()
+    say("Starting desktop-ai serve")
+    server = _start_our_server(port, device)
+    ours = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="bench", max_retries=0, timeout=600)
+    if not _wait_listening(ours, server):
+        server.kill()
+        raise RuntimeError("desktop-ai serve did not start: " + (server.communicate()[1] or "")[-2000:])
     ours_extra = {"min_tokens": tokens}
     llama_port = free_port()
     say("Starting llama_cpp.server on the same GGUF")
@@ -122,7 +140,8 @@ def bench_serve(store: ModelStore, model: str, device: str, max_new_tokens: int,
     llama_ok = llama is not None and _wait_listening(theirs, llama)
     samples: dict[str, list[float]] = {k: [] for k in (
         "in-process tok/s", "in-process first ms", "server tok/s", "server first ms", "server x4 tok/s",
-        "llama tok/s", "llama first ms", "llama x4 tok/s", "llama chunks")}
+        "llama tok/s", "llama first ms", "llama x4 tok/s", "server chunks", "server x4 chunks", "llama chunks",
+        "llama x4 chunks")}
     try:
         prompt = PROMPTS[0]
         ids = lm.chat_tokens([{"role": "user", "content": prompt}])
@@ -141,19 +160,26 @@ def bench_serve(store: ModelStore, model: str, device: str, max_new_tokens: int,
             first, total, chunks = _stream_chat(ours, lm.model_id, prompt, tokens, ours_extra)
             samples["server tok/s"].append(tokens / total)
             samples["server first ms"].append(first * 1000)
-            samples["server x4 tok/s"].append(_together(ours, lm.model_id, tokens, ours_extra, 4))
+            samples["server chunks"].append(chunks)
+            speed, fewest = _together(ours, lm.model_id, tokens, ours_extra, 4)
+            samples["server x4 tok/s"].append(speed)
+            samples["server x4 chunks"].append(fewest)
             if llama_ok:
                 first, total, chunks = _stream_chat(theirs, lm.model_id, prompt, tokens, theirs_extra)
-                samples["llama tok/s"].append(chunks / total)
+                samples["llama tok/s"].append(tokens / total)
                 samples["llama chunks"].append(chunks)
                 samples["llama first ms"].append(first * 1000)
-                samples["llama x4 tok/s"].append(_together(theirs, lm.model_id, tokens, theirs_extra, 4))
+                speed, fewest = _together(theirs, lm.model_id, tokens, theirs_extra, 4)
+                samples["llama x4 tok/s"].append(speed)
+                samples["llama x4 chunks"].append(fewest)
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(30)
         if llama is not None:
             llama.terminate()
             llama.wait(30)
-    m = {key: median(values) for key, values in samples.items()}
+    m = {key: median(values) for key, values in samples.items() if values}
+    fewest = {key: min(values) for key, values in samples.items() if key.endswith("chunks") and values}
     report = BenchReport("serve", lm.model_id, lm.device, environment=environment())
     report.environment["runtime"] = lm.runtime
     report.rows.append(BenchRow("in-process (LlamaCppLM.stream), 1 answer", lm.compression,
@@ -173,10 +199,15 @@ def bench_serve(store: ModelStore, model: str, device: str, max_new_tokens: int,
                         f"{GOAL_SPEED:g}: **{'met' if speed >= GOAL_SPEED else 'not met'}**), first token "
                         f"{added:+.1f} ms (goal at most +{GOAL_FIRST_TOKEN_MS:g}: "
                         f"**{'met' if added <= GOAL_FIRST_TOKEN_MS else 'not met'}**).")
-    if llama_ok and m["llama chunks"] < tokens:
-        report.notes.append(f"llama_cpp.server streamed {m['llama chunks']:g} text chunks of the {tokens} tokens asked "
-                            "for: its answers ended early (the end-token bias did not hold), so its rows do not "
-                            "compare like with like.")
+    short = {key: value for key, value in fewest.items() if value < tokens - SHORT_CHUNKS}
+    report.notes.append("Fewest content chunks in any answer (one per token, a few fewer where text is held back "
+                        "for a stop string or an unfinished character): "
+                        + ", ".join(f"{key.replace(' chunks', '')} {value:g}" for key, value in fewest.items())
+                        + f" of {tokens} tokens asked for.")
+    if short:
+        report.notes.append(f"**Not comparable**: {', '.join(short)} streamed fewer than {tokens - SHORT_CHUNKS} "
+                            "chunks, so those answers ended or were cut early and their tokens per second count "
+                            "tokens never made.")
     if llama_ok:
         one = m["server tok/s"] / m["llama tok/s"]
         four = m["server x4 tok/s"] / m["llama x4 tok/s"]

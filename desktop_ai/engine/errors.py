@@ -21,3 +21,7 @@ class CancelledError(EngineError):
 
 class ModelTooLargeError(ModelUnavailableError):
     """The model would not fit in free memory; the message gives the numbers and what would fit."""
+
+
+class ModelClosedError(EngineError):
+    """The model was unloaded (memory budget, shutdown) while a request used it; sending it again loads it again."""

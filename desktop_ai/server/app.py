@@ -15,10 +15,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from desktop_ai import __version__
-from desktop_ai.engine.errors import EngineError, InvalidInputError, ModelTooLargeError, ModelUnavailableError
+from desktop_ai.engine.errors import (
+    EngineError,
+    InvalidInputError,
+    ModelClosedError,
+    ModelTooLargeError,
+    ModelUnavailableError,
+)
 from desktop_ai.server import app_routes, audio_routes, chat_routes, embedding_routes
 from desktop_ai.server.engine_jobs import ServerEngine
-from desktop_ai.server.limits import Admission, APIError, GuardMiddleware, ServerSettings
+from desktop_ai.server.limits import RETRY_AFTER_S, Admission, APIError, GuardMiddleware, ServerSettings
 from desktop_ai.server.protocol import ErrorResponse, ModelCard, ModelList, error_body
 
 logger = logging.getLogger(__name__)
@@ -89,6 +95,9 @@ def _validation_message(error: RequestValidationError) -> tuple[str, str | None]
 
 
 def _engine_error(error: EngineError) -> APIError:
+    if isinstance(error, ModelClosedError):  # unloaded under the request: sending it again loads the model again
+        return APIError(503, str(error), "server_error", code="model_unloaded",
+                        headers={"Retry-After": str(RETRY_AFTER_S)})
     if isinstance(error, InvalidInputError):
         return APIError(400, str(error))
     if isinstance(error, ModelTooLargeError):
@@ -148,7 +157,7 @@ def create_app(settings: ServerSettings, engine: ServerEngine,
     @app.exception_handler(EngineError)
     async def engine_error(_: Request, error: EngineError) -> JSONResponse:
         answer = _engine_error(error)
-        return JSONResponse(answer.body(), status_code=answer.status)
+        return JSONResponse(answer.body(), status_code=answer.status, headers=answer.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse
 
+from desktop_ai.engine.errors import EngineError
 from desktop_ai.engine.models.catalogue import TASK_GENERATE
 from desktop_ai.engine.runtimes.causal_lm import SamplingOptions
 from desktop_ai.server.engine_jobs import GenerationOutcome, PreparedGeneration, ServerEngine
@@ -48,9 +49,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse} for 
 
 
 def sampling_options(body: SamplingRequest) -> SamplingOptions:
+    try:
+        bias = body.logit_bias_ids()
+    except ValueError as error:
+        raise APIError(400, f"Invalid value for 'logit_bias': {error}.", param="logit_bias") from error
     return SamplingOptions(temperature=body.temperature, top_p=body.top_p, top_k=body.top_k,
                            repetition_penalty=body.repetition_penalty, seed=body.seed, stop=body.stop_list(),
-                           min_new_tokens=body.min_tokens)
+                           min_new_tokens=body.min_tokens, presence_penalty=body.presence_penalty or 0.0,
+                           frequency_penalty=body.frequency_penalty or 0.0, logit_bias=bias)
 
 
 def _usage(outcome: GenerationOutcome) -> Usage:
@@ -86,21 +92,21 @@ class _Generation:
             logger.info("Prompt for %s: %s", self.model.id, json.dumps(messages if messages is not None else prompt))
 
     async def start(self) -> None:
-        """Wait for a slot, prepare (load, tokenize, check), and start generating."""
+        """Wait for a slot, then prepare (load, tokenize, check) and generate in one worker thread."""
         await self.admission.enter()
-        try:
-            self.prepared = await self.engine.run(lambda: self.engine.prepare(
-                self.model, self.messages, self.prompt, self.max_tokens, self.options))
-        except BaseException:
-            self.admission.leave()
-            raise
-        watcher = asyncio.create_task(_wait_for_disconnect(self.request, self.cancel))
+        watcher: list[asyncio.Task] = []
+        ended = threading.Event()
 
-        def done() -> None:
-            watcher.cancel()
+        def done() -> None:  # on the event loop, once the worker thread has finished (refused or answered)
+            ended.set()
+            for task in watcher:
+                task.cancel()
             self.admission.leave()
 
-        self.pieces = self.engine.begin(self.prepared, self.cancel, on_done=done)
+        self.prepared, self.pieces = await self.engine.begin(lambda: self.engine.prepare(
+            self.model, self.messages, self.prompt, self.max_tokens, self.options), self.cancel, on_done=done)
+        if not ended.is_set():
+            watcher.append(asyncio.create_task(_wait_for_disconnect(self.request, self.cancel)))
 
     def record(self, outcome: GenerationOutcome) -> None:
         self.request.state.prompt_tokens = outcome.prompt_tokens
@@ -120,8 +126,19 @@ class _Generation:
         return outcome.text, outcome
 
 
+_PIECE = "\x00piece\x00"
+
+
+def _piece_json(chunk_with_piece: dict[str, Any]) -> Callable[[str], str]:
+    """The JSON of a chunk that carries `_PIECE` as its text, as a function of the text: the chunk's JSON is
+    rendered once, and each token only has its text escaped into it (no model built and dumped per token, which on
+    2 cores takes its share from llama.cpp's threads)."""
+    before, after = json.dumps(chunk_with_piece).split(json.dumps(_PIECE))
+    return lambda text: before + json.dumps(text) + after
+
+
 def _event_stream(generation: _Generation, first: Callable[[], dict[str, Any] | None],
-                  piece: Callable[[str], dict[str, Any]], last: Callable[[GenerationOutcome], list[dict[str, Any]]]
+                  piece: Callable[[str], str], last: Callable[[GenerationOutcome], list[dict[str, Any]]]
                   ) -> EventSourceResponse:
     async def events() -> AsyncIterator[dict[str, str]]:
         opening = first()
@@ -134,9 +151,11 @@ def _event_stream(generation: _Generation, first: Callable[[], dict[str, Any] | 
                     for chunk in last(item):
                         yield {"data": json.dumps(chunk)}
                 else:
-                    yield {"data": json.dumps(piece(item))}
+                    yield {"data": piece(item)}
         except APIError as error:
             yield {"data": json.dumps(error.body())}
+        except EngineError as error:  # e.g. the model was unloaded under the answer: the user's words, no internals
+            yield {"data": json.dumps(error_body(str(error), "server_error"))}
         except Exception:  # the stream has begun: the error goes in it, in OpenAI's shape, with no internals
             logger.exception("Generation failed mid-stream")
             yield {"data": json.dumps(error_body("The model failed while answering.", "server_error"))}
@@ -178,7 +197,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
         return chunks
 
     return _event_stream(generation, lambda: chunk(ChunkDelta(role="assistant", content="")),
-                         lambda text: chunk(ChunkDelta(content=text)), last)
+                         _piece_json(chunk(ChunkDelta(content=_PIECE))), last)
 
 
 @router.post("/v1/completions", response_model=Completion, responses=ERRORS,
@@ -213,4 +232,4 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
             chunks.append(final.model_dump())
         return chunks
 
-    return _event_stream(generation, lambda: chunk(echo) if echo else None, chunk, last)
+    return _event_stream(generation, lambda: chunk(echo) if echo else None, _piece_json(chunk(_PIECE)), last)

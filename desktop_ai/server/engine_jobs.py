@@ -125,14 +125,11 @@ class ServerEngine:
         self.counters = EngineCounters()
         self._executor = ThreadPoolExecutor(max_workers=max(settings.parallel, 1) + 2, thread_name_prefix="serve")
         self._generators: dict[str, Any] = {}
-        self._decoders: dict[int, Any] = {}  # id(LlamaCppLM) -> its BatchedLlamaDecoder
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-        for decoder in self._decoders.values():
-            decoder.close()
-        self.workspace.close()
+        self.workspace.close()  # a llama.cpp model's batched decoder closes with it
 
     def decoder_for(self, lm: CausalLM) -> Any:
         """llama.cpp models decode concurrent requests together, one sequence each (runtimes/llama_cpp_batch.py);
@@ -140,13 +137,9 @@ class ServerEngine:
         if lm.runtime != RUNTIME_LLAMA_CPP or self.settings.parallel < 2:
             return None
         with self._lock:
-            decoder = self._decoders.get(id(lm))
-            if decoder is None or decoder.lm is not lm:
-                from desktop_ai.engine.runtimes.llama_cpp_batch import BatchedLlamaDecoder
-
-                decoder = BatchedLlamaDecoder(lm, slots=self.settings.parallel)
-                self._decoders[id(lm)] = decoder
-            return decoder
+            if lm.batched_decoder_bytes() == 0:  # about to be made: its cells count in the memory budget first
+                self.workspace.store.loaded.grow(lm, lm.batched_decoder_bytes(self.settings.parallel))
+            return lm.batched_decoder(self.settings.parallel)
 
     # --- models ------------------------------------------------------------------------------------------------
     def resolve(self, model_id: str | None, task: str, param: str = "model") -> ServedModel:
@@ -196,6 +189,15 @@ class ServerEngine:
         cache. Runs in a worker thread; raises APIError for what the client must change."""
         generator = self.generator(model)
         lm = generator.load()
+        unsupported = options.beyond_basics() if lm.runtime != RUNTIME_LLAMA_CPP else []
+        if unsupported:
+            raise APIError(400, f"{unsupported[0]} is supported on GGUF models (llama.cpp) only; '{model.id}' runs "
+                                f"on {lm.runtime}.", param=unsupported[0])
+        vocabulary = lm.vocab_size() if options.logit_bias else 0
+        outside = [token for token in options.logit_bias if token >= vocabulary]
+        if outside:
+            raise APIError(400, f"logit_bias names token {outside[0]}, but this model's tokens are 0 to "
+                                f"{vocabulary - 1}.", param="logit_bias")
         tokens = lm.chat_tokens(messages) if messages is not None else lm.tokenize(prompt or "")
         context = lm.context_length
         if len(tokens) >= context:
@@ -259,21 +261,35 @@ class ServerEngine:
             self.workspace.cache.put(prepared.cache_key, outcome.to_cache())
         return outcome
 
-    def begin(self, prepared: PreparedGeneration, cancel: threading.Event,
-              on_done: Callable[[], None] | None = None) -> AsyncIterator[str | GenerationOutcome]:
-        """Start the generation in a worker thread now; iterate the result for its text pieces, then its outcome.
-        Setting `cancel` (the client went away) stops it between two tokens; `on_done` runs on the event loop
-        when the thread has really finished, whether or not anyone read the pieces."""
+    async def begin(self, prepare: Callable[[], PreparedGeneration], cancel: threading.Event,
+                    on_done: Callable[[], None] | None = None
+                    ) -> tuple[PreparedGeneration, AsyncIterator[str | GenerationOutcome]]:
+        """Prepare and generate in one worker thread: the thread goes on from preparing to generating at once, and
+        the event loop is told that the request was accepted (or why not, raised here, before any byte of the
+        answer) while the first token is being made, so no second hand-off delays it. Iterate the pieces for the
+        text, then the outcome. Setting `cancel` (the client went away) stops the generation between two tokens;
+        `on_done` runs on the event loop when the thread has really finished, whether or not anyone read."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
+        ready: asyncio.Future[PreparedGeneration] = loop.create_future()
 
         def put(item: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
+        def settle(prepared: PreparedGeneration | None, error: BaseException | None) -> None:
+            if not ready.done():
+                ready.set_exception(error) if error is not None else ready.set_result(prepared)
+
         def job() -> None:
             try:
-                put(self.generate(prepared, put, cancel))
+                prepared = prepare()
             except BaseException as error:  # handed to the event loop, which answers it
+                loop.call_soon_threadsafe(settle, None, error)
+                return
+            loop.call_soon_threadsafe(settle, prepared, None)
+            try:
+                put(self.generate(prepared, put, cancel))
+            except BaseException as error:
                 put(error)
             finally:
                 put(_DONE)
@@ -281,7 +297,12 @@ class ServerEngine:
         future = self.submit(job)
         if on_done is not None:
             future.add_done_callback(lambda _: loop.call_soon_threadsafe(on_done))
-        return _pieces(queue, cancel)
+        try:
+            prepared = await ready
+        except BaseException:
+            cancel.set()  # refused, or the request itself was cancelled while preparing: nothing generates
+            raise
+        return prepared, _pieces(queue, cancel)
 
 
 async def _pieces(queue: asyncio.Queue[Any], cancel: threading.Event) -> AsyncIterator[str | GenerationOutcome]:

@@ -1,7 +1,7 @@
 """Request and response models, shaped as OpenAI's API reference gives them, so the official clients work unchanged;
 and the app's own routes (classify, translate, recognize), which OpenAI's API has no shape for.
 
-Fields a client may send that the app does not act on (user, presence_penalty...) are accepted and ignored, as
+Fields a client may send that the app does not act on (user...) are accepted and ignored, as
 vLLM and llama.cpp's server do; ones whose answer would be wrong without them (n > 1, logprobs) are refused."""
 
 from __future__ import annotations
@@ -80,11 +80,24 @@ class SamplingRequest(OpenAIModel):
     seed: int | None = None
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = Field(default=None, description="token id -> bias from -100 to 100, "
+                                                "added to the token's logit before sampling")
     user: str | None = None
     # extensions that vLLM and llama.cpp's server also take
     top_k: int = Field(default=0, ge=0, description="sample from the K most likely tokens; 0 is off")
     repetition_penalty: float = Field(default=1.0, gt=0.0)
     min_tokens: int = Field(default=0, ge=0, description="hold the end of the answer until this many tokens")
+
+    def logit_bias_ids(self) -> dict[int, float]:
+        """OpenAI's logit_bias, its keys read as token ids (checked against the model's vocabulary later)."""
+        biases: dict[int, float] = {}
+        for key, bias in (self.logit_bias or {}).items():
+            if not key.strip().isdigit():
+                raise ValueError(f"logit_bias keys are token ids (whole numbers); '{key}' is not one")
+            if not -100.0 <= bias <= 100.0:
+                raise ValueError(f"logit_bias values are from -100 to 100; {bias:g} is not")
+            biases[int(key)] = float(bias)
+        return biases
 
     def stop_list(self) -> list[str]:
         if self.stop is None:

@@ -289,6 +289,23 @@ class LoadedModels:
             del self._items[oldest]
             self.unloads += 1
 
+    def grow(self, value: Any, extra_bytes: int) -> None:
+        """A loaded model is about to take `extra_bytes` more (a llama.cpp model's batched decoder): unload the least
+        recently used others to make room, or refuse with the numbers when it cannot fit beside the model."""
+        with self._lock:
+            for key, (item, _, on_gpu) in self._items.items():
+                if item is value:
+                    size = self._items[key][1] + _state_bytes(value)
+                    budget = self._budget(on_gpu)
+                    if size + extra_bytes > budget:
+                        raise ModelUnavailableError(
+                            f"{key[0]} with {extra_bytes / 1e6:,.0f} MB more (answering several requests at once) "
+                            f"needs about {(size + extra_bytes) / 1e6:,.0f} MB, more than the whole memory budget "
+                            f"for models ({budget / 1e6:,.0f} MB). Answer fewer requests at once (--parallel), or "
+                            f"raise the budget in Settings → Memory budget (or {BUDGET_ENV}).")
+                    self._make_room(key, extra_bytes, on_gpu)
+                    return
+
     def describe(self) -> list[dict[str, Any]]:
         """What is loaded, least recently used first: for the window's status bar. "mb" is the model with the
         conversation states it keeps ("states", "states_mb": a chat model's kept snapshots/caches)."""

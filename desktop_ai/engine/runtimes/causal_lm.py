@@ -39,10 +39,24 @@ class SamplingOptions:
     repetition_penalty: float = 1.1
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    # OpenAI's penalties and biases (llama.cpp honours them; other runtimes refuse them, see `beyond_basics`)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)
 
     @property
     def sampling(self) -> bool:
         return self.temperature > 0
+
+    @property
+    def penalized(self) -> bool:
+        return self.repetition_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
+
+    def beyond_basics(self) -> list[str]:
+        """The options set here that only llama.cpp acts on (named as OpenAI's API names them)."""
+        return [name for name, value in (("presence_penalty", self.presence_penalty),
+                                         ("frequency_penalty", self.frequency_penalty),
+                                         ("logit_bias", self.logit_bias)) if value]
 
     def validate(self) -> None:
         """What the user set, checked before a model loads (the window's and the CLI's settings share these words)."""

@@ -8,10 +8,13 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from desktop_ai.engine.errors import ModelUnavailableError
 from desktop_ai.engine.models.memory import KVShape, MemoryEstimate, gb
@@ -159,6 +162,9 @@ class LlamaCppLM(CausalLM):
         self.threads = threads
         self.gpu_layers = gpu_layers
         self._kv_bytes = shape.kv_bytes(context, KV_BYTES_PER_VALUE) if shape else 0
+        self._kv_bytes_per_token = shape.kv_bytes(1, KV_BYTES_PER_VALUE) if shape else 0
+        self._decoder: Any = None  # the BatchedLlamaDecoder over these weights, made on first use (the server's)
+        self._decoder_lock = threading.Lock()
         model = self._llm._model
         eos_id, bos_id = self._llm.token_eos(), self._llm.token_bos()
         self._eos = model.token_get_text(eos_id) if eos_id != -1 else ""
@@ -189,6 +195,9 @@ class LlamaCppLM(CausalLM):
         # The template writes the special tokens itself (added_special), so none are added around it.
         return self._llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
 
+    def vocab_size(self) -> int:
+        return int(self._llm.n_vocab())
+
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self._llm.detokenize(list(tokens)).decode("utf-8", errors="replace")
 
@@ -215,8 +224,36 @@ class LlamaCppLM(CausalLM):
 
     def state_bytes(self) -> int:
         """The snapshots of the conversations the Llama object does not hold (the one it holds is in its context,
-        counted in resident_bytes)."""
-        return self._states.bytes
+        counted in resident_bytes), and the batched decoder's key/value cells when the server made one."""
+        return self._states.bytes + self.batched_decoder_bytes()
+
+    def batched_decoder_bytes(self, slots: int | None = None) -> int:
+        """What a batched decoder's key/value cells take: the one made (slots None), or one of `slots` slots."""
+        from desktop_ai.engine.runtimes.llama_cpp_batch import kv_cells
+
+        if slots is None:
+            decoder = self._decoder
+            if decoder is None or decoder.closed:
+                return 0
+            slots = decoder.slots
+        return kv_cells(self.context_length, slots) * self._kv_bytes_per_token
+
+    def batched_decoder(self, slots: int) -> Any:
+        """Several generations at once over these weights (runtimes/llama_cpp_batch.py): made once, and closed
+        with the model, before its weights are freed."""
+        from desktop_ai.engine.runtimes.llama_cpp_batch import BatchedLlamaDecoder
+
+        with self._decoder_lock:
+            if self._llm is None:
+                from desktop_ai.engine.errors import ModelClosedError
+
+                raise ModelClosedError("The model was unloaded; send the request again.")
+            if self._decoder is None or self._decoder.closed or self._decoder.slots != slots:
+                if self._decoder is not None:
+                    self._decoder.close()
+                self._decoder = BatchedLlamaDecoder(self, slots=slots)
+                weakref.finalize(self, self._decoder.close)  # unloaded by being dropped: closed before the weights
+            return self._decoder
 
     def state_count(self) -> int:
         return len(self._states) + (1 if self._held_key is not None else 0)
@@ -289,8 +326,10 @@ class LlamaCppLM(CausalLM):
 
         kwargs: dict[str, Any] = {}
         eog = self._end_of_generation_ids()
-        if options.min_new_tokens > 0 and eog:
-            kwargs["logits_processor"] = _hold_end_tokens(eog, len(prompt_tokens), options.min_new_tokens)
+        processor = _logits_processor(eog if options.min_new_tokens > 0 else [], len(prompt_tokens),
+                                      options.min_new_tokens, options.logit_bias)
+        if processor is not None:
+            kwargs["logits_processor"] = processor
         started = time.perf_counter()
         first_at: float | None = None
         pieces: list[str] = []
@@ -303,6 +342,8 @@ class LlamaCppLM(CausalLM):
             top_k=options.top_k,
             min_p=0.0,
             repeat_penalty=options.repetition_penalty,
+            presence_penalty=options.presence_penalty,
+            frequency_penalty=options.frequency_penalty,
             seed=options.seed if options.seed is not None else random.getrandbits(31),
             stop=list(options.stop) or None,
             stream=True,
@@ -341,21 +382,38 @@ class LlamaCppLM(CausalLM):
         return self._eog
 
     def close(self) -> None:
-        llm, self._llm = self._llm, None
+        """The batched decoder goes first: its decode under way ends (its sequences fail with a clear error) before
+        the weights it reads are freed."""
+        with self._decoder_lock:
+            decoder, self._decoder = self._decoder, None
+            if decoder is not None:
+                decoder.close()
+            with self._states.lock:  # a generation of the Llama object itself finishes first, too
+                llm, self._llm = self._llm, None
         if llm is not None:
             llm.close()
 
 
-def _hold_end_tokens(eog: list[int], prompt_length: int, minimum: int) -> Any:
-    """A logits processor that forbids ending before `minimum` new tokens (the benchmark fixes lengths)."""
+def _logits_processor(eog: list[int], prompt_length: int, minimum: int, bias: dict[int, float]) -> Any:
+    """One logits processor for the logit bias (OpenAI's logit_bias: added to the token's logit) and for forbidding
+    the end before `minimum` new tokens (the benchmark fixes lengths). Llama's own `logit_bias` argument is not
+    used: with another processor beside it, llama-cpp-python 0.3.36 drops both (LogitsProcessorList.extend
+    returns None)."""
     from llama_cpp import LogitsProcessorList
 
-    def hold(input_ids: Any, scores: Any) -> Any:
-        if len(input_ids) - prompt_length < minimum:
+    if not bias and not (eog and minimum > 0):
+        return None
+    biased = np.fromiter(bias.keys(), dtype=np.intc, count=len(bias))
+    amounts = np.fromiter(bias.values(), dtype=np.single, count=len(bias))
+
+    def process(input_ids: Any, scores: Any) -> Any:
+        if len(biased):
+            scores[biased] += amounts
+        if eog and len(input_ids) - prompt_length < minimum:
             scores[eog] = -float("inf")
         return scores
 
-    return LogitsProcessorList([hold])
+    return LogitsProcessorList([process])
 
 
 _FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",

@@ -6,7 +6,14 @@ same batch as the others' next tokens); a finished or cancelled one leaves at on
 
 It runs over the weights a LlamaCppLM already loaded (no second copy), in a llama context of its own with one
 sequence slot per concurrent request, driven by one decoding thread; callers in any thread block in `stream()`
-exactly as with CausalLM.stream, and their `cancel` event is checked at every token."""
+exactly as with CausalLM.stream, and their `cancel` event is checked at every token.
+
+Each slot keeps the key/value cells of the last sequence it ran, and a new request goes to the free slot that holds
+the longest prefix of its prompt and reads only the rest, as llama.cpp's own server does (and as the in-process
+Llama does with its one sequence): a chat client resends the whole conversation each turn. The cells are allocated
+when the decoder is made (`kv_bytes`), and the engine counts them with the model in its memory budget. Closing the
+decoder (the model is unloaded) fails the sequences still running with a clear error after the decode under way
+has returned, never while llama.cpp is still reading the weights."""
 
 from __future__ import annotations
 
@@ -16,12 +23,19 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from desktop_ai.engine.errors import InvalidInputError
-from desktop_ai.engine.runtimes.causal_lm import SamplingOptions, StreamResult, TextCallback, stop_index
+from desktop_ai.engine.errors import InvalidInputError, ModelClosedError
+from desktop_ai.engine.runtimes.causal_lm import (
+    SamplingOptions,
+    StreamResult,
+    TextCallback,
+    common_prefix_length,
+    stop_index,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +50,8 @@ class _Sequence:
     on_text: TextCallback | None
     cancel: threading.Event | None
     slot: int = -1
-    read: int = 0  # prompt tokens decoded so far
+    read: int = 0  # prompt tokens decoded so far (or kept from the slot's previous sequence)
+    reused: int = 0  # prompt tokens whose cells were kept from the slot's previous sequence
     position: int = 0
     last_token: int = -1
     logit_index: int = -1  # where this sequence's logits are in the batch just decoded, or -1
@@ -52,11 +67,18 @@ class _Sequence:
     error: BaseException | None = None
 
 
+def kv_cells(context_per_slot: int, slots: int) -> int:
+    """The key/value cells a decoder allocates: one full context per slot."""
+    return context_per_slot * slots
+
+
 class BatchedLlamaDecoder:
     def __init__(self, lm: Any, slots: int = 4, context_per_slot: int | None = None) -> None:
         import llama_cpp
 
-        self.lm = lm
+        # Weakly: the store unloads a model by dropping it, and LlamaCppLM closes this decoder (weakref.finalize)
+        # before its weights go; each step holds the model strongly while llama.cpp reads them.
+        self._lm = weakref.ref(lm)
         self.slots = slots
         self.context_per_slot = context_per_slot or lm.context_length
         llm = lm._llm  # the loaded Llama: its weights, vocabulary and end-of-generation tokens are shared
@@ -65,7 +87,7 @@ class BatchedLlamaDecoder:
         self._n_vocab = llm.n_vocab()
         self._eog = lm._end_of_generation_ids()
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = self.context_per_slot * slots
+        params.n_ctx = kv_cells(self.context_per_slot, slots)
         params.n_batch = MAX_BATCH_TOKENS + slots
         params.n_ubatch = MAX_BATCH_TOKENS + slots
         params.n_seq_max = slots
@@ -80,6 +102,7 @@ class BatchedLlamaDecoder:
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._batch = llama_cpp.llama_batch_init(MAX_BATCH_TOKENS + slots, 0, 1)
         self._piece = ctypes.create_string_buffer(256)
+        self._held: list[list[int]] = [[] for _ in range(slots)]  # the tokens whose cells each slot holds
         self._condition = threading.Condition()
         self._waiting: list[_Sequence] = []
         self._running: list[_Sequence] = []
@@ -87,6 +110,7 @@ class BatchedLlamaDecoder:
         self.decodes = 0  # llama_decode calls, and the sequences they carried: the tests and the bench read them
         self.sequences_decoded = 0
         self.most_together = 0
+        self.reused_tokens = 0
         self._thread = threading.Thread(target=self._loop, name="llama-batch", daemon=True)
         self._thread.start()
 
@@ -103,7 +127,7 @@ class BatchedLlamaDecoder:
         sequence = _Sequence(prompt, options, on_text, cancel)
         with self._condition:
             if self._closed:
-                raise InvalidInputError("The batched decoder is closed.")
+                raise ModelClosedError("The model was unloaded; send the request again.")
             self._waiting.append(sequence)
             self._condition.notify_all()
         sequence.finished.wait()
@@ -112,16 +136,31 @@ class BatchedLlamaDecoder:
         assert sequence.result is not None
         return sequence.result
 
+    @property
+    def lm(self) -> Any:
+        return self._lm()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
+        """Stop decoding: the sequences running or waiting fail with a clear error once the decode under way has
+        returned (a decode is never interrupted: llama.cpp would read freed memory). Safe to call twice."""
         import llama_cpp
 
         with self._condition:
+            if self._closed and self._ctx is None:
+                return
             self._closed = True
             self._condition.notify_all()
-        self._thread.join(30)
-        if not self._thread.is_alive():
-            llama_cpp.llama_batch_free(self._batch)
-            llama_cpp.llama_free(self._ctx)
+        if self._thread is not threading.current_thread():
+            self._thread.join()  # one decode at most (a few hundred ms); the weights must outlive it
+        with self._condition:
+            if self._ctx is not None:
+                llama_cpp.llama_batch_free(self._batch)
+                llama_cpp.llama_free(self._ctx)
+                self._ctx = None
 
     # --- the decoding thread -----------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -135,14 +174,27 @@ class BatchedLlamaDecoder:
                     failed = self._waiting + self._running
                     self._waiting, self._running = [], []
                     for sequence in failed:
-                        sequence.error = InvalidInputError("The model was unloaded while it answered.")
+                        if sequence.sampler is not None:
+                            llama_cpp.llama_sampler_free(sequence.sampler)
+                            sequence.sampler = None
+                        sequence.error = ModelClosedError("The model was unloaded while it answered; send the "
+                                                          "request again.")
                         sequence.finished.set()
                     return
                 while self._waiting and len(self._running) < self.slots:  # join between two tokens
                     sequence = self._waiting.pop(0)
-                    sequence.slot = self._free_slot()
-                    sequence.sampler = self._make_sampler(sequence)
+                    try:
+                        self._admit(llama_cpp, sequence)
+                    except BaseException as error:
+                        sequence.error = error
+                        sequence.finished.set()
+                        continue
                     self._running.append(sequence)
+            lm = self._lm()
+            if lm is None:  # unloaded without close(): the weights may be gone, so nothing more is decoded
+                with self._condition:
+                    self._closed = True
+                continue
             try:
                 self._step(llama_cpp)
             except BaseException as error:  # a failed decode fails the sequences in it, not the thread
@@ -150,10 +202,26 @@ class BatchedLlamaDecoder:
                 for sequence in list(self._running):
                     sequence.error = error
                     self._finish(sequence, cancelled=False)
+                llama_cpp.llama_memory_clear(self._memory, True)  # what the failed batch left is unknown
+                self._held = [[] for _ in range(self.slots)]
+            finally:
+                del lm  # the last reference, when the model was unloaded meanwhile: close() runs here
 
-    def _free_slot(self) -> int:
+    def _admit(self, llama_cpp: Any, sequence: _Sequence) -> None:
+        """Give the sequence the free slot holding the longest prefix of its prompt, keep those cells, drop the
+        rest; at least the prompt's last token is read again, for its logits."""
         used = {s.slot for s in self._running}
-        return next(slot for slot in range(self.slots) if slot not in used)
+        free = [slot for slot in range(self.slots) if slot not in used]
+        slot = max(free, key=lambda k: (common_prefix_length(self._held[k], sequence.prompt), -len(self._held[k])))
+        keep = min(common_prefix_length(self._held[slot], sequence.prompt), len(sequence.prompt) - 1)
+        if not llama_cpp.llama_memory_seq_rm(self._memory, slot, keep, -1):
+            llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+            keep = 0
+        del self._held[slot][keep:]
+        sequence.slot = slot
+        sequence.read = sequence.position = sequence.reused = keep
+        self.reused_tokens += keep
+        sequence.sampler = self._make_sampler(sequence)
 
     def _step(self, llama_cpp: Any) -> None:
         batch = self._batch
@@ -166,6 +234,7 @@ class BatchedLlamaDecoder:
             sequence.logit_index = -1
             if sequence.read == len(sequence.prompt):
                 self._add(batch, count, sequence.last_token, sequence.position, sequence.slot, True)
+                self._held[sequence.slot].append(sequence.last_token)
                 sequence.logit_index = count
                 sequence.position += 1
                 count += 1
@@ -175,6 +244,7 @@ class BatchedLlamaDecoder:
             if sequence.read == len(sequence.prompt) or room <= 0:
                 continue
             take = min(room, len(sequence.prompt) - sequence.read)
+            self._held[sequence.slot].extend(sequence.prompt[sequence.read:sequence.read + take])
             for offset in range(take):
                 last = sequence.read + offset == len(sequence.prompt) - 1
                 self._add(batch, count, sequence.prompt[sequence.read + offset], sequence.position, sequence.slot, last)
@@ -211,9 +281,17 @@ class BatchedLlamaDecoder:
 
         options = sequence.options
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        if options.repetition_penalty != 1.0:
+        if options.logit_bias:  # first, as in llama.cpp's own sampler chain
+            biases = (llama_cpp.llama_logit_bias * len(options.logit_bias))(
+                *(llama_cpp.llama_logit_bias(token, bias) for token, bias in options.logit_bias.items()))
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_logit_bias(
+                self._n_vocab, len(biases), biases))
+        if options.penalized:
+            # The arguments exactly as Llama's own sampler passes them (llama-cpp-python 0.3.36 declares n_vocab
+            # first), so a penalty acts the same here as in LlamaCppLM.stream: on the tokens generated so far.
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_penalties(
-                PENALTY_LAST_N, options.repetition_penalty, 0.0, 0.0))
+                self._n_vocab, PENALTY_LAST_N, options.repetition_penalty, options.frequency_penalty,
+                options.presence_penalty))
         if options.sampling:
             if options.top_k > 0:
                 llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(options.top_k))
@@ -224,8 +302,6 @@ class BatchedLlamaDecoder:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         else:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-        for token in sequence.prompt[-PENALTY_LAST_N:]:  # the penalty reads the prompt's end, as Llama's does
-            llama_cpp.llama_sampler_accept(chain, token)
         return chain
 
     def _sample(self, llama_cpp: Any, sequence: _Sequence) -> None:
@@ -271,13 +347,12 @@ class BatchedLlamaDecoder:
             return
         if sequence.error is None:
             self._emit(sequence, len(sequence.text))
-        self._running.remove(sequence)
-        llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
+        self._running.remove(sequence)  # its cells stay: the slot's next sequence may share their prefix
         if sequence.sampler is not None:
             llama_cpp.llama_sampler_free(sequence.sampler)
             sequence.sampler = None
         sequence.result = StreamResult(sequence.text, sequence.generated, sequence.first_at,
-                                       time.perf_counter() - sequence.started, cancelled)
+                                       time.perf_counter() - sequence.started, cancelled, reused_tokens=sequence.reused)
         sequence.finished.set()
 
 
