@@ -1,5 +1,5 @@
-"""Audio files to timed phrases: cut at pauses by voice activity, neighbouring phrases joined into Whisper windows,
-the windows decoded in batches (whisper_batch), each word put back in the phrase it was spoken in.
+"""Audio files to timed phrases: cut at pauses by voice activity, neighbouring phrases joined into full Whisper
+windows, the windows decoded in batches (whisper_batch), each word put back in the phrase it was spoken in.
 
 Progress is reported per 30 s chunk read; Stop is honoured between batches, and the phrases already cut are still
 decoded, so a stopped file keeps everything heard up to there. Finished files are cached by their bytes and options.
@@ -34,9 +34,19 @@ from desktop_ai.engine.tasks.whisper_batch import BATCH_SIZE
 
 FILE_CHUNK_S = 30.0
 # Whisper reads 30 s windows however short the input: neighbouring phrases of a file are decoded together,
-# up to this much speech, and their timestamps mapped back (one encoder pass instead of one per phrase).
-GROUP_S = 24.0
-GROUP_GAP_S = 0.3  # silence put between grouped phrases, so Whisper still hears the pause
+# up to this much speech, and their words mapped back (one encoder pass instead of one per phrase). Full windows
+# also give Whisper the most context: on the bench's long recordings (tiny.en, int8) 24 s windows made 12.8-13.4 %
+# word errors where 29.5 s ones made 9.6-11.6 %, and each phrase decoded alone 22.8 %.
+GROUP_S = 29.5
+# Silence put between grouped phrases. None: each phrase already carries the pause around it (the voice activity's
+# 250 ms pre-roll and 200 ms tail of real room sound); 0.3 s of digital silence more made tiny.en skip a sentence
+# of a full window (12.6 % against 10.6 % word errors on the long recording).
+GROUP_GAP_S = 0.0
+# A phrase of a joined window that got fewer words than this per second of its audio was most likely skipped:
+# Whisper sometimes drops a sentence of a long window (or ends early), and the alignment then stretches a
+# neighbour's word over it (bench recording: "the birch canoe slid on the smooth planks", 3.6 s, came back as
+# "Blue machine"). Speech runs at two to three words a second; a false alarm costs one window's decode.
+SKIPPED_WORDS_PER_S = 1.0
 
 
 def join_group(phrases: list[SpeechPhrase]) -> tuple[np.ndarray, list[tuple[float, float, float]]]:
@@ -53,14 +63,32 @@ def join_group(phrases: list[SpeechPhrase]) -> tuple[np.ndarray, list[tuple[floa
     return np.concatenate(pieces), spans
 
 
-def words_to_phrases(words: list[tuple[float, float, str]], spans: list[tuple[float, float, float]]) -> list[Phrase]:
-    """Whisper's segment times drift by seconds over a joined input; its word times do not. Each word goes to the
-    phrase it was spoken in, and each phrase's words become its line of the transcript, timed in the file."""
+def assign_words(
+    words: list[tuple[float, float, str]], spans: list[tuple[float, float, float]]
+) -> dict[int, list[tuple[float, float, str]]]:
+    """Each word (timed in the joined input) to the phrase it was spoken in: the span nearest its middle."""
     mine: dict[int, list[tuple[float, float, str]]] = {}
     for word in words:
         middle = (word[0] + word[1]) / 2
         index = min(range(len(spans)), key=lambda i: max(spans[i][0] - middle, middle - spans[i][1], 0.0))
         mine.setdefault(index, []).append(word)
+    return mine
+
+
+def phrases_skipped(words: list[tuple[float, float, str]], spans: list[tuple[float, float, float]]) -> int:
+    """How many of a joined input's phrases look skipped: fewer words than SKIPPED_WORDS_PER_S a second of it.
+    Whisper decoding a full window sometimes drops a sentence (tiny.en on a bench recording: the first nine words
+    of a window); a phrase the voice activity heard as speech that holds (almost) no word is the sign, and its
+    window is decoded again on its own."""
+    mine = assign_words(words, spans)
+    counts = [sum(any(ch.isalnum() for ch in w[2]) for w in mine.get(i, [])) for i in range(len(spans))]
+    return sum(count < SKIPPED_WORDS_PER_S * (end - start) for count, (start, end, _) in zip(counts, spans))
+
+
+def words_to_phrases(words: list[tuple[float, float, str]], spans: list[tuple[float, float, float]]) -> list[Phrase]:
+    """Whisper's segment times drift by seconds over a joined input; its word times do not. Each word goes to the
+    phrase it was spoken in, and each phrase's words become its line of the transcript, timed in the file."""
+    mine = assign_words(words, spans)
 
     def in_file(i: int, t: float) -> float:
         joined_start, joined_end, file_start = spans[i]
@@ -96,15 +124,16 @@ class FileTranscriber:
         self.batch_size = batch_size
         self.phrases_recognized = 0  # model inputs (a group of phrases is one), for tests and the benchmark
         self.batch_sizes: list[int] = []  # windows in each decode of the latest run, for tests and the benchmark
+        self.windows_redone = 0  # windows decoded again alone because a phrase in them got no word
 
     @property
     def batches(self) -> int:
         return len(self.batch_sizes)
 
     def _next_batch(self) -> int:
-        """The first batch of a file holds one window, then 2, 4... up to batch_size: the first phrases appear (and
-        Stop answers) after one window's decode, not eight."""
-        return min(self.batch_size, 2 ** len(self.batch_sizes))
+        """The first batch of a file holds one window, the next ones batch_size: the first phrases appear (and Stop
+        answers) after one window's decode. (Ramping up 1, 2, 4, 8 cost 40 % more time on a four-minute file.)"""
+        return 1 if not self.batch_sizes else self.batch_size
 
     def key_spec(self) -> KeySpec:
         """How a file's digest (audio_files.file_digest) is keyed in the result cache; the cluster driver uses it."""
@@ -139,6 +168,7 @@ class FileTranscriber:
             )
         segmenter = PhraseSegmenter(self.vad)
         self.batch_sizes = []
+        self.windows_redone = 0
         segments: list[Phrase] = []
         group: list[SpeechPhrase] = []  # the group of phrases being filled
         waiting: list[list[SpeechPhrase]] = []  # full groups, not decoded yet
@@ -159,7 +189,13 @@ class FileTranscriber:
                 while first < len(waiting):
                     joined = [join_group(g) for g in waiting[first : first + self._next_batch()]]
                     first += len(joined)
-                    for (_, spans), words in zip(joined, r.recognize_words_batch([audio for audio, _ in joined])):
+                    for (audio, spans), words in zip(joined, r.recognize_words_batch([audio for audio, _ in joined])):
+                        skipped = phrases_skipped(words, spans) if len(spans) > 1 else 0
+                        if skipped:  # transcribe() on its own, which decodes on from where a decode stopped
+                            again = r.recognize_words(audio)
+                            self.windows_redone += 1
+                            if phrases_skipped(again, spans) < skipped:
+                                words = again
                         segments.extend(words_to_phrases(words, spans))
                     self.phrases_recognized += len(joined)
                     self.batch_sizes.append(len(joined))
