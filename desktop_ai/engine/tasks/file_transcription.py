@@ -38,15 +38,24 @@ FILE_CHUNK_S = 30.0
 # also give Whisper the most context: on the bench's long recordings (tiny.en, int8) 24 s windows made 12.8-13.4 %
 # word errors where 29.5 s ones made 9.6-11.6 %, and each phrase decoded alone 22.8 %.
 GROUP_S = 29.5
-# Silence put between grouped phrases. None: each phrase already carries the pause around it (the voice activity's
-# 250 ms pre-roll and 200 ms tail of real room sound); 0.3 s of digital silence more made tiny.en skip a sentence
-# of a full window (12.6 % against 10.6 % word errors on the long recording).
+# Silence put between grouped phrases. None: each phrase already carries the pause around it (FILE_VAD's pre-roll
+# and tail of real room sound); 0.3 s of digital silence more made tiny.en skip a sentence of a full window (12.6 %
+# against 10.6 % word errors on the long recording).
 GROUP_GAP_S = 0.0
+# Files keep 400 ms of the pause before and after each phrase (dictation keeps 250 and 200, for latency): Whisper
+# hears each sentence start and end in its own quiet, as in faster-whisper's batched pipeline (400 ms pads). On
+# three four-minute recordings (tiny.en, int8): 9.6, 11.2, 10.4 % word errors, against 10.6, 10.6, 10.2 with
+# 250/200 and 9.8, 9.8, 10.6 with 350/350 (the batched pipeline: 9.3, 8.5, 11.4): equal within tiny.en's noise;
+# 350/350 turned "lazy dog" into "lazy log" in the 8 kHz telephone test.
+FILE_VAD = VadSettings(pre_roll_ms=400, tail_ms=400)
 # A phrase of a joined window that got fewer words than this per second of its audio was most likely skipped:
 # Whisper sometimes drops a sentence of a long window (or ends early), and the alignment then stretches a
 # neighbour's word over it (bench recording: "the birch canoe slid on the smooth planks", 3.6 s, came back as
 # "Blue machine"). Speech runs at two to three words a second; a false alarm costs one window's decode.
 SKIPPED_WORDS_PER_S = 1.0
+
+
+SPEECH_MARGIN_S = 0.1  # how much earlier (later) than the voice activity heard speech a line may start (end)
 
 
 def join_group(phrases: list[SpeechPhrase]) -> tuple[np.ndarray, list[tuple[float, float, float]]]:
@@ -75,24 +84,35 @@ def assign_words(
     return mine
 
 
-def phrases_skipped(words: list[tuple[float, float, str]], spans: list[tuple[float, float, float]]) -> int:
-    """How many of a joined input's phrases look skipped: fewer words than SKIPPED_WORDS_PER_S a second of it.
+def phrases_skipped(
+    words: list[tuple[float, float, str]], spans: list[tuple[float, float, float]], padding_s: float = 0.0
+) -> int:
+    """How many of a joined input's phrases look skipped: fewer words than SKIPPED_WORDS_PER_S a second of it
+    (less `padding_s`, the quiet kept around each phrase, so that a one-word phrase is not a skip).
     Whisper decoding a full window sometimes drops a sentence (tiny.en on a bench recording: the first nine words
     of a window); a phrase the voice activity heard as speech that holds (almost) no word is the sign, and its
     window is decoded again on its own."""
     mine = assign_words(words, spans)
     counts = [sum(any(ch.isalnum() for ch in w[2]) for w in mine.get(i, [])) for i in range(len(spans))]
-    return sum(count < SKIPPED_WORDS_PER_S * (end - start) for count, (start, end, _) in zip(counts, spans))
+    return sum(count < SKIPPED_WORDS_PER_S * (end - start - padding_s) for count, (start, end, _) in zip(counts, spans))
 
 
-def words_to_phrases(words: list[tuple[float, float, str]], spans: list[tuple[float, float, float]]) -> list[Phrase]:
+def words_to_phrases(
+    words: list[tuple[float, float, str]], spans: list[tuple[float, float, float]], quiet: tuple[float, float] = (0.0, 0.0)
+) -> list[Phrase]:
     """Whisper's segment times drift by seconds over a joined input; its word times do not. Each word goes to the
-    phrase it was spoken in, and each phrase's words become its line of the transcript, timed in the file."""
+    phrase it was spoken in, and each phrase's words become its line of the transcript, timed in the file.
+
+    `quiet`: the pause kept before and after each phrase's speech (the voice activity's pre-roll and tail). The
+    alignment often starts a phrase's first word at the start of that pause; a line's times stay within the speech
+    the voice activity heard, less SPEECH_MARGIN_S."""
     mine = assign_words(words, spans)
 
     def in_file(i: int, t: float) -> float:
         joined_start, joined_end, file_start = spans[i]
-        return file_start + min(max(t - joined_start, 0.0), joined_end - joined_start)
+        first = min(max(quiet[0] - SPEECH_MARGIN_S, 0.0), joined_end - joined_start)
+        last = max(joined_end - joined_start - max(quiet[1] - SPEECH_MARGIN_S, 0.0), first)
+        return file_start + min(max(t - joined_start, first), last)
 
     found = []
     for index in sorted(mine):
@@ -104,10 +124,10 @@ def words_to_phrases(words: list[tuple[float, float, str]], spans: list[tuple[fl
     return found
 
 
-def recognize_group(recognizer: Any, phrases: list[SpeechPhrase]) -> list[Phrase]:
+def recognize_group(recognizer: Any, phrases: list[SpeechPhrase], quiet: tuple[float, float] = (0.0, 0.0)) -> list[Phrase]:
     """Decode several phrases as one input (a recognizer with recognize_words: Whisper), one line per phrase."""
     audio, spans = join_group(phrases)
-    return words_to_phrases(recognizer.recognize_words(audio), spans)
+    return words_to_phrases(recognizer.recognize_words(audio), spans, quiet)
 
 
 class FileTranscriber:
@@ -119,7 +139,7 @@ class FileTranscriber:
     ) -> None:
         self.recognizer = recognizer
         self.cache = cache
-        self.vad = vad
+        self.vad = vad or FILE_VAD
         # Whisper decodes this many groups of phrases in one batch (whisper_batch); 1 decodes them one by one.
         self.batch_size = batch_size
         self.phrases_recognized = 0  # model inputs (a group of phrases is one), for tests and the benchmark
@@ -138,7 +158,7 @@ class FileTranscriber:
     def key_spec(self) -> KeySpec:
         """How a file's digest (audio_files.file_digest) is keyed in the result cache; the cluster driver uses it."""
         r = self.recognizer
-        options = asdict(getattr(r, "options", TranscriptionOptions())) | {"vad": asdict(self.vad or VadSettings())}
+        options = asdict(getattr(r, "options", TranscriptionOptions())) | {"vad": asdict(self.vad)}
         return KeySpec(TASK_TRANSCRIBE, f"{r.engine}:{r.model_id}", getattr(r, "revision", ""), r.compression, options)
 
     def run(
@@ -167,6 +187,8 @@ class FileTranscriber:
                 compute_reason=getattr(r, "compute_reason", ""),
             )
         segmenter = PhraseSegmenter(self.vad)
+        quiet = (self.vad.pre_roll_ms / 1000, self.vad.tail_ms / 1000)
+        padding = sum(quiet)
         self.batch_sizes = []
         self.windows_redone = 0
         segments: list[Phrase] = []
@@ -190,13 +212,13 @@ class FileTranscriber:
                     joined = [join_group(g) for g in waiting[first : first + self._next_batch()]]
                     first += len(joined)
                     for (audio, spans), words in zip(joined, r.recognize_words_batch([audio for audio, _ in joined])):
-                        skipped = phrases_skipped(words, spans) if len(spans) > 1 else 0
+                        skipped = phrases_skipped(words, spans, padding) if len(spans) > 1 else 0
                         if skipped:  # transcribe() on its own, which decodes on from where a decode stopped
                             again = r.recognize_words(audio)
                             self.windows_redone += 1
-                            if phrases_skipped(again, spans) < skipped:
+                            if phrases_skipped(again, spans, padding) < skipped:
                                 words = again
-                        segments.extend(words_to_phrases(words, spans))
+                        segments.extend(words_to_phrases(words, spans, quiet))
                     self.phrases_recognized += len(joined)
                     self.batch_sizes.append(len(joined))
                     if on_segments is not None and first < len(waiting):
@@ -208,7 +230,7 @@ class FileTranscriber:
                             segments.extend(recognize_phrase(r, phrase))
                             self.phrases_recognized += 1
                     else:
-                        segments.extend(recognize_group(r, phrases))
+                        segments.extend(recognize_group(r, phrases, quiet))
                         self.phrases_recognized += 1
             waiting.clear()
             if on_segments is not None:
