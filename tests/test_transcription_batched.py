@@ -103,16 +103,22 @@ def test_a_batched_run_gives_the_same_phrases_and_words_as_one_by_one(workspace,
             assert not [p for p in together.segments if end + 0.3 < p.start < start - 0.3], (end, start)
 
 
-def test_skipped_phrases_are_counted_by_their_words_per_second():
+def test_skipped_and_repeated_phrases_are_found_by_their_words_per_second():
     spans = [(0.0, 3.0, 10.0), (3.0, 6.0, 20.0), (6.0, 7.0, 30.0)]
     spoken = [(0.2, 0.5, " The"), (0.5, 1.0, " birch"), (1.0, 2.8, " canoe."), (3.2, 3.6, " Glue"), (3.6, 4.0, " the"),
               (4.0, 5.8, " sheet."), (6.1, 6.6, " Yes.")]
-    assert file_transcription.phrases_skipped(spoken, spans) == 0
+    assert file_transcription.doubtful_phrases(spoken, spans) == 0
     # Whisper dropped the first sentence and the alignment stretched one word of the next over it.
     stretched = [(0.0, 2.3, " Blue"), (2.3, 4.7, " machine"), (4.7, 5.8, " sheet."), (6.1, 6.6, " Yes.")]
-    assert file_transcription.phrases_skipped(stretched, spans) == 2  # two words over 6 s of two phrases
-    assert file_transcription.phrases_skipped([w for w in spoken if w[0] < 6.0], spans) == 1  # the last one lost
-    assert file_transcription.phrases_skipped([(0.0, 0.1, " .")] + spoken[3:], spans) == 1  # punctuation is no word
+    assert file_transcription.doubtful_phrases(stretched, spans) == 2  # two words over 6 s of two phrases
+    assert file_transcription.doubtful_phrases([w for w in spoken if w[0] < 6.0], spans) == 1  # the last one lost
+    assert file_transcription.doubtful_phrases([(0.0, 0.1, " .")] + spoken[3:], spans) == 1  # punctuation is no word
+    # A repetition loop: the first sentence three times over, all aligned into the first phrase.
+    looped = [(0.2 + 0.1 * i, 0.3 + 0.1 * i, w[2]) for i, w in enumerate(spoken[:3] * 9)] + spoken[3:]
+    assert file_transcription.doubtful_phrases(looped, spans) == 1
+    # The quiet kept around each phrase is not speech: a one-word phrase of 0.5 s in 1.3 s is no skip.
+    assert file_transcription.doubtful_phrases([(0.5, 0.9, " Yes.")], [(0.0, 1.3, 0.0)], padding_s=0.8) == 0
+    assert file_transcription.doubtful_phrases([(0.5, 0.9, " Yes.")], [(0.0, 1.3, 0.0)]) == 1
 
 
 def test_a_window_with_a_skipped_sentence_is_decoded_again_on_its_own(workspace, recording, monkeypatch):
@@ -125,11 +131,11 @@ def test_a_window_with_a_skipped_sentence_is_decoded_again_on_its_own(workspace,
     lost: list[str] = []
     decoded: list[tuple[float, float, str]] = []
 
-    def skipping(inputs):
-        found = decode(inputs)
-        decoded.extend(w for window in found for w in window)
+    def skipping(inputs, alone=True, timestamps=False):
+        found = decode(inputs, alone, timestamps)
+        decoded.extend(w for window in found if window for w in window)
         if not lost:  # the file's first window: drop the words of its second phrase
-            first = found[0]
+            first = found[0] or []
             cut = [w for w in first if w[0] > 2.5 and w[1] < 6.0]
             lost.extend(w[2] for w in cut)
             found[0] = [w for w in first if w not in cut]

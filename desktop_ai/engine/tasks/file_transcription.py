@@ -42,17 +42,21 @@ GROUP_S = 29.5
 # and tail of real room sound); 0.3 s of digital silence more made tiny.en skip a sentence of a full window (12.6 %
 # against 10.6 % word errors on the long recording).
 GROUP_GAP_S = 0.0
-# Files keep 400 ms of the pause before and after each phrase (dictation keeps 250 and 200, for latency): Whisper
-# hears each sentence start and end in its own quiet, as in faster-whisper's batched pipeline (400 ms pads). On
-# three four-minute recordings (tiny.en, int8): 9.6, 11.2, 10.4 % word errors, against 10.6, 10.6, 10.2 with
-# 250/200 and 9.8, 9.8, 10.6 with 350/350 (the batched pipeline: 9.3, 8.5, 11.4): equal within tiny.en's noise;
-# 350/350 turned "lazy dog" into "lazy log" in the 8 kHz telephone test.
-FILE_VAD = VadSettings(pre_roll_ms=400, tail_ms=400)
-# A phrase of a joined window that got fewer words than this per second of its audio was most likely skipped:
+# The pause kept around each phrase: the voice activity's defaults (250 ms before, 200 ms after), as dictation.
+# More made no difference within tiny.en's noise on three four-minute recordings (tiny.en, int8: 10.6, 10.6, 10.2 %
+# word errors with 250/200; 9.6, 11.2, 10.4 with 400/400 as in faster-whisper's batched pipeline; 9.8, 9.8, 10.6
+# with 350/350; the batched pipeline itself 9.3, 8.5, 11.4), and with 400/400 a phrase decoded on its own heard
+# "quick groundhog stumps" for "quick brown fox jumps" (350/350: "lazy log" in the 8 kHz telephone test).
+FILE_VAD = VadSettings()
+# A phrase of a joined window that got fewer words than this per second of its speech was most likely skipped:
 # Whisper sometimes drops a sentence of a long window (or ends early), and the alignment then stretches a
 # neighbour's word over it (bench recording: "the birch canoe slid on the smooth planks", 3.6 s, came back as
-# "Blue machine"). Speech runs at two to three words a second; a false alarm costs one window's decode.
+# "Blue machine"); one that got more than REPEATED_WORDS_PER_S holds a repetition loop (a sentence said seven
+# times came back nine times, two of them in one phrase). Speech runs at two to four words a second; a false
+# alarm costs one window's phrases decoded again, each on its own.
 SKIPPED_WORDS_PER_S = 1.0
+REPEATED_WORDS_PER_S = 5.0
+RELATIVE_REPEAT = 1.75  # or more than this times the window's median words a second (three phrases or more)
 
 
 SPEECH_MARGIN_S = 0.1  # how much earlier (later) than the voice activity heard speech a line may start (end)
@@ -84,17 +88,21 @@ def assign_words(
     return mine
 
 
-def phrases_skipped(
+def doubtful_phrases(
     words: list[tuple[float, float, str]], spans: list[tuple[float, float, float]], padding_s: float = 0.0
 ) -> int:
-    """How many of a joined input's phrases look skipped: fewer words than SKIPPED_WORDS_PER_S a second of it
-    (less `padding_s`, the quiet kept around each phrase, so that a one-word phrase is not a skip).
-    Whisper decoding a full window sometimes drops a sentence (tiny.en on a bench recording: the first nine words
-    of a window); a phrase the voice activity heard as speech that holds (almost) no word is the sign, and its
-    window is decoded again on its own."""
+    """How many of a joined input's phrases look skipped or repeated: fewer words than SKIPPED_WORDS_PER_S, or more
+    than REPEATED_WORDS_PER_S, a second of their speech (their length less `padding_s`, the quiet kept around each,
+    so that a one-word phrase is no skip). The window of such phrases is decoded again, phrase by phrase."""
     mine = assign_words(words, spans)
     counts = [sum(any(ch.isalnum() for ch in w[2]) for w in mine.get(i, [])) for i in range(len(spans))]
-    return sum(count < SKIPPED_WORDS_PER_S * (end - start - padding_s) for count, (start, end, _) in zip(counts, spans))
+    speech = [max(end - start - padding_s, 0.5) for start, end, _ in spans]
+    # A speaker's own pace: a phrase with far more words a second than the window's median phrase holds a
+    # repetition (the same sentence twice, aligned into one phrase) even where the speaker is slow.
+    most = min(REPEATED_WORDS_PER_S, RELATIVE_REPEAT * float(np.median([n / s for n, s in zip(counts, speech)])))
+    if len(spans) < 3:
+        most = REPEATED_WORDS_PER_S
+    return sum(not SKIPPED_WORDS_PER_S * s <= n <= most * s + 1 for n, s in zip(counts, speech))
 
 
 def words_to_phrases(
@@ -144,7 +152,8 @@ class FileTranscriber:
         self.batch_size = batch_size
         self.phrases_recognized = 0  # model inputs (a group of phrases is one), for tests and the benchmark
         self.batch_sizes: list[int] = []  # windows in each decode of the latest run, for tests and the benchmark
-        self.windows_redone = 0  # windows decoded again alone because a phrase in them got no word
+        self.windows_redone = 0  # windows decoded again with timestamps (a doubtful decode)
+        self.phrases_redone = 0  # phrases decoded again on their own (their window was still doubtful)
 
     @property
     def batches(self) -> int:
@@ -154,6 +163,36 @@ class FileTranscriber:
         """The first batch of a file holds one window, the next ones batch_size: the first phrases appear (and Stop
         answers) after one window's decode. (Ramping up 1, 2, 4, 8 cost 40 % more time on a four-minute file.)"""
         return 1 if not self.batch_sizes else self.batch_size
+
+    def _decode_windows(self, groups: list[list[SpeechPhrase]], quiet: tuple[float, float]) -> list[Phrase]:
+        """Groups of phrases joined into windows and decoded in one batch, each word back in its phrase.
+
+        A window whose decode was unsure (Whisper's log-probability check), or left a phrase (nearly) empty or
+        overfull, is decoded again with timestamp tokens (one batch for all such windows), and if that still looks
+        wrong, phrase by phrase. Whisper's compression-ratio check is not used on joined windows: speech that
+        repeats itself fails it (the same sentence said seven times), and a real repetition loop overfills a phrase.
+        """
+        r = self.recognizer
+        joined = [join_group(g) for g in groups]
+        words = r.recognize_words_batch([audio for audio, _ in joined], alone=False)
+
+        def doubtful(i: int) -> bool:
+            return words[i] is None or doubtful_phrases(words[i], joined[i][1], sum(quiet)) > 0
+
+        again = [i for i in range(len(groups)) if doubtful(i)]
+        if again:
+            self.windows_redone += len(again)
+            for i, found in zip(again, r.recognize_words_batch([joined[i][0] for i in again], alone=False, timestamps=True)):
+                words[i] = found
+        phrases: list[Phrase] = []
+        for i, (group, (_, spans)) in enumerate(zip(groups, joined)):
+            if not doubtful(i):
+                phrases.extend(words_to_phrases(words[i], spans, quiet))
+                continue
+            self.phrases_redone += len(group)
+            for phrase, alone in zip(group, r.recognize_words_batch([p.samples for p in group])):
+                phrases.extend(words_to_phrases(alone, [(0.0, phrase.duration_s, phrase.start_s)], quiet))
+        return phrases
 
     def key_spec(self) -> KeySpec:
         """How a file's digest (audio_files.file_digest) is keyed in the result cache; the cluster driver uses it."""
@@ -188,9 +227,8 @@ class FileTranscriber:
             )
         segmenter = PhraseSegmenter(self.vad)
         quiet = (self.vad.pre_roll_ms / 1000, self.vad.tail_ms / 1000)
-        padding = sum(quiet)
         self.batch_sizes = []
-        self.windows_redone = 0
+        self.windows_redone = self.phrases_redone = 0
         segments: list[Phrase] = []
         group: list[SpeechPhrase] = []  # the group of phrases being filled
         waiting: list[list[SpeechPhrase]] = []  # full groups, not decoded yet
@@ -209,18 +247,11 @@ class FileTranscriber:
             if batched:
                 first = 0
                 while first < len(waiting):
-                    joined = [join_group(g) for g in waiting[first : first + self._next_batch()]]
-                    first += len(joined)
-                    for (audio, spans), words in zip(joined, r.recognize_words_batch([audio for audio, _ in joined])):
-                        skipped = phrases_skipped(words, spans, padding) if len(spans) > 1 else 0
-                        if skipped:  # transcribe() on its own, which decodes on from where a decode stopped
-                            again = r.recognize_words(audio)
-                            self.windows_redone += 1
-                            if phrases_skipped(again, spans, padding) < skipped:
-                                words = again
-                        segments.extend(words_to_phrases(words, spans, quiet))
-                    self.phrases_recognized += len(joined)
-                    self.batch_sizes.append(len(joined))
+                    groups = waiting[first : first + self._next_batch()]
+                    first += len(groups)
+                    segments.extend(self._decode_windows(groups, quiet))
+                    self.phrases_recognized += len(groups)
+                    self.batch_sizes.append(len(groups))
                     if on_segments is not None and first < len(waiting):
                         on_segments(list(segments))  # each batch's phrases as soon as they are decoded
             else:

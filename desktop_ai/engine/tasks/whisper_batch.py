@@ -37,16 +37,21 @@ class WindowWords:
     """One input's words (start, end, text; seconds from the input's start), or a request to decode it alone."""
 
     words: list[tuple[float, float, str]]
-    redo: bool = False  # the batched decode failed Whisper's checks
+    redo: bool = False  # the batched decode was unsure (Whisper's log-probability check): decode it again
+    # Whisper's compression-ratio check failed: a repetition loop, or speech that repeats itself (a window of the
+    # same sentence said seven times). FileTranscriber tells the two apart by the words each phrase got.
+    repetitive: bool = False
 
 
 def decode_batch(
-    whisper: Any, inputs: list[np.ndarray], language: str | None, beam_size: int, fallback: bool
+    whisper: Any, inputs: list[np.ndarray], language: str | None, beam_size: int, fallback: bool, timestamps: bool = False
 ) -> list[WindowWords]:
     """Each input (16 kHz float32, at most 30 s) decoded to timed words, all in one batch.
 
     `whisper` is a faster_whisper.WhisperModel. Inputs are padded to Whisper's 30 s window, as transcribe()
-    pads them, so a window decodes to the same words whatever else is in its batch.
+    pads them, so a window decodes to the same words whatever else is in its batch. `timestamps`: decode with
+    Whisper's timestamp tokens, as transcribe() does (slower, and it garbles more sentences, but it keeps the decoder
+    on track through a window that says the same sentence over and over: FileTranscriber's second try).
     """
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
@@ -62,7 +67,7 @@ def decode_batch(
     if language is None and multilingual:
         languages = [found[0][0][2:-2] for found in whisper.model.detect_language(encoded)]  # "<|de|>" -> "de"
     tokenizers = [Tokenizer(whisper.hf_tokenizer, multilingual, task="transcribe", language=lang) for lang in languages]
-    prompts = [whisper.get_prompt(t, [], without_timestamps=True) for t in tokenizers]
+    prompts = [whisper.get_prompt(t, [], without_timestamps=not timestamps) for t in tokenizers]
     results = whisper.model.generate(
         encoded,
         prompts,
@@ -72,6 +77,7 @@ def decode_batch(
         suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])),
         return_scores=True,
         return_no_speech_prob=True,
+        max_initial_timestamp_index=50,  # transcribe()'s max_initial_timestamp of 1 s (with timestamps only)
     )
     found: list[WindowWords] = []
     texts: list[list[int]] = []
@@ -80,9 +86,10 @@ def decode_batch(
         tokens = [t for t in ids if t < tokenizer.eot]
         avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)
         text = tokenizer.decode(tokens)
-        failed = get_compression_ratio(text) > COMPRESSION_RATIO_LIMIT or avg_logprob < LOG_PROB_LIMIT
-        silent = result.no_speech_prob > NO_SPEECH_LIMIT and avg_logprob < LOG_PROB_LIMIT
-        found.append(WindowWords([], redo=fallback and failed and not silent))
+        unsure = avg_logprob < LOG_PROB_LIMIT
+        silent = result.no_speech_prob > NO_SPEECH_LIMIT and unsure
+        repetitive = get_compression_ratio(text) > COMPRESSION_RATIO_LIMIT
+        found.append(WindowWords([], redo=fallback and unsure and not silent, repetitive=fallback and repetitive and not silent))
         keep = not found[-1].redo and not silent and any(ch.isalnum() for ch in text)
         # The alignment reads the whole batch's encoder output; a window whose words are not kept is aligned on
         # one token and its words thrown away.
