@@ -118,7 +118,10 @@ def test_skipped_and_repeated_phrases_are_found_by_their_words_per_second():
     assert file_transcription.doubtful_phrases(looped, spans) == 1
     # The quiet kept around each phrase is not speech: a one-word phrase of 0.5 s in 1.3 s is no skip.
     assert file_transcription.doubtful_phrases([(0.5, 0.9, " Yes.")], [(0.0, 1.3, 0.0)], padding_s=0.8) == 0
-    assert file_transcription.doubtful_phrases([(0.5, 0.9, " Yes.")], [(0.0, 1.3, 0.0)]) == 1
+    assert file_transcription.doubtful_phrases([(0.5, 0.9, " Yes.")], [(0.0, 1.3, 0.0), (1.3, 2.0, 5.0)]) == 2
+    # A phrase alone in its window with no words is what Whisper heard (a cough), not a skip; a loop in it still is.
+    assert file_transcription.doubtful_phrases([], [(0.0, 2.0, 0.0)]) == 0
+    assert file_transcription.doubtful_phrases([(0.1 * i, 0.1 * i + 0.1, " dog") for i in range(20)], [(0.0, 2.0, 0.0)]) == 1
 
 
 def test_a_window_with_a_skipped_sentence_is_decoded_again_on_its_own(workspace, recording, monkeypatch):

@@ -53,12 +53,10 @@ FILE_VAD = VadSettings()
 # neighbour's word over it (bench recording: "the birch canoe slid on the smooth planks", 3.6 s, came back as
 # "Blue machine"); one that got more than REPEATED_WORDS_PER_S holds a repetition loop (a sentence said seven
 # times came back nine times, two of them in one phrase). Speech runs at two to four words a second; a false
-# alarm costs one window's phrases decoded again, each on its own.
+# alarm costs the window's decode again (with timestamp tokens, then phrase by phrase if still doubtful).
 SKIPPED_WORDS_PER_S = 1.0
 REPEATED_WORDS_PER_S = 5.0
 RELATIVE_REPEAT = 1.75  # or more than this times the window's median words a second (three phrases or more)
-
-
 SPEECH_MARGIN_S = 0.1  # how much earlier (later) than the voice activity heard speech a line may start (end)
 
 
@@ -93,7 +91,8 @@ def doubtful_phrases(
 ) -> int:
     """How many of a joined input's phrases look skipped or repeated: fewer words than SKIPPED_WORDS_PER_S, or more
     than REPEATED_WORDS_PER_S, a second of their speech (their length less `padding_s`, the quiet kept around each,
-    so that a one-word phrase is no skip). The window of such phrases is decoded again, phrase by phrase."""
+    so that a one-word phrase is no skip). A phrase alone in its window is never a skip: nothing else in the window
+    took its words, Whisper heard none (a cough, a noise)."""
     mine = assign_words(words, spans)
     counts = [sum(any(ch.isalnum() for ch in w[2]) for w in mine.get(i, [])) for i in range(len(spans))]
     speech = [max(end - start - padding_s, 0.5) for start, end, _ in spans]
@@ -102,7 +101,8 @@ def doubtful_phrases(
     most = min(REPEATED_WORDS_PER_S, RELATIVE_REPEAT * float(np.median([n / s for n, s in zip(counts, speech)])))
     if len(spans) < 3:
         most = REPEATED_WORDS_PER_S
-    return sum(not SKIPPED_WORDS_PER_S * s <= n <= most * s + 1 for n, s in zip(counts, speech))
+    fewest = SKIPPED_WORDS_PER_S if len(spans) > 1 else 0.0
+    return sum(not fewest * s <= n <= most * s + 1 for n, s in zip(counts, speech))
 
 
 def words_to_phrases(
