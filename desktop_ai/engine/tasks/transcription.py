@@ -285,18 +285,23 @@ class WhisperRecognizer:
         language = self.options.language or (None if self.model.model.is_multilingual else "en")
         return [(w.start, w.end, w.word) for piece in self._pieces(samples, language, False, words=True) for w in piece.words or []]
 
-    def recognize_words_batch(self, inputs: list[np.ndarray]) -> list[list[tuple[float, float, str]]]:
-        """recognize_words for several inputs (each at most 30 s) in one batch (whisper_batch.decode_batch); a
-        window whose batched decode fails Whisper's checks is decoded again alone, with the temperature fallback."""
+    def recognize_words_batch(self, inputs: list[np.ndarray], alone: bool = True, timestamps: bool = False) -> list[Any]:
+        """recognize_words for several inputs (each at most 30 s) in one batch (whisper_batch.decode_batch). An input
+        whose batched decode fails Whisper's checks is decoded again alone with the temperature fallback. With
+        `alone` False, an unsure one comes back as None and a repetitive one as it is (FileTranscriber checks each
+        phrase's words and decodes the phrases one by one where they look wrong)."""
         from desktop_ai.engine.tasks.whisper_batch import decode_batch
 
         language = self.options.language or (None if self.model.model.is_multilingual else "en")
         audible = [i for i, x in enumerate(inputs) if not _is_silent(x)]
         windows = decode_batch(self.model, [inputs[i] for i in audible], language, self.options.beam_size,
-                               self.options.temperature_fallback)
-        found: list[list[tuple[float, float, str]]] = [[] for _ in inputs]
+                               self.options.temperature_fallback, timestamps)
+        found: list[Any] = [[] for _ in inputs]
         for index, window in zip(audible, windows):
-            found[index] = self.recognize_words(inputs[index]) if window.redo else window.words
+            if window.redo or (window.repetitive and alone):
+                found[index] = self.recognize_words(inputs[index]) if alone else None
+            else:
+                found[index] = window.words
         return found
 
     def _recognize_short(self, samples: np.ndarray, offset_s: float, draft: bool, language: str) -> list[Phrase]:
