@@ -31,7 +31,13 @@ def test_teach_train_classify_and_correct_with_a_click(qtbot, window, tmp_path: 
     weather = tmp_path / "weather.csv"
     with weather.open("w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows([("text", "label"), *[(t, l) for t, l in train if l == "weather"]])
-    page.load_file(weather)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("one column only\nand another line\n", encoding="utf-8")
+    with qtbot.waitSignal(window.engine.failed, timeout=JOB_MS):
+        page.load_file(bad)
+    assert "bad.csv" in page.notice.text() and "text" in page.notice.text(), page.notice.text()
+    with qtbot.waitSignal(page.examples_loaded, timeout=JOB_MS):  # read in the engine lane, not the window's thread
+        page.load_file(weather)
     assert {label: len(texts) for label, texts in page.examples.items()} == {"sport": 5, "cooking": 5, "weather": 5}
     page.name.setCurrentText("topics")
 

@@ -23,6 +23,26 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.whic
                                 reason="needs the espeak-ng and sox programs")
 
 
+def _chat_page_listening(window, max_tokens: int):  # noqa: F811
+    """The Chat page, greedy answers of at most `max_tokens`, and the live lane's status messages as they come."""
+    page = window.text_tab.chat_page
+    window.tabs.setCurrentWidget(window.text_tab)
+    window.text_tab.setCurrentWidget(page)
+    page.settings_panel.max_tokens.setValue(max_tokens)
+    page.settings_panel.temperature.setValue(0.0)
+    statuses: list[str] = []
+    window.live_engine.partial.connect(
+        lambda _job, event: statuses.append(event.get("message", "")) if isinstance(event, dict) and event.get("type") == "status" else None)
+    return page, statuses
+
+
+def _wait_listening(qtbot, statuses: list[str]) -> None:
+    """Listening with the speech model loaded: the status after "Loading the speech model" (or the first, if it
+    loaded before)."""
+    qtbot.waitUntil(lambda: bool(statuses) and statuses[-1].startswith("Listening on")
+                    and (len(statuses) > 2 or "Loading" not in " ".join(statuses)), timeout=JOB_MS)
+
+
 def test_echo_of_the_answer_is_told_from_a_new_question():
     answer = "The capital of France is Paris. It lies on the river Seine."
     assert is_echo("the capital of France is Paris", answer)
@@ -36,14 +56,7 @@ def test_echo_of_the_answer_is_told_from_a_new_question():
 
 
 def test_a_spoken_question_gets_a_spoken_answer(qtbot, window, virtual_microphone):  # noqa: F811
-    page = window.text_tab.chat_page
-    window.tabs.setCurrentWidget(window.text_tab)
-    window.text_tab.setCurrentWidget(page)
-    page.settings_panel.max_tokens.setValue(24)
-    page.settings_panel.temperature.setValue(0.0)
-    statuses: list[str] = []
-    window.live_engine.partial.connect(
-        lambda _job, event: statuses.append(event.get("message", "")) if isinstance(event, dict) and event.get("type") == "status" else None)
+    page, statuses = _chat_page_listening(window, max_tokens=24)
     chats: list[dict] = []
     window.engine.finished_job.connect(lambda _job, r: chats.append(result_dict(r)) if isinstance(r, dict) and "turn" in r else None)
     readings: list[dict] = []
@@ -52,9 +65,7 @@ def test_a_spoken_question_gets_a_spoken_answer(qtbot, window, virtual_microphon
 
     window.voice_chat.button.click()
     assert window.voice_chat.active and page.read_along.checkbox.isChecked()
-    # listening with the speech model loaded: the status after "Loading the speech model" (or the first, if it loaded)
-    qtbot.waitUntil(lambda: bool(statuses) and statuses[-1].startswith("Listening on")
-                    and (len(statuses) > 2 or "Loading" not in " ".join(statuses)), timeout=JOB_MS)
+    _wait_listening(qtbot, statuses)
     monitor = Monitor()
     try:
         question = virtual_microphone.speak("What is the capital of France?")
@@ -77,14 +88,7 @@ def test_a_spoken_question_gets_a_spoken_answer(qtbot, window, virtual_microphon
 def test_speaking_over_the_answer_interrupts_it(qtbot, window, virtual_microphone):  # noqa: F811
     """Barge-in: a question spoken while the answer is read (onto the same sink the microphone hears, so the
     microphone gets both) stops the reading and becomes the next turn; the answer's echo alone never does."""
-    page = window.text_tab.chat_page
-    window.tabs.setCurrentWidget(window.text_tab)
-    window.text_tab.setCurrentWidget(page)
-    page.settings_panel.max_tokens.setValue(160)
-    page.settings_panel.temperature.setValue(0.0)
-    statuses: list[str] = []
-    window.live_engine.partial.connect(
-        lambda _job, event: statuses.append(event.get("message", "")) if isinstance(event, dict) and event.get("type") == "status" else None)
+    page, statuses = _chat_page_listening(window, max_tokens=160)
     readings: list[tuple[int | None, bool]] = []  # (job, speaking) as the reader changes state
     window.read_aloud.state_changed.connect(lambda _owner, speaking: readings.append((window.read_aloud.job_id, speaking)))
     reports: dict[int, dict] = {}  # each reading's own report, by job
@@ -92,8 +96,7 @@ def test_speaking_over_the_answer_interrupts_it(qtbot, window, virtual_microphon
         lambda job, result: reports.__setitem__(job, result) if isinstance(result, dict) and "sentences" in result else None)
 
     window.voice_chat.button.click()
-    qtbot.waitUntil(lambda: bool(statuses) and statuses[-1].startswith("Listening on")
-                    and (len(statuses) > 2 or "Loading" not in " ".join(statuses)), timeout=JOB_MS)
+    _wait_listening(qtbot, statuses)
     monitor = Monitor()
     try:
         virtual_microphone.play(virtual_microphone.speak("Describe the city of Paris in five sentences."))

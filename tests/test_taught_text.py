@@ -241,3 +241,24 @@ def test_an_unknown_classifier_and_an_unknown_label_are_named(topics: TextTeache
         topics.run("nope", ["A goal!"])
     with pytest.raises(InvalidInputError, match="'gardening' is not one of 'topics'"):
         topics.correct("topics", "Prune the roses.", "gardening")
+
+
+def test_predictions_come_back_from_the_result_cache_until_the_classifier_changes(store: ModelStore,
+                                                                                 library: TaughtLibrary) -> None:
+    from desktop_ai.engine.cache import ResultCache
+
+    cache = ResultCache(None)  # in memory: the same keys as the disk cache
+    cached = TextTeacher(store, library, device="cpu", cache=cache)
+    train, test = split(4)
+    cached.teach("topics", [Example(t, l) for t, l in train])
+    texts = [t for t, _ in test[:4]]
+    first = cached.run("topics", texts)
+    assert not any(r.from_cache for r in first.results)
+    again = cached.run("topics", texts + ["A brand new sentence about the rain."])
+    assert [r.from_cache for r in again.results] == [True] * 4 + [False]
+    assert [(r.label, [s.score for s in r.scores]) for r in again.results[:4]] == \
+        [(r.label, [s.score for s in r.scores]) for r in first.results], "the cached answer is the computed one"
+    target = next(label for label in TOPICS if label != first.results[0].label)
+    cached.correct("topics", texts[0], target)  # a changed classifier: none of its old answers may come back
+    after = cached.run("topics", texts)
+    assert not any(r.from_cache for r in after.results) and after.results[0].label == target

@@ -130,7 +130,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
             if cluster is not None or args.labels:
                 raise CliError("--classifier NAME has its own labels; it runs here, without --labels or --cluster.")
-            teacher = TextTeacher(workspace.store, model=args.model, device=args.device)
+            teacher = TextTeacher(workspace.store, model=args.model, device=args.device, cache=workspace.cache)
             progress.message(f"Using your classifier {args.classifier!r} on {teacher.embedder.entry.title}")
             batch = teacher.run(args.classifier, texts, progress=progress)
         elif cluster is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QComboBox,
@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_ai.engine.errors import InvalidInputError
 from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.engine.tasks.taught_classifiers import TASK_TEXT, TeachResult, TrainingReport
 from desktop_ai.engine.tasks.text_classification import ClassificationBatch
@@ -64,6 +63,8 @@ def describe_report(report: TrainingReport) -> str:
 
 class MyLabelsPage(JobPage):
     """Teach, train, classify and correct, for texts."""
+
+    examples_loaded = Signal(int)  # a file's examples joined the lists (how many)
 
     def __init__(self, engine: EngineThread, store: ModelStore, device_preference: Any, parent: QWidget | None = None) -> None:
         super().__init__(engine, store, device_preference, parent)
@@ -181,19 +182,21 @@ class MyLabelsPage(JobPage):
             self.load_file(Path(path))
 
     def load_file(self, path: Path) -> None:
-        """A small text file read here (no model): its examples join the labels' lists."""
-        from desktop_ai.engine.tasks.taught_text import read_text_examples
-
-        try:
-            examples = read_text_examples(path)
-        except InvalidInputError as error:
-            self.show_notice(str(error), error=True)
+        """The file is read in the engine lane (a large CSV would freeze the window); its examples join the labels'
+        lists when it is done (`examples_loaded`)."""
+        if self.running:
             return
-        for example in examples:
-            self.add_label(example.label)
-            self.examples[example.label].append(example.text)
+        self._action = "read"
+        self.submit("reading examples", "taught", {"action": "read", "task": TASK_TEXT, "path": str(path)})
+
+    def _add_read_examples(self, result: dict[str, Any]) -> None:
+        rows = result.get("examples", [])
+        for text, label in rows:
+            self.add_label(label)
+            self.examples[label].append(text)
         self._show_label(self.label_list.currentItem().text() if self.label_list.currentItem() else "")
-        self.show_notice(f"Read {len(examples)} example(s) from {path.name}.")
+        self.show_notice(f"Read {len(rows)} example(s) from {Path(result.get('path', '')).name}.")
+        self.examples_loaded.emit(len(rows))
 
     # --- jobs -----------------------------------------------------------------------------------------
     def classifier_name(self) -> str:
@@ -237,11 +240,13 @@ class MyLabelsPage(JobPage):
 
     def set_running(self, running: bool) -> None:
         super().set_running(running)
-        for button in (self.train_button, self.classify_button):
+        for button in (self.train_button, self.classify_button, self.load_button):
             button.setEnabled(not running)
 
     def handle_result(self, result: Any) -> None:
-        if isinstance(result, TeachResult):
+        if self._action == "read" and isinstance(result, dict):
+            self._add_read_examples(result)
+        elif isinstance(result, TeachResult):
             self.accuracy.setText(describe_report(result.report))
             fill_confusion(self.confusion, result.report)
             self.show_notice(" ".join(result.notices))

@@ -304,6 +304,17 @@ class TaughtClassifier:
         self.coef, self.intercept = head  # the same head: fit() retrains on the same examples and weights
         return notices
 
+    def digest(self) -> str:
+        """What its predictions depend on (labels, embedding model, fitted head): the result cache's revision for
+        them, so a retrained or corrected classifier never answers from an older one's cache."""
+        import hashlib
+
+        h = hashlib.sha256(json.dumps([self.kind, self.embedding_model, self.labels]).encode())
+        for array in (self.coef, self.intercept):
+            if array is not None:
+                h.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        return h.hexdigest()[:16]
+
     # --- files ---------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         counts = {label: sum(1 for e in self.examples if e.label == label) for label in self.labels}

@@ -18,10 +18,14 @@ def _examples(rows: list[Any]) -> list[Example]:
 
 def run_taught_job(workspace: Any, params: dict[str, Any], progress: ProgressCallback | None = None,
                    cancel: threading.Event | None = None) -> Any:
-    """params: action (teach, correct, classify, recognize, list, delete, export, import), task, name, ..."""
+    """params: action (teach, correct, classify, recognize, read, list, delete, export, import), task, name, ..."""
     action = params.get("action")
     task = params.get("task", TASK_TEXT)
     library = TaughtLibrary(Path(params["folder"]) if params.get("folder") else None)
+    if action == "read":  # an examples file (text CSV / JSON lines): read here, not on the window's thread
+        from desktop_ai.engine.tasks.taught_text import read_text_examples
+
+        return {"path": params["path"], "examples": [[e.text, e.label] for e in read_text_examples(Path(params["path"]))]}
     if action == "list":
         return [c.describe() | {"report": c.report} for c in library.list(params.get("task"))]
     if action == "delete":
@@ -43,7 +47,8 @@ def run_taught_job(workspace: Any, params: dict[str, Any], progress: ProgressCal
     elif task == TASK_TEXT:
         from desktop_ai.engine.tasks.taught_text import TextTeacher
 
-        texts = TextTeacher(workspace.store, library, params.get("model"), params.get("device", "auto"))
+        texts = TextTeacher(workspace.store, library, params.get("model"), params.get("device", "auto"),
+                            cache=workspace.cache)
         if action == "teach":
             return texts.teach(params["name"], _examples(params.get("examples", [])), params.get("labels"),
                                params.get("sentences"), params.get("add", False), progress, cancel)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from desktop_ai.engine.cache import KeySpec, ResultCache
 from desktop_ai.engine.errors import InvalidInputError
 from desktop_ai.engine.models.store import ProgressCallback
 from desktop_ai.engine.tasks.taught_classifiers import (
@@ -40,6 +41,7 @@ from desktop_ai.engine.tasks.text_classification import (
 TEXT_SUFFIXES = (".txt", ".text", ".md")
 NAME_TEMPLATES = (LABEL_TEMPLATE, "{label}", "A text about {label}.", "Something to do with {label}.")
 MAX_EXAMPLE_FILE_BYTES = 50_000_000
+TASK_TAUGHT_TEXT = "taught-classify"  # the result cache's task name for taught text predictions
 LABEL_COLUMNS = ("label", "sentiment", "category")  # what labelled CSV files call their label column
 
 
@@ -134,9 +136,10 @@ class TextTeacher:
     """Teaches, corrects and runs taught text classifiers on one embedding model (the zero-shot one by default)."""
 
     def __init__(self, store: Any, library: TaughtLibrary | None = None, model: str | None = None,
-                 device: str = "auto", compression: str = "none") -> None:
+                 device: str = "auto", compression: str = "none", cache: ResultCache | None = None) -> None:
         self.embedder = TextClassifier(store, None, model=model, device=device, compression=compression)
         self.library = library or TaughtLibrary()
+        self.cache = cache
 
     @property
     def model_id(self) -> str:
@@ -228,12 +231,25 @@ class TextTeacher:
         classifier = self.library.load(name, TASK_TEXT)
         self.check_model(classifier)
         started = time.perf_counter()
-        vectors, notices = self.embed(texts, progress, cancel)
-        scores = classifier.scores(vectors)
-        results = []
-        for text, row in zip(texts, scores):
-            ranked = sorted((LabelScore(l, round(float(p), 6)) for l, p in zip(classifier.labels, row)), key=lambda s: -s.score)
-            results.append(ClassificationResult(text, ranked, f"taught:{classifier.name}"))
+        spec = KeySpec(TASK_TAUGHT_TEXT, f"taught:{classifier.name}", classifier.digest(),
+                       self.embedder.compression.value, {"embedding_model": classifier.embedding_model})
+        results: list[ClassificationResult | None] = [None] * len(texts)
+        if self.cache is not None:
+            for index, text in enumerate(texts):
+                hit = self.cache.get(spec.key(text))
+                if hit is not None:
+                    results[index] = ClassificationResult(text, [LabelScore(**s) for s in hit["scores"]],
+                                                          f"taught:{classifier.name}", True)
+        todo = [i for i, r in enumerate(results) if r is None]
+        notices: list[str] = []
+        if todo:  # the embedding model is loaded only when some text is not in the cache
+            vectors, notices = self.embed([texts[i] for i in todo], progress, cancel)
+            for index, row in zip(todo, classifier.scores(vectors)):
+                ranked = sorted((LabelScore(l, round(float(p), 6)) for l, p in zip(classifier.labels, row)),
+                                key=lambda s: -s.score)
+                results[index] = ClassificationResult(texts[index], ranked, f"taught:{classifier.name}")
+                if self.cache is not None:
+                    self.cache.put(spec.key(texts[index]), results[index].to_dict())
         device = self.embedder.device.device
-        return ClassificationBatch(results, list(classifier.labels), "taught", device, self.embedder.compression.value,
-                                   time.perf_counter() - started, notices)
+        return ClassificationBatch([r for r in results if r is not None], list(classifier.labels), "taught", device,
+                                   self.embedder.compression.value, time.perf_counter() - started, notices)
