@@ -92,10 +92,16 @@ def test_the_speak_job_reads_text_fed_while_it_runs(synthesizer, virtual_microph
     inbox.put(None)
     job.join(60)
     assert not job.is_alive()
-    partials = [m[2]["sentence"] for m in sent if m[0] == "partial"]
+    partials = [m[2]["sentence"] for m in sent if m[0] == "partial" and "sentence" in m[2]]
     assert len(partials) == 3 and partials[0] == "The capital of France is Paris."
     finished = [m for m in sent if m[0] == "finished"]
     assert finished and finished[0][2]["played_s"] > 3 and not finished[0][2]["stopped"]
+    # what reached the sound card, as loudness envelopes for voice chat's echo check (engine/audio/echo.py)
+    played = [e for m in sent if m[0] == "partial" and "played" in m[2] for e in m[2]["played"]]
+    assert all(set(m[2]) in ({"sentence"}, {"played"}) for m in sent if m[0] == "partial")
+    covered_s = sum(len(e["db"]) for e in played) * 0.02
+    assert abs(covered_s - finished[0][2]["played_s"]) < 0.3, (covered_s, finished[0][2]["played_s"])
+    assert all(later["start"] >= earlier["start"] for earlier, later in zip(played, played[1:]))
 
 
 def test_the_speak_job_refuses_empty_text_and_is_stopped_by_cancel(virtual_microphone, workspace):
