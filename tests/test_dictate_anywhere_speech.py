@@ -28,8 +28,10 @@ def _word_errors(heard: str, expected: str) -> int:
     return word_errors(heard, expected)
 
 
-# "scratch that" is spoken too: Whisper is told to expect the commands (dictation_commands.COMMAND_PROMPT); without
-# that, tiny.en wrote espeak-ng's "scratch that" as "Crash mode" or "Scratch mat" in 21 of 24 voices and rates.
+# "scratch that" is not spoken here: even with Whisper told to expect the commands (COMMAND_PROMPT), tiny.en
+# misheard espeak-ng's "scratch that" through this microphone path once in seven runs ("Sc-net! Sc-net!"), too
+# often for a test that speaks once. Its effect in another program is checked with real keys in
+# test_dictate_anywhere_x11.py; its text logic in test_dictation_commands.py.
 
 
 def _phrases_wav(mic, folder: Path, *texts: str) -> Path:
@@ -59,8 +61,7 @@ def test_dictate_type_writes_into_another_program_with_a_new_line_and_never_into
     with start_xvfb() as display, start_typing_target(display, tmp_path / "target") as target:
         monkeypatch.setenv("DISPLAY", display)
         monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-        speech = _phrases_wav(virtual_microphone, tmp_path, LIVE_SENTENCE, "new line", "close the door and lock it",
-                              "open every window", "scratch that")
+        speech = _phrases_wav(virtual_microphone, tmp_path, LIVE_SENTENCE, "new line", "close the door and lock it")
         moved = virtual_microphone.speak(LIVE_SENTENCE)
         focus(display, target.windows["A"])
         transcripts = _isolated_home / "data" / "transcripts"
@@ -74,11 +75,8 @@ def test_dictate_type_writes_into_another_program_with_a_new_line_and_never_into
                 assert time.monotonic() < deadline, "dictate --type never started recording"
                 time.sleep(0.05)
             virtual_microphone.play(speech, wait=True)
-            heard = [_read_phrase(proc) for _ in range(5)]
-            assert "window" in heard[3].lower() and "scratch" in heard[4].lower(), heard
-            field = target.wait_for("A", lambda text: "lock it" in text.lower() and "every" not in text.lower(),
-                                    timeout=20)
-            assert field.rstrip(" .").lower().endswith("lock it"), f"'scratch that' removed the phrase before it: {field!r}"
+            heard = [_read_phrase(proc) for _ in range(3)]
+            field = target.wait_for("A", lambda text: "lock it" in text.lower(), timeout=20)
             first_line, newline, second_line = field.partition("\n")
             assert newline, f"'new line' gave a line break: {field!r} {heard}"
             assert _word_errors(first_line, LIVE_SENTENCE) <= 1, (field, heard)
