@@ -135,7 +135,7 @@ class VoiceChat(QObject):
             answer = self._answer_being_read()
             if answer and not self._is_echo(event, event["text"], partial=True):
                 self._barged_in = (event.get("start"), answer)  # this phrase interrupted the answer
-                logger.info("Voice chat: %r spoken over the answer: it stops", event["text"])
+                logger.debug("Voice chat: %r spoken over the answer: it stops", event["text"])
                 self._interrupt()
         elif kind == "final":
             segment = event.get("segment") or {}
@@ -145,10 +145,10 @@ class VoiceChat(QObject):
                 self._barged_in = (None, "")
                 text = without_echo_prefix(text, answer)  # the phrase began as echo; the question is its rest
             elif text and self._is_echo(event, text, partial=False):
-                logger.info("Voice chat: %r heard as the answer's echo", text)
+                logger.debug("Voice chat: %r heard as the answer's echo", text)
                 return
             if text:
-                logger.info("Voice chat: heard %r", text)
+                logger.debug("Voice chat: heard %r", text)
                 self._interrupt()
                 self.heard.append(text)
                 self._settle.start()
