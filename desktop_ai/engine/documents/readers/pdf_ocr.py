@@ -30,7 +30,6 @@ def _ocr() -> Any:
             from rapidocr import RapidOCR
 
             _engine = RapidOCR()
-            logging.getLogger("RapidOCR").setLevel(logging.WARNING)
         return _engine
 
 
