@@ -30,7 +30,7 @@ def library(tmp_path: Path) -> TaughtLibrary:
 
 @pytest.fixture
 def teacher(store: ModelStore, library: TaughtLibrary) -> TextTeacher:
-    return TextTeacher(store, library, device="cpu")
+    return TextTeacher(store, library, device="cpu", language_model=False)  # the head alone: test_taught_language_model.py compares
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_save_load_export_and_import_give_identical_scores(topics: TextTeacher, 
     other = TaughtLibrary(tmp_path / "elsewhere")
     imported = other.import_file(exported, name="topics-copy")
     assert imported.name == "topics-copy"
-    copy_teacher = TextTeacher(topics.embedder.store, other, device="cpu")
+    copy_teacher = TextTeacher(topics.embedder.store, other, device="cpu", language_model=False)
     after = [[(s.label, s.score) for s in r.scores] for r in copy_teacher.run("topics-copy", texts).results]
     assert after == before
     reloaded = TaughtClassifier.load(topics.library.path_for("topics"))
@@ -248,7 +248,7 @@ def test_predictions_come_back_from_the_result_cache_until_the_classifier_change
     from desktop_ai.engine.cache import ResultCache
 
     cache = ResultCache(None)  # in memory: the same keys as the disk cache
-    cached = TextTeacher(store, library, device="cpu", cache=cache)
+    cached = TextTeacher(store, library, device="cpu", cache=cache, language_model=False)
     train, test = split(4)
     cached.teach("topics", [Example(t, l) for t, l in train])
     texts = [t for t, _ in test[:4]]

@@ -27,7 +27,7 @@ def examples_csv(tmp_path: Path) -> Path:
 
 
 def test_teach_classify_correct_list_export_import(examples_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["teach", "topics", "--examples", str(examples_csv)]) == 0
+    assert cli.main(["teach", "topics", "--examples", str(examples_csv), "--no-language-model"]) == 0
     out = capsys.readouterr().out
     assert "Taught 'topics' (classify) on all-minilm-l6-v2: sport 5, cooking 5, weather 5 example(s)." in out
     assert "Cross-validated accuracy:" in out and "weather" in out.splitlines()[-2]
@@ -80,7 +80,7 @@ def test_bad_input_is_one_error_line_and_exit_2(examples_csv: Path, tmp_path: Pa
     garbage.write_bytes(b"\x00" * 64)
     assert cli.main(["teach", "--import", str(garbage)]) == 2
     assert "is not a taught classifier file" in _error(capsys)
-    assert cli.main(["teach", "topics", "--examples", str(examples_csv)]) == 0
+    assert cli.main(["teach", "topics", "--examples", str(examples_csv), "--no-language-model"]) == 0
     capsys.readouterr()
     assert cli.main(["teach", "topics", "--correct", "A goal!"]) == 2
     assert "--label" in _error(capsys)

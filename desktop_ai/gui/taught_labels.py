@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_ai.engine.models.store import ModelStore
-from desktop_ai.engine.tasks.taught_classifiers import TASK_TEXT, TeachResult, TrainingReport
+from desktop_ai.engine.tasks.taught_classifiers import TASK_TEXT, TeachResult, TrainingReport, describe_choice
 from desktop_ai.engine.tasks.text_classification import ClassificationBatch
 from desktop_ai.gui.job_page import JobPage, labelled_button
 from desktop_ai.gui.widgets import SCORE_ROLE, ScoreBarDelegate
@@ -58,7 +58,8 @@ def describe_report(report: TrainingReport) -> str:
     if report.accuracy is None:
         return f"Trained on {report.examples} example(s); too few to measure accuracy."
     return (f"Cross-validated accuracy: {100 * report.accuracy:.1f} % over {report.examples} examples "
-            f"({report.folds} folds; each example judged by a classifier that did not see it).")
+            f"({report.folds} folds; each example judged by a classifier that did not see it). "
+            f"Classifier: {describe_choice(report.kind, report.choices)}.")
 
 
 class MyLabelsPage(JobPage):

@@ -23,10 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_ai.engine.tasks.taught_classifiers import FILE_SUFFIX, TaughtLibrary
+from desktop_ai.engine.tasks.taught_classifiers import FILE_SUFFIX, KIND_HEAD, TaughtLibrary, describe_choice
 
 Runner = Callable[[Callable[[], Any], Callable[[Any], None], Callable[[str], None]], None]
-COLUMNS = ["Name", "Task", "Labels", "Examples", "Accuracy", "Size"]
+COLUMNS = ["Name", "Task", "Labels", "Examples", "Accuracy", "Size", "Classifier"]
 
 
 class TaughtClassifiersBox(QGroupBox):
@@ -74,7 +74,9 @@ class TaughtClassifiersBox(QGroupBox):
             examples = ", ".join(f"{label} {count}" for label, count in d["examples"].items())
             size = f"{(d['size_bytes'] or 0) / 1024:.0f} KiB"
             task = "texts" if d["task"] == "classify" else "photos"
-            self.tree.addTopLevelItem(QTreeWidgetItem([d["name"], task, ", ".join(d["labels"]), examples, accuracy, size]))
+            item = QTreeWidgetItem([d["name"], task, ", ".join(d["labels"]), examples, accuracy, size,
+                                    describe_choice(d.get("kind", KIND_HEAD), d.get("choices") or {})])
+            self.tree.addTopLevelItem(item)
         self.status.setText("" if described else "None yet: teach labels in Text → My labels.")
 
     def _failed(self, message: str) -> None:

@@ -255,6 +255,37 @@ class LlamaCppLM(CausalLM):
                 weakref.finalize(self, self._decoder.close)  # unloaded by being dropped: closed before the weights
             return self._decoder
 
+    def next_token_logits(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]], candidates: Sequence[int],
+                          cancel: threading.Event | None = None) -> np.ndarray:
+        """The logits of the `candidates` tokens after prefix + each continuation (rows: continuations).
+
+        The prefix is decoded once and kept: each continuation then costs only its own tokens (a taught classifier's
+        prompt of labelled examples, then one text). The conversation the Llama object held is kept aside first."""
+        import llama_cpp as llama_lib
+
+        from desktop_ai.engine.errors import CancelledError
+
+        rows = np.zeros((len(continuations), len(candidates)), np.float32)
+        with self._states.lock:
+            self._switch_to(None)
+            llm = self._llm
+            try:
+                llm.reset()
+                llm.eval(list(prefix))
+                kept = llm.n_tokens
+                room = llm.n_ctx() - kept - 1
+                for row, tokens in enumerate(continuations):
+                    if cancel is not None and cancel.is_set():
+                        raise CancelledError("Stopped.")
+                    llm.n_tokens = kept  # eval() drops the cache past n_tokens: the prefix stays decoded
+                    llm.eval(list(tokens)[-room:])
+                    logits = np.ctypeslib.as_array(llama_lib.llama_get_logits_ith(llm._ctx.ctx, -1),
+                                                   shape=(llm.n_vocab(),))
+                    rows[row] = logits[list(candidates)]
+            finally:
+                llm.reset()  # the next generation reads its prompt afresh (nothing of a text to classify leaks)
+        return rows
+
     def state_count(self) -> int:
         return len(self._states) + (1 if self._held_key is not None else 0)
 

@@ -32,6 +32,10 @@ FORMAT = "desktop-ai taught classifier"
 FORMAT_VERSION = 1
 FILE_SUFFIX = ".taught.npz"
 KIND_HEAD = "embedding-head"
+KIND_LM = "language-model"  # the embedded LM prompted with examples, its decision fitted (taught_prompt.py)
+KIND_COMBINED = "combined"  # the mean of the two's log-probabilities
+KINDS = (KIND_HEAD, KIND_LM, KIND_COMBINED)
+MIN_LM_ROWS = 6  # scored examples (beside the prompt's) below which the language model is not compared
 TASK_TEXT = "classify"
 TASK_PHOTO = "recognize"
 REGULARISATION_C = 10.0  # unit-length embeddings: a weaker penalty than sklearn's default 1.0 lets the head fit
@@ -60,6 +64,10 @@ class TrainingReport:
     confusion: list[list[int]]  # rows: the example's label, columns: the predicted label, in `labels` order
     seconds: float
     notices: list[str] = field(default_factory=list)
+    # cross-validated accuracy of each kind compared, on the examples the language model scored (prompt ones out)
+    choices: dict[str, float] = field(default_factory=dict)
+    kind: str = KIND_HEAD  # the kind chosen
+    judged: int = 0  # the examples `accuracy` and `confusion` are over (all, or those the language model scored)
 
     def confusion_lines(self) -> list[str]:
         """The confusion table as aligned text (rows: true label; columns: predicted)."""
@@ -85,6 +93,17 @@ class TeachResult:
     def to_dict(self) -> dict[str, Any]:
         return {"classifier": self.classifier, "report": asdict(self.report), "notices": self.notices,
                 "embed_seconds": self.embed_seconds}
+
+
+KIND_WORDS = {KIND_HEAD: "embedding head", KIND_LM: "language model", KIND_COMBINED: "head + language model"}
+
+
+def describe_choice(kind: str, choices: dict[str, float]) -> str:
+    """Which kind a classifier uses and, when the language model was compared, each one's cross-validated accuracy."""
+    if not choices:
+        return KIND_WORDS.get(kind, kind)
+    compared = ", ".join(f"{KIND_WORDS.get(k, k)} {100 * v:.0f} %" for k, v in choices.items())
+    return f"{KIND_WORDS.get(kind, kind)} (chosen by cross-validation: {compared})"
 
 
 def slug(name: str) -> str:
@@ -188,6 +207,11 @@ class TaughtClassifier:
     intercept: np.ndarray | None = None
     report: TrainingReport | None = None
     kind: str = KIND_HEAD
+    lm_scores: np.ndarray | None = None  # per example: the LM's label log-probabilities; NaN where not scored
+    prompt_examples: list[tuple[str, str]] = field(default_factory=list)  # (text, label) shown in the LM's prompt
+    lm_coef: np.ndarray | None = None  # the decision fitted on the LM's label log-probabilities
+    lm_intercept: np.ndarray | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict)  # a held-out check, when one was made (built-in sentiment)
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     source: Path | None = None  # the file it was read from
@@ -210,40 +234,99 @@ class TaughtClassifier:
             weights.append(np.ones(len(sentence_rows), np.float32))
         return (np.concatenate(vectors).astype(np.float32), np.concatenate(targets), np.concatenate(weights))
 
+    def lm_rows(self) -> np.ndarray:
+        """The indices of the examples the language model scored (the prompt's own examples are never among them)."""
+        if self.lm_scores is None or len(self.lm_scores) != len(self.examples):
+            return np.zeros(0, np.int64)
+        return np.flatnonzero(np.isfinite(self.lm_scores).all(axis=1))
+
     def fit(self, cross_validate: bool = True) -> TrainingReport:
-        """Fit the head on every example; first, cross-validate it on folds of the examples (label sentences are
-        always in the training side: they are part of what the user gave, not data to test on)."""
+        """Fit the head on every example (and the language model's decision on the examples it scored); first,
+        cross-validate on folds of the examples (label sentences are always in the training side: they are part of
+        what the user gave, not data to test on), and with the language model's scores, choose by that
+        cross-validation between the head, the language model and their combination."""
         if len(self.examples) > MAX_EXAMPLES:
             raise InvalidInputError(f"{len(self.examples):,} examples is more than {MAX_EXAMPLES:,}; use fewer.")
         check_labels(self.labels, self.examples, self._has_sentence())
         started = time.perf_counter()
         notices: list[str] = []
         n = len(self.labels)
-        accuracy, folds, confusion = None, 0, []
+        accuracy, folds, confusion, choices = None, 0, [], {}
         if cross_validate:
-            accuracy, folds, confusion, cv_notices = self._cross_validate()
+            accuracy, folds, confusion, head_predicted, cv_notices = self._cross_validate()
             notices += cv_notices
+            self.kind = KIND_HEAD
+            if head_predicted is not None:
+                compared = self._compare_kinds(head_predicted)
+                if compared is not None:
+                    choices, self.kind, kind_accuracy, kind_confusion = compared
+                    if self.kind != KIND_HEAD:
+                        accuracy, confusion = kind_accuracy, kind_confusion
         vectors, targets, weights = self._design()
         self.coef, self.intercept = fit_head(vectors, targets, n, weights)
+        rows = self.lm_rows()
+        if self.kind != KIND_HEAD and len(rows):
+            self.lm_coef, self.lm_intercept = self._fit_lm(rows)
+        elif self.kind != KIND_HEAD:
+            self.kind = KIND_HEAD  # nothing scored to fit it on
         counts = {label: sum(1 for e in self.examples if e.label == label) for label in self.labels}
         few = [label for label, count in counts.items() if count == 0]
         if few:
             notices.append("Learned from the label sentence alone (no examples yet): " + ", ".join(few) + ".")
         self.updated = time.time()
+        judged = int(np.sum(confusion)) if confusion else 0
         self.report = TrainingReport(list(self.labels), len(self.examples), accuracy, folds, confusion,
-                                     time.perf_counter() - started, notices)
+                                     time.perf_counter() - started, notices, choices, self.kind, judged)
         return self.report
 
-    def _cross_validate(self) -> tuple[float | None, int, list[list[int]], list[str]]:
+    def _targets(self) -> np.ndarray:
+        index = {label: i for i, label in enumerate(self.labels)}
+        return np.array([index[e.label] for e in self.examples], np.int64)
+
+    def _fit_lm(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert self.lm_scores is not None
+        weights = np.array([self.examples[i].weight for i in rows], np.float32)
+        return fit_head(self.lm_scores[rows], self._targets()[rows], len(self.labels), weights)
+
+    def _compare_kinds(self, head_predicted: np.ndarray) -> tuple[dict[str, float], str, float, list[list[int]]] | None:
+        """Cross-validated accuracy of the head (its out-of-fold log-probabilities, from `_cross_validate`), the
+        language model's fitted decision and their mean, on the examples the language model scored; the best wins
+        (a tie goes to the head, which costs least to run)."""
         from sklearn.model_selection import StratifiedKFold
 
-        index = {label: i for i, label in enumerate(self.labels)}
-        targets = np.array([index[e.label] for e in self.examples], np.int64)
+        rows = self.lm_rows()
+        targets = self._targets()[rows]
+        counts = np.bincount(targets, minlength=len(self.labels))
+        folds = int(min(MAX_FOLDS, counts[counts > 0].min() if len(rows) else 0))
+        if len(rows) < MIN_LM_ROWS or folds < 2 or (counts > 0).sum() < 2:
+            return None
+        assert self.lm_scores is not None
+        lm = np.zeros((len(rows), len(self.labels)), np.float32)
+        weights = np.array([self.examples[i].weight for i in rows], np.float32)
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for train, test in splitter.split(np.zeros(len(rows)), targets):
+                coef, intercept = fit_head(self.lm_scores[rows[train]], targets[train], len(self.labels), weights[train])
+                lm[test] = np.log(_softmax(self.lm_scores[rows[test]] @ coef.T + intercept) + 1e-12)
+        head = head_predicted[rows]
+        predicted = {KIND_HEAD: head.argmax(1), KIND_LM: lm.argmax(1), KIND_COMBINED: (head + lm).argmax(1)}
+        choices = {kind: float((p == targets).mean()) for kind, p in predicted.items()}
+        best = max(KINDS, key=lambda kind: (choices[kind], -KINDS.index(kind)))
+        confusion = np.zeros((len(self.labels), len(self.labels)), np.int64)
+        np.add.at(confusion, (targets, predicted[best]), 1)
+        return choices, best, choices[best], confusion.tolist()
+
+    def _cross_validate(self) -> tuple[float | None, int, list[list[int]], np.ndarray | None, list[str]]:
+        """(accuracy, folds, confusion, out-of-fold log-probabilities of the head, notices)."""
+        from sklearn.model_selection import StratifiedKFold
+
+        targets = self._targets()
         counts = np.bincount(targets, minlength=len(self.labels)) if len(targets) else np.zeros(len(self.labels), int)
         folds = int(min(MAX_FOLDS, counts.max() if len(targets) else 0))
         if folds < 2 or (counts >= 2).sum() < 1:
-            return None, 0, [], ["Too few examples to measure accuracy: give at least two of a label."]
-        predicted = np.zeros(len(targets), np.int64)
+            return None, 0, [], None, ["Too few examples to measure accuracy: give at least two of a label."]
+        logprobs = np.zeros((len(targets), len(self.labels)), np.float32)
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a label with fewer examples than folds is warned about by sklearn
@@ -251,21 +334,36 @@ class TaughtClassifier:
         for train, test in splits:
             vectors, y, weights = self._design(train)
             coef, intercept = fit_head(vectors, y, len(self.labels), weights)
-            predicted[test] = (self.vectors[test] @ coef.T + intercept).argmax(1)
+            logprobs[test] = np.log(_softmax(self.vectors[test] @ coef.T + intercept) + 1e-12)
+        predicted = logprobs.argmax(1)
         confusion = np.zeros((len(self.labels), len(self.labels)), np.int64)
         np.add.at(confusion, (targets, predicted), 1)
-        return float((predicted == targets).mean()), folds, confusion.tolist(), []
+        return float((predicted == targets).mean()), folds, confusion.tolist(), logprobs, []
 
     # --- predicting ---------------------------------------------------------------------------------
-    def scores(self, vectors: np.ndarray) -> np.ndarray:
-        """Probabilities, one row per vector, columns in `labels` order."""
+    @property
+    def uses_language_model(self) -> bool:
+        return self.kind in (KIND_LM, KIND_COMBINED)
+
+    def scores(self, vectors: np.ndarray, lm_scores: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities, one row per vector, columns in `labels` order. A classifier that chose the language model
+        needs its label log-probabilities for the same texts (`lm_scores`, from taught_prompt.PromptScorer)."""
         if self.coef is None or self.intercept is None:
             raise InvalidInputError(f"The classifier {self.name!r} has not been trained yet.")
-        return _softmax(np.asarray(vectors, np.float32) @ self.coef.T + self.intercept)
+        head = _softmax(np.asarray(vectors, np.float32) @ self.coef.T + self.intercept)
+        if not self.uses_language_model:
+            return head
+        if lm_scores is None or self.lm_coef is None or self.lm_intercept is None:
+            raise InvalidInputError(f"The classifier {self.name!r} uses the language model: its scores are needed.")
+        lm = _softmax(np.asarray(lm_scores, np.float32) @ self.lm_coef.T + self.lm_intercept)
+        if self.kind == KIND_LM:
+            return lm
+        return _softmax(np.log(head + 1e-12) + np.log(lm + 1e-12))
 
     # --- changing ------------------------------------------------------------------------------------
-    def add_examples(self, examples: list[Example], vectors: np.ndarray) -> list[str]:
-        """New examples (and their embeddings); a text already present under another label moves (with a notice)."""
+    def add_examples(self, examples: list[Example], vectors: np.ndarray, lm_scores: np.ndarray | None = None) -> list[str]:
+        """New examples (and their embeddings, and the language model's scores when it has them); a text already
+        present under another label moves (with a notice)."""
         notices: list[str] = []
         keys = {" ".join(e.text.split()).casefold(): i for i, e in enumerate(self.examples)}
         keep = np.ones(len(self.examples), bool)
@@ -280,9 +378,16 @@ class TaughtClassifier:
                 self.labels.append(example.label)
         self.examples = [e for e, k in zip(self.examples, keep) if k] + list(examples)
         self.vectors = np.vstack([self.vectors[keep], np.asarray(vectors, np.float32)]) if len(self.vectors) else np.asarray(vectors, np.float32)
+        if self.lm_scores is not None and self.lm_scores.shape[1] != len(self.labels):
+            self.lm_scores, self.kind = None, KIND_HEAD  # a new label: the language model's scores are rescored
+        if self.lm_scores is not None:
+            new = np.full((len(examples), self.lm_scores.shape[1]), np.nan, np.float32)
+            if lm_scores is not None and lm_scores.shape[1] == new.shape[1]:
+                new[:] = lm_scores
+            self.lm_scores = np.vstack([self.lm_scores[keep], new])
         return notices
 
-    def correct(self, text: str, label: str, vector: np.ndarray) -> list[str]:
+    def correct(self, text: str, label: str, vector: np.ndarray, lm_row: np.ndarray | None = None) -> list[str]:
         """A wrong result corrected: the input becomes an example of `label` and the head is refitted at once.
 
         It starts as one example; while the refitted head still gives the input another label, its weight doubles
@@ -290,18 +395,22 @@ class TaughtClassifier:
         moves the other answers least)."""
         if not label.strip():
             raise InvalidInputError("Choose the label the text should have.")
-        notices = self.add_examples([Example(text, label.strip(), True, CORRECTION_WEIGHT)], vector[None, :])
+        lm_rows = None if lm_row is None else np.asarray(lm_row, np.float32)[None, :]
+        notices = self.add_examples([Example(text, label.strip(), True, CORRECTION_WEIGHT)], vector[None, :], lm_rows)
         vectors = np.asarray(vector, np.float32)[None, :]
         weight = CORRECTION_WEIGHT
         target = self.labels.index(label.strip())
         self.fit(cross_validate=False)
-        while self.labels[int(self.scores(vectors).argmax())] != self.labels[target] and weight < MAX_CORRECTION_WEIGHT:
+        while self.labels[int(self.scores(vectors, lm_rows).argmax())] != self.labels[target] and weight < MAX_CORRECTION_WEIGHT:
             weight *= 2
             self.examples[-1].weight = weight
             self.fit(cross_validate=False)
-        head = (self.coef, self.intercept)
+        fitted = (self.coef, self.intercept, self.kind, self.lm_coef, self.lm_intercept)
         self.fit()  # the accuracy and confusion table again, with the correction among the examples
-        self.coef, self.intercept = head  # the same head: fit() retrains on the same examples and weights
+        # the same decision: fit() retrains on the same examples and weights, but may choose another kind
+        self.coef, self.intercept, self.kind, self.lm_coef, self.lm_intercept = fitted
+        if self.report is not None:
+            self.report.kind = self.kind
         return notices
 
     def digest(self) -> str:
@@ -310,7 +419,10 @@ class TaughtClassifier:
         import hashlib
 
         h = hashlib.sha256(json.dumps([self.kind, self.embedding_model, self.labels]).encode())
-        for array in (self.coef, self.intercept):
+        if self.uses_language_model:
+            h.update(json.dumps(self.prompt_examples).encode())
+        arrays = (self.coef, self.intercept) + ((self.lm_coef, self.lm_intercept) if self.uses_language_model else ())
+        for array in arrays:
             if array is not None:
                 h.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
         return h.hexdigest()[:16]
@@ -321,6 +433,7 @@ class TaughtClassifier:
         return {
             "name": self.name, "task": self.task, "kind": self.kind, "embedding_model": self.embedding_model,
             "labels": self.labels, "examples": counts, "accuracy": self.report.accuracy if self.report else None,
+            "choices": self.report.choices if self.report else {}, "evaluation": self.evaluation,
             "size_bytes": self.source.stat().st_size if self.source and self.source.exists() else None,
             "path": str(self.source) if self.source else None,
         }
@@ -333,9 +446,10 @@ class TaughtClassifier:
             "sentence_labels": self.sentence_labels,
             "examples": [[e.text, e.label, e.correction, e.weight] for e in self.examples],
             "report": asdict(self.report) if self.report else None, "created": self.created, "updated": self.updated,
+            "prompt_examples": [list(pair) for pair in self.prompt_examples], "evaluation": self.evaluation,
         }
         arrays = {"meta": np.array(json.dumps(meta)), "vectors": np.asarray(self.vectors, np.float32)}
-        for key in ("sentence_vectors", "coef", "intercept"):
+        for key in ("sentence_vectors", "coef", "intercept", "lm_scores", "lm_coef", "lm_intercept"):
             value = getattr(self, key)
             if value is not None:
                 arrays[key] = np.asarray(value, np.float32)
@@ -376,11 +490,17 @@ class TaughtClassifier:
                 sentence_labels=[str(label) for label in meta.get("sentence_labels", [])], coef=arrays.get("coef"), intercept=arrays.get("intercept"),
                 report=TrainingReport(**report) if report else None, kind=str(meta.get("kind", KIND_HEAD)),
                 created=float(meta.get("created", 0)), updated=float(meta.get("updated", 0)), source=path,
+                lm_scores=arrays.get("lm_scores"), lm_coef=arrays.get("lm_coef"), lm_intercept=arrays.get("lm_intercept"),
+                prompt_examples=[(str(text), str(label)) for text, label in meta.get("prompt_examples", [])],
+                evaluation=dict(meta.get("evaluation") or {}),
             )
+            if classifier.kind not in KINDS:
+                raise ValueError(f"kind {classifier.kind!r}")
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidInputError(f"{path.name} is a damaged taught classifier file (missing {error}).") from error
         sentence_rows = 0 if classifier.sentence_vectors is None else len(classifier.sentence_vectors)
-        if sentence_rows != len(classifier.sentence_labels) or len(classifier.examples) != len(classifier.vectors) or (classifier.coef is not None and classifier.coef.shape[0] != len(classifier.labels)):
+        lm_misfit = classifier.lm_scores is not None and classifier.lm_scores.shape != (len(classifier.examples), len(classifier.labels))
+        if lm_misfit or sentence_rows != len(classifier.sentence_labels) or len(classifier.examples) != len(classifier.vectors) or (classifier.coef is not None and classifier.coef.shape[0] != len(classifier.labels)):
             raise InvalidInputError(f"{path.name} is a damaged taught classifier file (its parts do not fit together).")
         return classifier
 

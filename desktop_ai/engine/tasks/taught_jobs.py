@@ -48,7 +48,7 @@ def run_taught_job(workspace: Any, params: dict[str, Any], progress: ProgressCal
         from desktop_ai.engine.tasks.taught_text import TextTeacher
 
         texts = TextTeacher(workspace.store, library, params.get("model"), params.get("device", "auto"),
-                            cache=workspace.cache)
+                            cache=workspace.cache, language_model=params.get("language_model", True))
         if action == "teach":
             return texts.teach(params["name"], _examples(params.get("examples", [])), params.get("labels"),
                                params.get("sentences"), params.get("add", False), progress, cancel)
