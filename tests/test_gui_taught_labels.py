@@ -1,4 +1,4 @@
-"""Text → My labels in the real window (pytest-qt, offscreen): examples typed and loaded from a file, Train
+"""Text → Classify → My labels in the real window (pytest-qt, offscreen): examples typed and loaded from a file, Train
 in the engine lane with the accuracy and confusion table shown, classify, and a correction by double-click."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def _wait_job(qtbot, window, click) -> object:
 
 def test_teach_train_classify_and_correct_with_a_click(qtbot, window, tmp_path: Path) -> None:
     page = window.text_tab.my_labels_page
-    window.text_tab.setCurrentWidget(page)
+    window.text_tab.setCurrentWidget(window.text_tab.classify_section)
+    window.text_tab.classify_section.show_my_labels()
     train, test = split(5)
     # sport and cooking typed into the window, weather loaded from a CSV file
     for label in ("sport", "cooking"):
@@ -79,3 +80,19 @@ def test_one_label_is_a_message_in_the_window(qtbot, window) -> None:
         page.train_button.click()
     assert "at least two labels" in page.notice.text()
     assert page.train_button.isEnabled()
+
+
+def test_my_labels_is_a_part_of_the_classify_page(qtbot, window) -> None:
+    text_tab = window.text_tab
+    section = text_tab.classify_section
+    assert [text_tab.tabText(i) for i in range(text_tab.count())] == ["Chat", "Generate", "Classify"]
+    assert text_tab.indexOf(text_tab.my_labels_page) == -1 and text_tab.indexOf(text_tab.classify_page) == -1
+    window.tabs.setCurrentWidget(text_tab)
+    text_tab.setCurrentWidget(section)
+    assert section.stack.currentWidget() is text_tab.classify_page and text_tab.classify_page.isVisible()
+    qtbot.mouseClick(section.taught_button, Qt.MouseButton.LeftButton)
+    assert section.stack.currentWidget() is text_tab.my_labels_page
+    assert text_tab.my_labels_page.isVisible() and not text_tab.classify_page.isVisible()
+    assert section.taught_button.accessibleName() == "Classify with my labels"
+    section.show_typed()
+    assert text_tab.classify_page.isVisible()

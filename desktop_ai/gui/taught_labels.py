@@ -1,4 +1,4 @@
-"""Text → My labels: labels of the user's own, taught by examples (typed, pasted lines, or a CSV / JSON lines
+"""Text → Classify → My labels: labels of the user's own, taught by examples (typed, pasted lines, or a CSV / JSON lines
 file), trained with a click (cross-validated accuracy and a confusion table), used to classify, and corrected
 with a click on the right label in the results. Every step runs in the engine lane as a "taught" job."""
 

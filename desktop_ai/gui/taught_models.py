@@ -77,7 +77,7 @@ class TaughtClassifiersBox(QGroupBox):
             item = QTreeWidgetItem([d["name"], task, ", ".join(d["labels"]), examples, accuracy, size,
                                     describe_choice(d.get("kind", KIND_HEAD), d.get("choices") or {})])
             self.tree.addTopLevelItem(item)
-        self.status.setText("" if described else "None yet: teach labels in Text → My labels.")
+        self.status.setText("" if described else "None yet: teach labels in Text → Classify → My labels.")
 
     def _failed(self, message: str) -> None:
         self.status.setText(f"<span style='color:#b00020'>{message}</span>")

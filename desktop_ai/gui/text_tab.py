@@ -44,6 +44,7 @@ from desktop_ai.engine.tasks.text_classification import ClassificationBatch
 from desktop_ai.engine.tasks.text_generation import GenerationOptions, GenerationResult
 from desktop_ai.gui.read_aloud import SpeakerButton
 from desktop_ai.gui.chat.chat_page import ChatPage
+from desktop_ai.gui.classify_section import ClassifySection
 from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
 from desktop_ai.gui.settings import read
 from desktop_ai.gui.taught_labels import MyLabelsPage
@@ -480,9 +481,10 @@ class TextTab(QTabWidget):
         self.classify_page = ClassifyPage(engine, store, device_preference)
         self.addTab(self.chat_page, "Chat")
         self.addTab(self.generate_page, "Generate")
-        self.addTab(self.classify_page, "Classify")
         self.my_labels_page = MyLabelsPage(engine, store, device_preference)  # Classify with labels you taught
-        self.addTab(self.my_labels_page, "My labels")
+        # Classify → (sentiment or typed labels | My labels): one page with a switch
+        self.classify_section = ClassifySection(self.classify_page, self.my_labels_page)
+        self.addTab(self.classify_section, "Classify")
 
     @property
     def pages(self) -> tuple[ChatPage, GeneratePage, ClassifyPage]:
@@ -492,8 +494,10 @@ class TextTab(QTabWidget):
         settings.setValue("text/page", self.currentIndex())
         for page in self.pages:
             page.save_settings(settings)
+        self.classify_section.save_settings(settings)
 
     def load_settings(self, settings: QSettings) -> None:
         for page in self.pages:
             page.load_settings(settings)
+        self.classify_section.load_settings(settings)
         self.setCurrentIndex(read(settings, "text/page", 0, int))
