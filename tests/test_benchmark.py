@@ -11,6 +11,7 @@ import pytest
 
 from desktop_ai.bench import run_benchmark
 from desktop_ai.bench.recognize import shared_models_dir
+from desktop_ai.engine.tasks.taught_prompt import lm_available
 from llama_cpp_gate import needs_llama_cpp
 
 SAMPLE_IMAGES = shared_models_dir() / "sample_images"
@@ -76,6 +77,10 @@ def test_classify_bench_reports_agreement_and_cache(workspace, tiny_embedding_di
     taught = next(r for r in report.rows if r.name.startswith("desktop-ai taught classifier"))
     assert taught.values["texts/s"] > 0 and taught.values["x baseline"] == pytest.approx(
         taught.values["texts/s"] / report.rows[0].values["texts/s"])
+    if lm_available():
+        lm = next(r for r in report.rows if "language model" in r.name)
+        assert lm.values["texts/s"] > 0 and lm.values["x baseline"] == pytest.approx(
+            lm.values["texts/s"] / report.rows[0].values["texts/s"])
 
 
 @pytest.mark.skipif(not (shared_models_dir() / "mobilenet_v2_float").is_dir() or not SAMPLE_IMAGES.is_dir(),

