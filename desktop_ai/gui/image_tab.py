@@ -6,28 +6,18 @@ small PNG thumbnail with each result, so a folder of a thousand 12 MP photos cos
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QRect, QSettings, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QUrl
 from PySide6.QtGui import (
     QColor,
-    QDragEnterEvent,
-    QDragLeaveEvent,
-    QDragMoveEvent,
-    QDropEvent,
     QFont,
     QGuiApplication,
     QIcon,
     QKeySequence,
-    QPainter,
-    QPaintEvent,
-    QPen,
-    QPixmap,
     QShortcut,
 )
 from PySide6.QtWidgets import (
@@ -41,9 +31,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QSpinBox,
-    QStyle,
-    QStyleOptionViewItem,
-    QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -55,145 +42,19 @@ from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.engine.tasks.photo_sorting import SortReport
 from desktop_ai.gui.sort_dialog import SortDialog
 from desktop_ai.gui.settings import read
-from desktop_ai.gui.job_page import JobPage, labelled_button, save_text
-from desktop_ai.gui.widgets import CompressionPicker, FROM_DISK, ModelPicker, SCORE_ROLE, ScoreBarDelegate, accept_url_drag
+from desktop_ai.gui.job_page import JobPage, labelled_button
+from desktop_ai.gui.widgets import CompressionPicker, FROM_DISK, ModelPicker, SCORE_ROLE
 from desktop_ai.gui.worker import EngineThread
+from desktop_ai.gui.image_drop_view import ICON_SIZE, PLACEHOLDER, CompactScoreBar, ImageDropView, thumbnail_icon
+from desktop_ai.gui.image_drop_view import warning_icon as _warning_icon
+from desktop_ai.gui.image_results_file import results_as_tsv, save_image_results
 
 logger = logging.getLogger(__name__)
 
 ARCHITECTURES = ("auto", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "resnet50", "efficientnet_b0")
 RESULT_ROLE = Qt.ItemDataRole.UserRole + 2  # the ImageResult behind a top-level row
-ICON_SIZE = 64
 ERROR_COLOUR = "#b00020"
 NOT_LOCAL_MESSAGE = "Only files on this computer can be recognised; save the image first, then drop the saved file."
-PLACEHOLDER = "Drop photos or folders here, or use Open…"
-
-
-class ImageDropView(QTreeWidget):
-    """The results list, which is also the drop area: files and folders dropped on it are recognised."""
-
-    urls_dropped = Signal(list)  # list[QUrl]
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setAcceptDrops(True)
-        self.viewport().setAcceptDrops(True)
-        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
-        self._hovering = False
-
-    def _hover(self, on: bool) -> None:
-        if self._hovering != on:
-            self._hovering = on
-            self.viewport().update()
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        self._hover(accept_url_drag(event))
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        accept_url_drag(event)
-
-    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
-        self._hover(False)
-        event.accept()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        self._hover(False)
-        if accept_url_drag(event):
-            self.urls_dropped.emit(list(event.mimeData().urls()))
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        super().paintEvent(event)
-        if self.topLevelItemCount() and not self._hovering:
-            return
-        painter = QPainter(self.viewport())
-        area = self.viewport().rect().adjusted(8, 8, -8, -8)
-        if self._hovering:
-            pen = QPen(self.palette().highlight().color(), 2, Qt.PenStyle.DashLine)
-            painter.setPen(pen)
-            painter.drawRoundedRect(area, 8, 8)
-        if not self.topLevelItemCount():
-            painter.setPen(self.palette().placeholderText().color())
-            font = painter.font()
-            font.setPointSizeF(font.pointSizeF() * 1.2)
-            painter.setFont(font)
-            painter.drawText(QRect(area), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, PLACEHOLDER)
-        painter.end()
-
-
-class CompactScoreBar(ScoreBarDelegate):
-    """The shared score bar, kept to one text line high in rows that are as tall as a thumbnail."""
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        height = option.fontMetrics.height() + 8
-        if option.rect.height() > height:
-            option = QStyleOptionViewItem(option)
-            rect = QRect(option.rect)
-            rect.setTop(option.rect.top() + (option.rect.height() - height) // 2)
-            rect.setHeight(height)
-            option.rect = rect
-        super().paint(painter, option, index)
-
-
-def _centred_icon(small: QPixmap) -> QIcon:
-    """A picture centred on a square canvas of the icon size, so that every row's file name lines up."""
-    if small.width() > ICON_SIZE or small.height() > ICON_SIZE:
-        small = small.scaled(ICON_SIZE, ICON_SIZE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-    canvas = QPixmap(ICON_SIZE, ICON_SIZE)
-    canvas.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(canvas)
-    painter.drawPixmap((ICON_SIZE - small.width()) // 2, (ICON_SIZE - small.height()) // 2, small)
-    painter.end()
-    return QIcon(canvas)
-
-
-def thumbnail_icon(png: bytes | None) -> QIcon | None:
-    """The engine's small PNG thumbnail as an icon (already decoded and shrunk there: cheap here)."""
-    if not png:
-        return None
-    pixmap = QPixmap()
-    return _centred_icon(pixmap) if pixmap.loadFromData(png, "PNG") else None
-
-
-def _warning_icon(style: QStyle) -> QIcon:
-    """The standard warning sign at half the thumbnail size, so failed rows stand out but line up."""
-    return _centred_icon(style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(ICON_SIZE // 2, ICON_SIZE // 2))
-
-
-def _clean(text: str) -> str:
-    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
-
-
-def results_as_tsv(results: Sequence[ImageResult]) -> str:
-    """path, top-1 label, its score, then label=score for every label, tab-separated; failures say why."""
-    lines = ["path\ttop-1\tscore\tlabels"]
-    for r in results:
-        if r.ok and r.predictions:
-            top = r.predictions[0]
-            scores = "\t".join(f"{_clean(p.label)}={p.score:.4f}" for p in r.predictions)
-            lines.append(f"{_clean(r.path)}\t{_clean(top.label)}\t{top.score:.4f}\t{scores}")
-        else:
-            lines.append(f"{_clean(r.path)}\t\t\terror: {_clean(r.error or 'no result')}")
-    return "\n".join(lines) + "\n"
-
-
-def save_image_results(path: Path, results: Sequence[ImageResult]) -> None:
-    """CSV: path,label_1,score_1,...,label_k,score_k,error (k: the most labels any image has)."""
-    k = max((len(r.predictions) for r in results), default=0) or 1
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    header = ["path"]
-    for i in range(1, k + 1):
-        header += [f"label_{i}", f"score_{i}"]
-    writer.writerow([*header, "error"])
-    for r in results:
-        row = [r.path]
-        for i in range(k):
-            if i < len(r.predictions):
-                row += [r.predictions[i].label, f"{r.predictions[i].score:.6f}"]
-            else:
-                row += ["", ""]
-        writer.writerow([*row, r.error or ""])
-    save_text(path, buffer.getvalue())
 
 
 class ImageTab(JobPage):

@@ -28,7 +28,7 @@ from desktop_ai.engine.models.store import ModelStore
 from desktop_ai.engine.tasks.image_results import ImageResult, RecognitionBatch
 from desktop_ai.engine.tasks.photo_sorting import SortReport
 from desktop_ai.engine.tasks.taught_classifiers import TASK_PHOTO, TeachResult
-from desktop_ai.gui.image_tab import ImageDropView
+from desktop_ai.gui.image_drop_view import ImageDropView
 from desktop_ai.gui.job_page import JobPage, labelled_button
 from desktop_ai.gui.taught_labels import describe_report, fill_confusion
 from desktop_ai.gui.worker import EngineThread
