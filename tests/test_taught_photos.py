@@ -123,3 +123,22 @@ def test_bad_photo_input_is_named(teacher: PhotoTeacher, photo_sets, tmp_path: P
     other = PhotoTeacher(teacher.features.store, teacher.library, model="efficientnet-lite2")
     with pytest.raises(InvalidInputError, match="taught on the features of efficientnet-lite0"):
         other.run("garden", [broken])
+
+
+def test_photo_predictions_come_back_from_the_result_cache_until_the_classifier_changes(
+        store: ModelStore, photo_sets, teacher: PhotoTeacher) -> None:
+    from desktop_ai.engine.cache import ResultCache
+
+    _, unseen = photo_sets
+    cached = PhotoTeacher(store, teacher.library, cache=ResultCache(None))
+    photos = [unseen["flower"][0], unseen["flower"][1]]
+    first = cached.run("garden", photos[:1])
+    assert not any(r.from_cache for r in first.results)
+    again = cached.run("garden", photos)
+    assert [r.from_cache for r in again.results] == [True, False]
+    assert [(p.label, p.score) for p in again.results[0].predictions] == \
+        [(p.label, p.score) for p in first.results[0].predictions], "the cached answer is the computed one"
+    assert [p.label for p in again.results[0].imagenet] == [p.label for p in first.results[0].imagenet]
+    cached.correct("garden", photos[0], "temple")  # a changed classifier: none of its old answers may come back
+    after = cached.run("garden", photos)
+    assert not any(r.from_cache for r in after.results) and after.results[0].predictions[0].label == "temple"

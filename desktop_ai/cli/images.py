@@ -95,7 +95,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
             if cluster is not None:
                 raise CliError("--classifier NAME runs here, not on a cluster.")
             progress.message(f"Using your classifier {args.classifier!r}")
-            batch = PhotoTeacher(workspace.store).run(args.classifier, files, progress=progress)
+            batch = PhotoTeacher(workspace.store, cache=workspace.cache).run(args.classifier, files, progress=progress)
             for result in batch.results:
                 in_order([result])
         elif cluster is not None:

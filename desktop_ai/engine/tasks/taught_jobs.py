@@ -37,7 +37,7 @@ def run_taught_job(workspace: Any, params: dict[str, Any], progress: ProgressCal
     if task == TASK_PHOTO:
         from desktop_ai.engine.tasks.taught_photos import PhotoTeacher
 
-        photos = PhotoTeacher(workspace.store, library, params.get("model"))
+        photos = PhotoTeacher(workspace.store, library, params.get("model"), cache=workspace.cache)
         if action == "teach":
             return photos.teach(params["name"], _examples(params["examples"]), params.get("add", False), progress, cancel)
         if action == "correct":

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import asdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from desktop_ai.engine.cache import KeySpec, ResultCache
 from desktop_ai.engine.errors import InvalidInputError
 from desktop_ai.engine.models.catalogue import TASK_RECOGNIZE, find_entry
 from desktop_ai.engine.models.store import ModelStore, ProgressCallback
@@ -35,6 +37,7 @@ from desktop_ai.engine.tasks.taught_classifiers import (
 FEATURE_MODEL = "efficientnet-lite0"
 BATCH = 16
 IMAGENET_TOP = 3
+TASK_TAUGHT_PHOTO = "taught-recognize"  # the result cache's task name for taught photo predictions
 
 
 def read_photo_examples(folder: Path) -> list[Example]:
@@ -123,9 +126,11 @@ class PhotoFeatures:
 class PhotoTeacher:
     """Teaches, corrects and runs taught photo classifiers."""
 
-    def __init__(self, store: ModelStore, library: TaughtLibrary | None = None, model: str | None = None) -> None:
+    def __init__(self, store: ModelStore, library: TaughtLibrary | None = None, model: str | None = None,
+                 cache: ResultCache | None = None) -> None:
         self.features = PhotoFeatures(store, model)
         self.library = library or TaughtLibrary()
+        self.cache = cache
 
     @property
     def model_id(self) -> str:
@@ -187,16 +192,37 @@ class PhotoTeacher:
         classifier = self.library.load(name, TASK_PHOTO)
         self.check_model(classifier)
         started = time.perf_counter()
-        vectors, imagenet, errors = self.features(files, progress, cancel)
-        scores = classifier.scores(vectors)
-        results = []
-        for index, (path, row, error) in enumerate(zip(files, scores, errors)):
-            result = ImageResult(str(path), index=index, error=error)
-            if error is None:
-                result.predictions = sorted((LabelScore(l, round(float(p), 6)) for l, p in zip(classifier.labels, row)),
-                                            key=lambda s: -s.score)
-                result.imagenet = imagenet[index]
-            results.append(result)
+        # keyed by the photo's bytes and the classifier's digest (labels, feature model, fitted head): a retrained
+        # or corrected classifier never answers from an older one's entries
+        spec = KeySpec(TASK_TAUGHT_PHOTO, f"taught:{classifier.name}", classifier.digest(), "none",
+                       {"features": classifier.embedding_model, "imagenet_top": IMAGENET_TOP})
+        results: list[ImageResult | None] = [None] * len(files)
+        keys: list[str | None] = [None] * len(files)
+        if self.cache is not None:
+            for index, path in enumerate(files):
+                try:
+                    keys[index] = spec.key(Path(path).read_bytes())
+                except OSError:
+                    continue  # the features step says why it cannot be read
+                hit = self.cache.get(keys[index])
+                if hit is not None:
+                    results[index] = ImageResult(str(path), [LabelScore(**s) for s in hit["predictions"]], index=index,
+                                                 from_cache=True, imagenet=[LabelScore(**s) for s in hit["imagenet"]])
+        todo = [i for i, r in enumerate(results) if r is None]
+        if todo:  # the feature model is loaded only when some photo is not in the cache
+            vectors, imagenet, errors = self.features([files[i] for i in todo], progress, cancel)
+            scores = classifier.scores(vectors)
+            for row, (index, error) in enumerate(zip(todo, errors)):
+                result = ImageResult(str(files[index]), index=index, error=error)
+                if error is None:
+                    result.predictions = sorted((LabelScore(l, round(float(p), 6)) for l, p in zip(classifier.labels, scores[row])),
+                                                key=lambda s: -s.score)
+                    result.imagenet = imagenet[row]
+                    if self.cache is not None and keys[index] is not None:
+                        self.cache.put(keys[index], {"predictions": [asdict(s) for s in result.predictions],
+                                                     "imagenet": [asdict(s) for s in result.imagenet]})
+                results[index] = result
+        results = [r for r in results if r is not None]
         failed = sum(1 for r in results if not r.ok)
         notices = [f"{failed} file(s) could not be recognised; each says why."] if failed else []
         return RecognitionBatch(results, f"taught:{classifier.name}", "cpu", "none", time.perf_counter() - started,
