@@ -38,3 +38,22 @@ def test_photos_dropped_per_label_teach_recognise_and_sort(qtbot, window, tmp_pa
         page.sort_into(tmp_path / "sorted")
     for photo in unseen:
         assert (tmp_path / "sorted" / photo.name.split("-")[0] / photo.name).is_file()
+
+    # the Image tab offers the same labels beside ImageNet's: recognition and Sort into folders use them
+    image = window.image_tab
+    window.tabs.setCurrentWidget(image)
+    picker = image.labels_picker
+    assert [picker.itemText(i) for i in range(picker.count())] == ["ImageNet's labels (the model's own)",
+                                                                   "Your labels: garden"]
+    picker.select("garden")
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS):
+        _drop(image.results, unseen)
+    rows = [image.results.topLevelItem(i) for i in range(image.results.topLevelItemCount())]
+    assert {row.toolTip(0).splitlines()[0]: row.text(1) for row in rows} == {str(p): p.name.split("-")[0] for p in unseen}
+    assert any(rows[0].child(i).text(0) == "ImageNet" for i in range(rows[0].childCount())), "ImageNet's labels beside"
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS):
+        image.sort_into(str(tmp_path / "sorted-in-image-tab"))
+    for photo in unseen:
+        assert (tmp_path / "sorted-in-image-tab" / photo.name.split("-")[0] / photo.name).is_file()
+    picker.select(None)  # ImageNet's labels again: the plain recognition job
+    assert picker.classifier() is None

@@ -48,6 +48,8 @@ from desktop_ai.gui.worker import EngineThread
 from desktop_ai.gui.image_drop_view import ICON_SIZE, PLACEHOLDER, CompactScoreBar, ImageDropView, thumbnail_icon
 from desktop_ai.gui.image_drop_view import warning_icon as _warning_icon
 from desktop_ai.gui.image_results_file import results_as_tsv, save_image_results
+from desktop_ai.gui.photo_labels_picker import PhotoLabelsPicker
+from desktop_ai.engine.tasks.taught_classifiers import TASK_PHOTO
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +118,10 @@ class ImageTab(JobPage):
         self._carried_notice = ""  # said when a drop is made, repeated with the job's own notices
         self._warning_icon: QIcon | None = None
 
+        self.labels_picker = PhotoLabelsPicker()
         form = QFormLayout()
         form.addRow("Model", self.model_picker)
+        form.addRow("Labels", self.labels_picker)
         row = QHBoxLayout()
         for label, widget in (("Architecture", self.arch_combo), ("Compression", self.compression_picker), ("Top", self.top_k)):
             caption = QLabel(label)
@@ -198,6 +202,16 @@ class ImageTab(JobPage):
             self._queued.extend(paths)
             self.status_message.emit(f"{len(paths)} more item(s) will be recognised when the current images are done.")
             return
+        taught = self.labels_picker.classifier()
+        if taught is not None:  # the user's labels: the taught job (ImageNet's best come beside each result)
+            self.model_in_use.emit(f"your labels: {taught}")
+            self.stats.clear()
+            self._job_rows = []
+            self._expand_new = len(paths) <= 5 and all(Path(p).suffix.lower() in IMAGE_SUFFIXES for p in paths)
+            self._carried_notice = ""
+            self.submit("recognizing with your labels", "taught",
+                        {"action": "recognize", "task": TASK_PHOTO, "name": taught, "paths": paths})
+            return
         model = self.model_picker.model_ref()
         params = {
             "model": model,
@@ -253,6 +267,12 @@ class ImageTab(JobPage):
                 child.setTextAlignment(0, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 child.setData(2, SCORE_ROLE, prediction.score)
                 child.setToolTip(1, prediction.label)
+                item.addChild(child)
+            for prediction in result.imagenet:  # beside the user's labels: ImageNet's best for the same photo
+                child = QTreeWidgetItem(["ImageNet", prediction.label, ""])
+                child.setTextAlignment(0, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                child.setData(2, SCORE_ROLE, prediction.score)
+                child.setToolTip(1, f"ImageNet's label: {prediction.label}")
                 item.addChild(child)
         else:
             reason = result.error or "no result"
@@ -416,6 +436,7 @@ class ImageTab(JobPage):
         settings.setValue("image/arch", self.arch_combo.currentText().strip() or "auto")
         settings.setValue("image/compression", self.compression_picker.compression().value)
         settings.setValue("image/top_k", self.top_k.value())
+        settings.setValue("image/labels", self.labels_picker.classifier() or "")
 
     def load_settings(self, settings: QSettings) -> None:
         model = read(settings, "image/model", "")
@@ -424,4 +445,5 @@ class ImageTab(JobPage):
         self.arch_combo.setCurrentText(read(settings, "image/arch", "auto"))
         self.compression_picker.select(read(settings, "image/compression", "none"))
         self.top_k.setValue(read(settings, "image/top_k", 5, int))
+        self.labels_picker.select(read(settings, "image/labels", "") or None)
         self._update_arch_enabled()
