@@ -68,11 +68,13 @@ def test_cross_validation_keeps_the_head_when_the_embeddings_carry_the_labels() 
 
 def test_the_choice_and_the_fitted_decision_round_trip_through_the_file(tmp_path: Path) -> None:
     classifier = _synthetic("lm")
+    classifier.prompt_style = {"instruction": "Classify each review as positive or negative.", "cue": "Sentiment"}
     classifier.fit()
     library = TaughtLibrary(tmp_path)
     library.save(classifier)
     loaded = library.load("synthetic")
     assert loaded.kind == KIND_LM and loaded.prompt_examples == classifier.prompt_examples
+    assert loaded.prompt_style == classifier.prompt_style
     assert loaded.digest() == classifier.digest()
     vectors, lm = classifier.vectors[4:10], classifier.lm_scores[4:10]
     assert np.array_equal(loaded.scores(vectors, lm), classifier.scores(vectors, lm))

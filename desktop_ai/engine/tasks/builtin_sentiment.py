@@ -43,6 +43,15 @@ TRAIN_PER_LABEL = 500
 TEST_PER_LABEL = 150  # the language model costs 0.3-2 s a review on 2 shared cores
 SEED = 0
 LM_SCORED_REVIEWS = 160  # training reviews the language model scores for the cross-validation (cost bound)
+# The language model's prompt: four short labelled reviews from other domains (written for this project; none from
+# IMDB, MR or SST-2), as the issue measured it, and the task named in its own words.
+PROMPT_EXAMPLES = [
+    ("The food was cold and the waiter ignored us for an hour.", "negative"),
+    ("Great battery life and a gorgeous screen, I love this phone.", "positive"),
+    ("It broke after two days and support never answered.", "negative"),
+    ("The room was spotless and the staff were wonderful.", "positive"),
+]
+PROMPT_STYLE = {"instruction": "Classify each review as positive or negative.", "item": "Review", "cue": "Sentiment"}
 NOT_TRAINED = ("The built-in sentiment classifier is not trained yet, so sentiment is zero-shot (about 0.7 on "
                "movie reviews); train it once with: desktop-ai teach sentiment --builtin")
 
@@ -123,7 +132,8 @@ def train_builtin(store: Any, library: TaughtLibrary | None = None, train_per_la
     from desktop_ai.engine.tasks.text_classification import TextClassifier
 
     train, test = imdb_split(read_imdb(), train_per_label, test_per_label, seed)
-    teacher = TextTeacher(store, library, device=device, lm_examples=lm_examples)
+    teacher = TextTeacher(store, library, device=device, lm_examples=lm_examples, prompt_examples=PROMPT_EXAMPLES,
+                          prompt_style=PROMPT_STYLE)
     started = time.perf_counter()
     sentences = {label: SENTIMENT_TEMPLATE.format(label=label) for label in SENTIMENT_LABELS}
     result = teacher.teach(NAME, [Example(t, l) for t, l in train], list(SENTIMENT_LABELS), sentences,

@@ -209,6 +209,7 @@ class TaughtClassifier:
     kind: str = KIND_HEAD
     lm_scores: np.ndarray | None = None  # per example: the LM's label log-probabilities; NaN where not scored
     prompt_examples: list[tuple[str, str]] = field(default_factory=list)  # (text, label) shown in the LM's prompt
+    prompt_style: dict[str, str] = field(default_factory=dict)  # the prompt's wording (taught_prompt.PromptScorer)
     lm_coef: np.ndarray | None = None  # the decision fitted on the LM's label log-probabilities
     lm_intercept: np.ndarray | None = None
     evaluation: dict[str, Any] = field(default_factory=dict)  # a held-out check, when one was made (built-in sentiment)
@@ -420,7 +421,7 @@ class TaughtClassifier:
 
         h = hashlib.sha256(json.dumps([self.kind, self.embedding_model, self.labels]).encode())
         if self.uses_language_model:
-            h.update(json.dumps(self.prompt_examples).encode())
+            h.update(json.dumps([self.prompt_examples, self.prompt_style]).encode())
         arrays = (self.coef, self.intercept) + ((self.lm_coef, self.lm_intercept) if self.uses_language_model else ())
         for array in arrays:
             if array is not None:
@@ -447,6 +448,7 @@ class TaughtClassifier:
             "examples": [[e.text, e.label, e.correction, e.weight] for e in self.examples],
             "report": asdict(self.report) if self.report else None, "created": self.created, "updated": self.updated,
             "prompt_examples": [list(pair) for pair in self.prompt_examples], "evaluation": self.evaluation,
+            "prompt_style": self.prompt_style,
         }
         arrays = {"meta": np.array(json.dumps(meta)), "vectors": np.asarray(self.vectors, np.float32)}
         for key in ("sentence_vectors", "coef", "intercept", "lm_scores", "lm_coef", "lm_intercept"):
@@ -493,6 +495,7 @@ class TaughtClassifier:
                 lm_scores=arrays.get("lm_scores"), lm_coef=arrays.get("lm_coef"), lm_intercept=arrays.get("lm_intercept"),
                 prompt_examples=[(str(text), str(label)) for text, label in meta.get("prompt_examples", [])],
                 evaluation=dict(meta.get("evaluation") or {}),
+                prompt_style={str(k): str(v) for k, v in (meta.get("prompt_style") or {}).items()},
             )
             if classifier.kind not in KINDS:
                 raise ValueError(f"kind {classifier.kind!r}")

@@ -53,13 +53,22 @@ def choose_prompt_examples(texts: Sequence[str], labels: Sequence[str], label_na
     return chosen
 
 
-class PromptScorer:
-    """Label logits from the embedded language model, for one classifier's labels and prompt examples."""
+DEFAULT_STYLE = {"instruction": "", "item": "Text", "cue": "Label"}
 
-    def __init__(self, store: Any, labels: Sequence[str], examples: Sequence[tuple[str, str]]) -> None:
+
+class PromptScorer:
+    """Label logits from the embedded language model, for one classifier's labels and prompt examples.
+
+    `style` may name the task for the model (the built-in sentiment classifier: "Classify each review as positive
+    or negative.", items called "Review", the answer cued by "Sentiment:"); a taught classifier's default is
+    "Label each text as one of: ...", "Text:" and "Label:"."""
+
+    def __init__(self, store: Any, labels: Sequence[str], examples: Sequence[tuple[str, str]],
+                 style: dict[str, str] | None = None) -> None:
         self.store = store
         self.labels = list(labels)
         self.examples = list(examples)
+        self.style = DEFAULT_STYLE | {k: v for k, v in (style or {}).items() if v}
         self._lm: Any = None
 
     def _load(self, progress: ProgressCallback | None, cancel: threading.Event | None) -> Any:
@@ -98,13 +107,14 @@ class PromptScorer:
         """Log-probabilities of the label words (rows: texts; columns: labels), normalised over the labels."""
         lm = self._load(progress, cancel)
         llm = lm._llm
-        header = "Label each text as one of: " + ", ".join(self.labels) + ".\n\n"
+        item, cue = self.style["item"], self.style["cue"]
+        header = (self.style["instruction"] or "Label each text as one of: " + ", ".join(self.labels) + ".") + "\n\n"
         prefix = llm.tokenize(header.encode("utf-8"), add_bos=False, special=False)
+        start = llm.tokenize(f"{item}:".encode("utf-8"), add_bos=False, special=False)
         for text, label in self.examples:
-            prefix += llm.tokenize(b"Text:", add_bos=False, special=False) + self._cut(lm, text, MAX_PROMPT_EXAMPLE_TOKENS)
-            prefix += llm.tokenize(f"\nLabel: {label}\n\n".encode("utf-8"), add_bos=False, special=False)
-        ask = llm.tokenize(b"\nLabel:", add_bos=False, special=False)
-        start = llm.tokenize(b"Text:", add_bos=False, special=False)
+            prefix += start + self._cut(lm, text, MAX_PROMPT_EXAMPLE_TOKENS)
+            prefix += llm.tokenize(f"\n{cue}: {label}\n\n".encode("utf-8"), add_bos=False, special=False)
+        ask = llm.tokenize(f"\n{cue}:".encode("utf-8"), add_bos=False, special=False)
         candidates = self._candidates(lm)
         rows = []
         for begin in range(0, len(texts), PROGRESS_EVERY):

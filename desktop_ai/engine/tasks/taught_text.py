@@ -141,12 +141,16 @@ class TextTeacher:
 
     def __init__(self, store: Any, library: TaughtLibrary | None = None, model: str | None = None,
                  device: str = "auto", compression: str = "none", cache: ResultCache | None = None,
-                 language_model: bool = True, lm_examples: int = LM_SCORED_EXAMPLES) -> None:
+                 language_model: bool = True, lm_examples: int = LM_SCORED_EXAMPLES,
+                 prompt_examples: list[tuple[str, str]] | None = None, prompt_style: dict[str, str] | None = None) -> None:
         self.embedder = TextClassifier(store, None, model=model, device=device, compression=compression)
         self.library = library or TaughtLibrary()
         self.cache = cache
         self.language_model = language_model  # whether teaching compares the language model with the head
         self.lm_examples = lm_examples
+        # a fixed prompt (examples from elsewhere, wording) instead of the classifier's own shortest examples
+        self.prompt_examples = prompt_examples
+        self.prompt_style = prompt_style or {}
         self._scorers: dict[str, Any] = {}
 
     @property
@@ -233,9 +237,10 @@ class TextTeacher:
     def _scorer(self, classifier: TaughtClassifier) -> Any:
         from desktop_ai.engine.tasks.taught_prompt import PromptScorer
 
-        key = json.dumps([classifier.labels, classifier.prompt_examples])
+        key = json.dumps([classifier.labels, classifier.prompt_examples, classifier.prompt_style])
         if key not in self._scorers:
-            self._scorers = {key: PromptScorer(self.embedder.store, classifier.labels, classifier.prompt_examples)}
+            self._scorers = {key: PromptScorer(self.embedder.store, classifier.labels, classifier.prompt_examples,
+                                               classifier.prompt_style)}
         return self._scorers[key]
 
     def _score_with_language_model(self, classifier: TaughtClassifier, progress: ProgressCallback | None,
@@ -251,18 +256,22 @@ class TextTeacher:
             return ["The language model was not compared with the head: llama-cpp-python is not installed."]
         texts = [e.text for e in classifier.examples]
         labels = [e.label for e in classifier.examples]
-        if any(labels.count(label) < 2 for label in classifier.labels):
-            return []  # too few examples to show some and score others: the head alone
-        prompt = choose_prompt_examples(texts, labels, classifier.labels)
+        if self.prompt_examples is not None:
+            prompt, shown = [], list(self.prompt_examples)
+        else:
+            if any(labels.count(label) < 2 for label in classifier.labels):
+                return []  # too few examples to show some and score others: the head alone
+            prompt = choose_prompt_examples(texts, labels, classifier.labels)
+            shown = [(texts[i], labels[i]) for i in prompt]
         rest = np.array([i for i in range(len(texts)) if i not in set(prompt)], np.int64)
         if len(rest) > self.lm_examples:
             rest = np.sort(np.random.default_rng(0).choice(rest, self.lm_examples, replace=False))
-        scorer = PromptScorer(self.embedder.store, classifier.labels, [(texts[i], labels[i]) for i in prompt])
+        scorer = PromptScorer(self.embedder.store, classifier.labels, shown, self.prompt_style)
         try:
             scores = scorer.score([texts[i] for i in rest], progress, cancel)
         except InvalidInputError as error:
             return [str(error)]
-        classifier.prompt_examples = list(scorer.examples)
+        classifier.prompt_examples, classifier.prompt_style = list(scorer.examples), dict(self.prompt_style)
         classifier.lm_scores = np.full((len(texts), len(classifier.labels)), np.nan, np.float32)
         classifier.lm_scores[rest] = scores
         return []
