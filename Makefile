@@ -53,7 +53,7 @@ LLAMA_WHEELS      ?= $(HOME)/.cache/desktop-ai/wheels/llama-cpp-python-$(LLAMA_C
 empty :=
 space := $(empty) $(empty)
 
-.PHONY: help venv install install-llama-cpp run system-deps test bench install-desktop clean
+.PHONY: help venv install install-llama-cpp run system-deps test bench install-desktop clean sentiment
 
 help:
 	@echo "make run              install (if needed) and open the desktop-ai window"
@@ -62,6 +62,7 @@ help:
 	@echo "make bench            benchmark text generation, classification, translation and speech recognition"
 	@echo "make install-llama-cpp  (re)try building llama-cpp-python, the fast runtime for GGUF files"
 	@echo "make install-desktop  add desktop-ai to the desktop's application menu"
+	@echo "make sentiment        train the built-in sentiment classifier on IMDB reviews, with its held-out check"
 	@echo "make system-deps      apt-get the libraries Qt needs for tests (Debian/Ubuntu)"
 	@echo "make clean            remove .venv and build/test caches (user data is kept)"
 
@@ -140,6 +141,10 @@ bench: install
 	$(APP) bench --task translate
 	@echo "==> bench: speech (Whisper tiny.en, PocketSphinx; wav2vec2 when downloaded)"
 	$(APP) bench --task transcribe
+
+sentiment: install
+	@echo "==> training the built-in sentiment classifier (IMDB reviews only; see README)"
+	$(APP) teach sentiment --builtin
 
 install-desktop: install
 	@echo "==> installing the desktop entry and icons"
