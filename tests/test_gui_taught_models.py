@@ -48,3 +48,24 @@ def test_taught_classifiers_are_listed_exported_imported_and_deleted(qtbot, tmp_
     box.import_file(bad)
     qtbot.waitUntil(lambda: "not a taught classifier" in box.status.text(), timeout=10_000)
     assert box.names() == ["pets"]
+
+
+def test_the_classifier_chosen_by_cross_validation_is_listed_with_each_ones_accuracy(qtbot, tmp_path: Path) -> None:
+    classifier = _classifier("reviews")
+    classifier.task = "classify"
+    rng = np.random.default_rng(1)
+    y = np.array([0 if e.label == "cats" else 1 for e in classifier.examples])
+    classifier.vectors = rng.normal(size=classifier.vectors.shape).astype(np.float32)  # the embeddings say nothing
+    lm = rng.normal(size=(len(y), 2)).astype(np.float32)
+    lm[np.arange(len(y)), y] += 8.0  # the language model's scores do
+    classifier.lm_scores = lm
+    classifier.fit()
+    assert classifier.kind == "language-model"
+    TaughtLibrary().save(classifier)
+    window = ModelsWindow(ModelStore(tmp_path / "converted"), inventory=Inventory(ModelStore(tmp_path / "c2"), ModelLibrary(), vram_bytes=None),
+                          online=False)
+    qtbot.addWidget(window)
+    box = window.taught_box
+    qtbot.waitUntil(lambda: box.names() == ["reviews"], timeout=10_000)
+    shown = box.tree.topLevelItem(0).text(6)
+    assert shown.startswith("language model (chosen by cross-validation: embedding head ") and "language model 100 %" in shown
