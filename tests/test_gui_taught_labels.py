@@ -96,3 +96,25 @@ def test_my_labels_is_a_part_of_the_classify_page(qtbot, window) -> None:
     assert section.taught_button.accessibleName() == "Classify with my labels"
     section.show_typed()
     assert text_tab.classify_page.isVisible()
+
+
+def test_the_sentiment_mode_says_how_to_train_the_built_in_classifier_then_uses_it(qtbot, window, tmp_path: Path) -> None:
+    from desktop_ai.engine.models.store import ModelStore
+    from desktop_ai.engine.tasks.builtin_sentiment import NAME, NOT_TRAINED, train_builtin
+    from desktop_ai.engine.tasks.taught_classifiers import TaughtLibrary
+
+    page = window.text_tab.classify_page
+    page.sentiment_radio.setChecked(True)
+    page.input.setPlainText("I loved every minute of this film.\nA dull, lifeless waste of two hours.")
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
+        page.classify_button.click()
+    assert NOT_TRAINED in page.notice.text() and "teach sentiment --builtin" in page.notice.text()
+    assert blocker.args[1].results[0].model_id != f"taught:{NAME}"
+
+    # trained (small: the head alone on 8 reviews) into the user's library, which the engine lane reads
+    train_builtin(ModelStore(tmp_path / "converted"), TaughtLibrary(), train_per_label=4, test_per_label=0,
+                  lm_examples=0, zero_shot=False, device="cpu")
+    with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
+        page.classify_button.click()
+    assert [r.model_id for r in blocker.args[1].results] == [f"taught:{NAME}"] * 2
+    assert NOT_TRAINED not in page.notice.text() and page.results.topLevelItemCount() == 2
