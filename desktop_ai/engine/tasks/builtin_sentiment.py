@@ -52,8 +52,8 @@ PROMPT_EXAMPLES = [
     ("The room was spotless and the staff were wonderful.", "positive"),
 ]
 PROMPT_STYLE = {"instruction": "Classify each review as positive or negative.", "item": "Review", "cue": "Sentiment"}
-NOT_TRAINED = ("The built-in sentiment classifier is not trained yet, so sentiment is zero-shot (about 0.7 on "
-               "movie reviews); train it once with: desktop-ai teach sentiment --builtin")
+NOT_TRAINED = ("The built-in sentiment classifier is not trained yet, so sentiment is zero-shot (0.63 on held-out "
+               "IMDB reviews, against 0.86 trained); train it once with: desktop-ai teach sentiment --builtin")
 
 
 def imdb_file() -> Path:
