@@ -30,7 +30,8 @@ def test_teach_classify_correct_list_export_import(examples_csv: Path, tmp_path:
     assert cli.main(["teach", "topics", "--examples", str(examples_csv), "--no-language-model"]) == 0
     out = capsys.readouterr().out
     assert "Taught 'topics' (classify) on all-minilm-l6-v2: sport 5, cooking 5, weather 5 example(s)." in out
-    assert "Cross-validated accuracy:" in out and "weather" in out.splitlines()[-2]
+    assert "Cross-validated accuracy:" in out and "weather" in out.splitlines()[-3]
+    assert out.splitlines()[-2] == "Classifier: embedding head.", "--no-language-model: the head alone"
     _, test = split(18)
     texts = [t for t, _ in test]
     assert cli.main(["classify", "--classifier", "topics", "--json", *texts]) == 0

@@ -22,6 +22,8 @@ TASKS = ("classify", "recognize")
 
 
 def _print_report(result: Any, as_json: bool) -> None:
+    from desktop_ai.engine.tasks.taught_classifiers import describe_choice
+
     if as_json:
         print_json(result.to_dict())
         return
@@ -36,12 +38,13 @@ def _print_report(result: Any, as_json: bool) -> None:
             f"({report.folds} folds). Confusion (rows: the example's label; columns: predicted):")
         for line in report.confusion_lines():
             out("  " + line)
+    out(f"Classifier: {describe_choice(report.kind, report.choices)}.")
     out(f"Saved as {described['path']}")
 
 
 def cmd_teach(args: argparse.Namespace) -> int:
     quiet_libraries(args.verbose)
-    from desktop_ai.engine.tasks.taught_classifiers import TASK_PHOTO, TaughtLibrary
+    from desktop_ai.engine.tasks.taught_classifiers import TASK_PHOTO, TaughtLibrary, describe_choice
 
     library = TaughtLibrary()
     actions = [bool(args.examples), args.correct is not None, args.list, args.delete, args.export is not None,
@@ -60,7 +63,7 @@ def cmd_teach(args: argparse.Namespace) -> int:
                 d = classifier.describe()
                 accuracy = "-" if d["accuracy"] is None else f"{100 * d['accuracy']:.0f} %"
                 out(f"{d['name']}  {d['task']}  labels: {', '.join(d['labels'])}  examples: {sum(d['examples'].values())}"
-                    f"  accuracy: {accuracy}  {d['size_bytes'] / 1024:.0f} KiB")
+                    f"  accuracy: {accuracy}  {d['size_bytes'] / 1024:.0f} KiB  classifier: {describe_choice(d['kind'], d['choices'])}")
             if not classifiers:
                 notes(["No taught classifiers yet: desktop-ai teach NAME --examples FILE"])
         return EXIT_OK
