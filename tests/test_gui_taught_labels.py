@@ -45,6 +45,8 @@ def test_teach_train_classify_and_correct_with_a_click(qtbot, window, tmp_path: 
     result = _wait_job(qtbot, window, page.train_button.click)
     assert result.classifier["name"] == "topics"
     assert "Cross-validated accuracy:" in page.accuracy.text()
+    # which classifier cross-validation chose (the head, the language model or both), with each one's accuracy
+    assert "Classifier: " in page.accuracy.text() and "chosen by cross-validation" in page.accuracy.text()
     assert page.confusion.rowCount() == 3 and page.confusion.columnCount() == 3
     total = sum(int(page.confusion.item(r, c).text()) for r in range(3) for c in range(3))
     # every example, or (when the language model was chosen) every example it scored beside its prompt's six
