@@ -84,3 +84,19 @@ def test_builtin_refuses_another_name_with_one_error_line(capsys: pytest.Capture
     assert cli.main(["teach", "topics", "--builtin"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "teach sentiment --builtin" in err[0]
+
+
+def test_a_long_review_is_embedded_in_windows_averaged(store: ModelStore, imdb: list[tuple[str, str]]) -> None:
+    import numpy as np
+
+    from desktop_ai.engine.tasks.taught_text import CHUNK_WORDS, TextTeacher
+
+    teacher = TextTeacher(store, TaughtLibrary(), device="cpu", language_model=False)
+    review = next(text for text, _ in imdb if 1.5 * CHUNK_WORDS < len(text.split()) < 2 * CHUNK_WORDS)
+    words = review.split()
+    windows, _ = teacher.embedder.embed([" ".join(words[:CHUNK_WORDS]), " ".join(words[CHUNK_WORDS:])])
+    mean = windows.sum(0) / np.linalg.norm(windows.sum(0))
+    whole, _ = teacher.embed([review, "A short one."])
+    assert np.allclose(whole[0], mean, atol=1e-5), "the review's end counts as much as its beginning"
+    short, _ = teacher.embedder.embed(["A short one."])
+    assert np.allclose(whole[1], short[0], atol=1e-6), "a short text is embedded as it is"
