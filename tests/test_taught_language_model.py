@@ -130,3 +130,15 @@ def test_teaching_compares_the_language_model_and_keeps_its_choice(store: ModelS
     first = teacher.run("topics", texts)
     again = TextTeacher(store, TaughtLibrary(tmp_path / "taught"), device="cpu").run("topics", texts)
     assert [r.scores for r in first.results] == [r.scores for r in again.results]
+
+
+@needs_llama
+def test_a_text_scores_the_same_after_another_on_the_kept_prefix(store: ModelStore) -> None:
+    """The prompt's prefix is decoded once and kept; what a text leaves behind is dropped before the next."""
+    train, test = split(2)
+    scorer = PromptScorer(store, ["sport", "cooking", "weather"], train)
+    a, b = test[0][0], test[-1][0]
+    together = scorer.score([a, b])
+    assert np.allclose(together[1], scorer.score([b])[0], atol=1e-3)
+    assert np.allclose(together[0], scorer.score([a])[0], atol=1e-3)
+    assert not np.allclose(together[0], together[1], atol=1e-2)
