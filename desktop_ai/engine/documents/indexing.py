@@ -20,6 +20,7 @@ from desktop_ai.engine.documents.embedding import DocumentEmbedder
 from desktop_ai.engine.documents.index import STATUS_FAILED, Collection, DocumentIndex
 from desktop_ai.engine.documents.readers import is_supported, read_document
 from desktop_ai.engine.documents.readers.document import UnreadableDocumentError
+from desktop_ai.engine.documents.vectors import VECTORS
 from desktop_ai.engine.errors import CancelledError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,8 @@ class Indexer:
             state.seconds = time.perf_counter() - started
             if progress is not None:
                 progress(replace(state))  # a snapshot: the window may keep it
+        if self.index.chunk_count(collection) > VECTORS.limit:
+            VECTORS.get(self.index, collection.id)  # the approximate index on disk follows this update now
         result.seconds = round(time.perf_counter() - started, 3)
         return result
 
