@@ -7,6 +7,7 @@ stays one index."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def export(loaded: LoadedModel, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     sample = loaded.tokenizer(["hello world", "a second, longer sentence"], padding=True, return_tensors="pt")
-    partial = path.with_name(path.name + ".part")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.part")  # two cluster workers may export at once
     import warnings
 
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
