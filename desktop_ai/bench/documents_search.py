@@ -82,7 +82,7 @@ def search_rows(path: Path, real_vectors: np.ndarray, embedder: DocumentEmbedder
             bm25_full_ms.append((time.perf_counter() - started) * 1000)
             bm25_full_hits += item in found[:10]
             started = time.perf_counter()
-            query_vector = embedder.embed([query])[0]
+            query_vector = embedder.embed_query(query)
             embed_ms.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
             ann_ids, _ = approximate.nearest(query_vector, 100)

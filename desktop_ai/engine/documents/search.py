@@ -132,9 +132,9 @@ class DocumentSearch:
         ids = list(names)
         embedding = None
         if mode in ("hybrid", "vector"):
-            embedding = _EMBEDDING_THREAD.submit(self.embedder.embed, [query])
+            embedding = _EMBEDDING_THREAD.submit(self.embedder.embed_query, query)
         bm25 = self.bm25(ids, query) if mode in ("hybrid", "bm25") else []
-        vector, similarity = self.vector(ids, embedding.result()[0]) if embedding is not None else ([], {})
+        vector, similarity = self.vector(ids, embedding.result()) if embedding is not None else ([], {})
         scores = fuse([(self.bm25_weight, bm25), (self.vector_weight, vector)])
         best = sorted(scores, key=lambda i: -scores[i])[:top_k]
         bm25_rank = {item: rank for rank, item in enumerate(bm25, 1)}
@@ -181,7 +181,7 @@ class DocumentSearch:
         parts = [p for p in parts if len(p.ids)]
         if not parts:
             return [], {}
-        query_vector = self.embedder.embed([query])[0] if isinstance(query, str) else query
+        query_vector = self.embedder.embed_query(query) if isinstance(query, str) else query
         found = [p.nearest(query_vector, limit) for p in parts]
         ids = np.concatenate([f[0] for f in found])
         scores = np.concatenate([f[1] for f in found])
