@@ -280,3 +280,63 @@ def test_cluster_options_without_cluster_are_a_clear_mistake(capsys: pytest.Capt
         assert capsys.readouterr().err.strip() == f"error: {extra[0]} goes with --cluster ADDRESS."
     assert cli.main(["bench", "--task", "classify", "--cluster", "local"]) == 2
     assert "bench --cluster measures --task recognize only" in capsys.readouterr().err
+
+
+@needs_ray
+def test_docs_update_embeds_a_collection_on_the_cluster_as_here(cluster: str, tmp_path: Path) -> None:
+    """`docs update NAME --cluster`: this machine reads and stores, the workers embed; the stored vectors are the
+    ones this machine's embedder gives, and the search finds the new files. An address where nothing answers is
+    one error line."""
+    import sqlite3
+
+    import numpy as np
+
+    from desktop_ai.engine.documents.embedding import DocumentEmbedder
+    from desktop_ai.engine.models.store import ModelStore
+
+    home, folder = tmp_path / "home", tmp_path / "notes"
+    folder.mkdir()
+    (folder / "first.md").write_text("# Boats\n\nThe ketch carries two masts and a mizzen sail.\n")
+    added = _cli(home, "docs", "add", "notes", str(folder))
+    assert added.returncode == 0, added.stderr
+    topics = {"comet": "Halley's comet returns every seventy-six years", "bread": "Knead the rye dough for ten minutes",
+              "pump": "The bilge pump ZQ-881 clears water from the hull", "chess": "The Sicilian Defence answers e4 with c5"}
+    for name, sentence in topics.items():
+        (folder / f"{name}.md").write_text(f"# {name.title()}\n\n" + f"{sentence}. " * 30 + "\n")
+    updated = _cli(home, "docs", "update", "notes", "--cluster", cluster, "--workers", "2", "--json")
+    assert updated.returncode == 0, updated.stderr
+    result = json.loads(updated.stdout)
+    assert (result["added"], result["unchanged"]) == (4, 1) and result["chunks_embedded"] >= 4
+    assert "Embedding on 2 worker(s)" in updated.stderr
+
+    with sqlite3.connect(next(home.rglob("documents.sqlite"))) as db:
+        rows = db.execute("SELECT chunks.title, chunks.heading, chunks.text, chunks.vector FROM chunks JOIN files "
+                          "ON files.id = chunks.file_id WHERE files.path NOT LIKE '%first.md'").fetchall()
+    from desktop_ai.engine.documents.chunking import header
+
+    local = DocumentEmbedder(ModelStore(tmp_path / "converted"), device="cpu")
+    here = local.embed([header(title, heading) + text for title, heading, text, _ in rows])
+    stored = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in rows])
+    assert stored.shape == here.shape and float(np.abs(stored - here).max()) < 1e-4
+
+    found = _cli(home, "docs", "search", "notes", "ZQ-881", "--top", "1", "--json")
+    assert found.returncode == 0 and json.loads(found.stdout.splitlines()[0])["path"].endswith("pump.md"), found.stderr
+
+    unreachable = _cli(home, "docs", "update", "notes", "--cluster", "127.0.0.1:1", timeout=120)
+    assert unreachable.returncode == 2
+    assert unreachable.stderr.strip().splitlines()[-1].startswith("error: Nothing answers at 127.0.0.1:1")
+
+
+def test_docs_update_on_a_cluster_without_ray_says_how_to_get_it(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "one.md").write_text("# One\n\nA single short note about lighthouses.\n")
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from desktop_ai.cli.main import main\n"
+            f"assert main(['docs', 'add', 'notes', {str(notes)!r}]) == 0\n"
+            "sys.exit(main(['docs', 'update', 'notes', '--cluster', 'local']))\n")
+    env = {**os.environ, "DESKTOP_AI_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert 'pip install "desktop-ai[cluster]"' in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")

@@ -243,7 +243,12 @@ def test_onnx_runtime_embeds_the_same_vectors_as_pytorch(embedder: DocumentEmbed
     assert embedder.runtime == "onnx", "the CPU default is ONNX Runtime"
     reference = DocumentEmbedder(embedding_store, device="cpu", runtime="torch").embed(texts)
     assert ours.shape == (3, 384) and abs(ours - reference).max() < 1e-4
+    assert abs(embedder.embed_query(texts[1]) - reference[1]).max() < 1e-4, "a query on its one-thread session"
     assert abs(float((ours[0] * ours[0]).sum()) - 1.0) < 1e-5, "unit length"
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(embedder._onnx.path), load_external_data=False).graph.node}
+    assert {"Attention", "SkipLayerNormalization"} <= ops, "the export is fused (embedding_onnx._fuse)"
 
 
 def test_docx_and_odt_sections_carry_the_page_they_are_on(tmp_path: Path) -> None:

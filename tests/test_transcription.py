@@ -459,3 +459,21 @@ def test_a_live_decode_that_repeats_itself_is_redone_with_the_full_window(worksp
     monkeypatch.setattr(recognizer, "_recognize_short", lambda s, o, d, lang: [Phrase(o, o + 1.0, "the dog the dog the dog the dog")])
     found = recognizer.recognize(samples, 0.0)
     assert len(found) == 1 and _word_errors(found[0].text) <= 2, found
+
+
+def test_live_decodes_of_short_commands_with_the_command_prompt_say_each_once(workspace, tmp_path):
+    """Told to expect the spoken commands, tiny.en copied the prompt's pattern when it saw only the phrase's own
+    length of audio ("Comma. Comma.", "Full stop. Full stop.", "Sc Sh Sh Sh"): live phrases get 10 s of context."""
+    from desktop_ai.engine.tasks.dictation_commands import COMMAND_PROMPT
+    from desktop_ai.engine.tasks.transcription import live_options
+
+    recognizer = _whisper(workspace, engine="whisper", options=live_options(prompt=COMMAND_PROMPT))
+    heard = {}
+    for spoken in ("comma", "full stop", "scratch that", "open every window"):
+        wav = tmp_path / f"{spoken.replace(' ', '-')}.wav"
+        _run("espeak-ng", "-w", wav, "-v", "en-us", "-s", "150", "-g", "5", spoken)
+        samples = read_audio(wav)
+        quiet = np.zeros(SAMPLE_RATE // 4, dtype=np.float32)  # the 250 ms before speech a phrase keeps
+        heard[spoken] = " ".join(p.text for p in recognizer.recognize(np.concatenate([quiet, samples, quiet]), 0.0))
+    for spoken, text in heard.items():
+        assert re.sub(r"[^a-z ]", "", text.lower()).split() == spoken.split(), heard

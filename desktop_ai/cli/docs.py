@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +76,20 @@ def _index(args: argparse.Namespace, sources: list[Path] | None) -> int:
     workspace, index, embedder = _open(args)
     cancel = threading.Event()
     try:
-        indexer = Indexer(index, embedder)
-        with stop_on_ctrl_c(cancel, "stopping after this file (Ctrl+C again quits)"):
-            if sources is not None:
-                result = indexer.add(args.name, sources, progress=_progress_line, cancel=cancel)
-            else:
-                result = indexer.update(args.name, progress=_progress_line, cancel=cancel, rebuild=args.rebuild)
+        with ExitStack() as stack:
+            if getattr(args, "cluster", None):
+                from desktop_ai.engine.documents.cluster_embedding import ClusterEmbedder
+
+                index.collection(args.name)  # an unknown name is said before any worker starts
+                err(f"Starting {args.workers} embedding worker(s) on the cluster at {args.cluster}")
+                embedder = stack.enter_context(ClusterEmbedder(embedder, args.cluster, args.workers))
+                err(f"Embedding on {len(embedder.worker_nodes)} worker(s) ({', '.join(sorted(set(embedder.worker_nodes)))})")
+            indexer = Indexer(index, embedder)
+            with stop_on_ctrl_c(cancel, "stopping after this file (Ctrl+C again quits)"):
+                if sources is not None:
+                    result = indexer.add(args.name, sources, progress=_progress_line, cancel=cancel)
+                else:
+                    result = indexer.update(args.name, progress=_progress_line, cancel=cancel, rebuild=args.rebuild)
         return _report(args, result)
     finally:
         index.close()
@@ -92,8 +101,6 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    if args.cluster:
-        raise CliError("Embedding a collection on a Ray cluster is not available yet: run `docs update` here.")
     return _index(args, None)
 
 
@@ -183,7 +190,10 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     update.add_argument("name", metavar="NAME")
     update.add_argument("--rebuild", action="store_true",
                         help="embed everything again (needed after a change of embedding model or chunk size)")
-    update.add_argument("--cluster", metavar="ADDRESS", help="embed on a Ray cluster (not available yet)")
+    update.add_argument("--cluster", metavar="ADDRESS",
+                        help="embed on a Ray cluster: local, auto, host:port or ray://host:10001 (needs desktop-ai[cluster])")
+    update.add_argument("--workers", type=positive_int, default=2, metavar="N",
+                        help="embedding workers on the cluster, one model each (default: 2)")
     update.add_argument("--json", action="store_true", help="the result as one JSON object")
     update.set_defaults(handler=cmd_update)
     remove = actions.add_parser("remove", parents=[common], help="forget a collection (the files stay)")

@@ -184,6 +184,11 @@ class DocumentIndex:
         collection.chunks, collection.words = stats[3], stats[4]
         return collection
 
+    def collection_id(self, name: str) -> int:
+        """The id alone (a search needs no counts): the same error as collection() for an unknown name."""
+        row = self.db.execute("SELECT id FROM collections WHERE name = ?", (name,)).fetchone()
+        return row[0] if row is not None else self.collection(name).id
+
     def collection_names(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT name FROM collections ORDER BY name")]
 
@@ -274,12 +279,22 @@ class DocumentIndex:
             args += (path,)
         return self.db.execute(sql, args).fetchone()[0]
 
-    def vectors(self, collection_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk ids, their vectors as one float32 matrix) of a collection, for the exact scan."""
-        rows = self.db.execute("SELECT chunks.id, chunks.vector FROM chunks JOIN files ON files.id = chunks.file_id "
+    def chunk_stamps(self, collection_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids in order, their files' indexing times): what the vector store diffs to stay current."""
+        rows = self.db.execute("SELECT chunks.id, files.indexed_at FROM chunks JOIN files ON files.id = chunks.file_id "
                                "WHERE files.collection_id = ? ORDER BY chunks.id", (collection_id,)).fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        if not rows:
-            return ids, np.zeros((0, 0), dtype=np.float32)
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-        return ids, matrix
+        stamps = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+        return ids, stamps
+
+    def vectors_of(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """The vectors of these chunks, in the order given, as one float32 matrix."""
+        found: dict[int, bytes] = {}
+        listed = [int(i) for i in chunk_ids]
+        for start in range(0, len(listed), 900):  # SQLite's bound-parameter limit
+            part = listed[start:start + 900]
+            marks = ",".join("?" * len(part))
+            found.update(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part).fetchall())
+        if not listed:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.frombuffer(b"".join(found[i] for i in listed), dtype=np.float32).reshape(len(listed), -1).copy()

@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from desktop_ai.engine.documents.chunking import WINDOW_TOKENS, chunk_document
+from desktop_ai.engine.documents.chunking import WINDOW_TOKENS, Chunk, chunk_document
 from desktop_ai.engine.documents.embedding import DocumentEmbedder
 from desktop_ai.engine.documents.index import STATUS_FAILED, Collection, DocumentIndex
 from desktop_ai.engine.documents.readers import is_supported, read_document
-from desktop_ai.engine.documents.readers.document import UnreadableDocumentError
+from desktop_ai.engine.documents.readers.document import Document, UnreadableDocumentError
+from desktop_ai.engine.documents.vectors import VECTORS
 from desktop_ai.engine.errors import CancelledError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -159,60 +160,104 @@ class Indexer:
             self.index.remove_files(collection, gone)
             result.removed = len(gone)
         state = IndexProgress(name, 0, len(on_disk), 0, 0, 0.0)
-        for path in on_disk:
-            if cancel is not None and cancel.is_set():
-                result.stopped = True
-                break
-            state.current = str(path)
-            self._update_file(collection, path, known.get(str(path)), result, cancel)
-            state.files_done += 1
+        group: list[_ReadFile] = []
+        group_chunks = getattr(self.embedder, "group_chunks", 0)  # a cluster embedder takes many files at once
+
+        def report(files: int) -> None:
+            state.files_done += files
             state.chunks, state.words = result.chunks_embedded, result.words
             state.failed = len(result.failed)
             state.seconds = time.perf_counter() - started
             if progress is not None:
                 progress(replace(state))  # a snapshot: the window may keep it
+
+        for path in on_disk:
+            if cancel is not None and cancel.is_set():
+                result.stopped = True
+                break
+            state.current = str(path)
+            read = self._read_file(collection, path, known.get(str(path)), result)
+            if read is None:
+                report(1)
+                continue
+            group.append(read)
+            if sum(len(r.chunks) for r in group) >= group_chunks:
+                self._embed_and_store(collection, group, result, cancel)
+                report(len(group))
+                group = []
+                if result.stopped:
+                    break
+        if group and not result.stopped:
+            self._embed_and_store(collection, group, result, cancel)
+            report(len(group))
+        if self.index.chunk_count(collection) > VECTORS.limit:
+            VECTORS.get(self.index, collection.id)  # the approximate index on disk follows this update now
         result.seconds = round(time.perf_counter() - started, 3)
         return result
 
-    def _update_file(self, collection: Collection, path: Path, record, result: UpdateResult,  # type: ignore[no-untyped-def]
-                     cancel: threading.Event | None) -> None:
+    def _read_file(self, collection: Collection, path: Path, record, result: UpdateResult) -> _ReadFile | None:  # type: ignore[no-untyped-def]
+        """The file read and chunked when it is new or changed; None when there is nothing to embed (unchanged,
+        touched, unreadable: those are recorded here)."""
         try:
             stat = path.stat()
         except OSError as error:  # removed between the walk and now
             logger.info("Skipping %s: %s", path, error)
-            return
+            return None
         if record is not None and record.size == stat.st_size and record.mtime == stat.st_mtime:
             result.unchanged += 1
             if record.status == STATUS_FAILED:
                 result.failed.append(FailedFile(str(path), record.reason_kind, record.reason))
-            return
+            return None
         try:
             digest = file_hash(path)
         except OSError as error:
             self.index.save_failure(collection, str(path), stat.st_size, stat.st_mtime, "", "unreadable", str(error))
             result.failed.append(FailedFile(str(path), "unreadable", str(error)))
-            return
+            return None
         if record is not None and record.sha256 == digest:  # touched, not changed
             self.index.touch_file(collection, str(path), stat.st_size, stat.st_mtime)
             result.unchanged += 1
-            return
+            return None
         try:
             document = read_document(path)
         except UnreadableDocumentError as error:
             self.index.save_failure(collection, str(path), stat.st_size, stat.st_mtime, digest, error.kind, str(error))
             result.failed.append(FailedFile(str(path), error.kind, str(error)))
-            return
-        chunks = chunk_document(document, self.embedder.tokenizer)
+            return None
+        return _ReadFile(path, stat.st_size, stat.st_mtime, digest, document, chunk_document(document, self.embedder.tokenizer),
+                         record is None)
+
+    def _embed_and_store(self, collection: Collection, group: list[_ReadFile], result: UpdateResult,
+                         cancel: threading.Event | None) -> None:
+        """Embed the group's chunks in one call, then store each file in its own transaction."""
+        texts = [c.embedding_text for read in group for c in read.chunks]
         try:
-            vectors = self.embedder.embed([c.embedding_text for c in chunks], cancel)
+            vectors = self.embedder.embed(texts, cancel)
         except CancelledError:
             result.stopped = True
             return
-        self.index.save_file(collection, str(path), stat.st_size, stat.st_mtime, digest, document.title, chunks,
-                             vectors, document.words)
-        result.chunks_embedded += len(chunks)
-        result.words += document.words
-        if record is None:
-            result.added += 1
-        else:
-            result.changed += 1
+        start = 0
+        for read in group:
+            count = len(read.chunks)
+            self.index.save_file(collection, str(read.path), read.size, read.mtime, read.digest, read.document.title,
+                                 read.chunks, vectors[start:start + count], read.document.words)
+            start += count
+            result.chunks_embedded += count
+            result.words += read.document.words
+            if read.new:
+                result.added += 1
+            else:
+                result.changed += 1
+
+
+@dataclass
+class _ReadFile:
+    """A new or changed file, read and chunked, waiting for its vectors."""
+
+    path: Path
+    size: int
+    mtime: float
+    digest: str
+    document: Document
+    chunks: list[Chunk]
+    new: bool

@@ -2,6 +2,14 @@
 weighted reciprocal rank fusion. Words find exact names and numbers that embeddings blur; embeddings find
 passages that say the same thing in other words. No language model is involved.
 
+BM25 over many chunks: FTS5 scores every chunk that has any of the query's words, so a common word ("value",
+"function") in 40 % of 100,000 chunks costs over 100 ms. Like Lucene's common-terms query (cutoff frequency),
+the query's words are taken rarest first until their chunk counts reach POSTINGS_BUDGET; the more common words
+left out carry the least idf (docs/benchmarks.md measures what that costs in known-item hits). A collection
+smaller than the budget is always searched with every word.
+
+The query is embedded on a worker thread while FTS5 runs (ONNX Runtime and SQLite both release the GIL).
+
 Fusion: score = BM25_WEIGHT / (RRF_K + bm25 rank) + VECTOR_WEIGHT / (RRF_K + vector rank), ranks from 1, a list
 the passage is missing from adding nothing. The weights are module constants so the quality bench can sweep them.
 """
@@ -9,21 +17,23 @@ the passage is missing from adding nothing. The weights are module constants so 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from desktop_ai.engine.documents.embedding import DocumentEmbedder
 from desktop_ai.engine.documents.index import DocumentIndex
+from desktop_ai.engine.documents.vectors import VECTORS, VectorStore
 from desktop_ai.engine.errors import InvalidInputError
 
 RRF_K = 60
 BM25_WEIGHT = 1.0
 VECTOR_WEIGHT = 1.0
 CANDIDATES = 100  # from each list before fusion
+POSTINGS_BUDGET = 15_000  # chunks BM25 may score per query (p95 about 22 ms of FTS5 on this 2-core machine)
 # Below this cosine similarity and without a word match, a passage is not about the question (MiniLM's
 # unrelated sentences sit around 0 to 0.2).
 RELEVANT_SIMILARITY = 0.25
@@ -67,11 +77,27 @@ class SearchResult:
         return [p for p in self.passages if p.bm25_rank is not None or p.similarity >= RELEVANT_SIMILARITY]
 
 
-def fts_query(text: str) -> str:
-    """The query's words, each quoted (so FTS5 syntax in the user's text means nothing), any of them matching."""
+def query_words(text: str) -> list[str]:
     words = _WORD.findall(text.lower())
-    words = [w for w in words if w not in STOPWORDS] or words
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+    return list(dict.fromkeys([w for w in words if w not in STOPWORDS] or words))
+
+
+def fts_query(text: str | Sequence[str]) -> str:
+    """The query's words, each quoted (so FTS5 syntax in the user's text means nothing), any of them matching."""
+    words = query_words(text) if isinstance(text, str) else list(text)
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+def within_budget(words: Sequence[str], counts: dict[str, int], budget: int = POSTINGS_BUDGET) -> list[str]:
+    """The rarest words whose chunk counts add up to at most `budget` (always at least the rarest one)."""
+    chosen: list[str] = []
+    total = 0
+    for word in sorted((w for w in words if counts.get(w, 0) > 0), key=lambda w: counts[w]):
+        if chosen and total + counts[word] > budget:
+            break
+        chosen.append(word)
+        total += counts[word]
+    return chosen
 
 
 def fuse(rankings: Sequence[tuple[float, Sequence[int]]], k: int = RRF_K) -> dict[int, float]:
@@ -83,33 +109,15 @@ def fuse(rankings: Sequence[tuple[float, Sequence[int]]], k: int = RRF_K) -> dic
     return scores
 
 
-class _VectorCache:
-    """Each collection's vectors as one matrix, loaded once and again only when the collection changed."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[tuple[str, int], tuple[int, np.ndarray, np.ndarray]] = {}
-
-    def get(self, index: DocumentIndex, collection_id: int) -> tuple[np.ndarray, np.ndarray]:
-        generation = index.generation(collection_id)
-        key = (str(index.path), collection_id)
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry[0] != generation:
-                ids, matrix = index.vectors(collection_id)
-                entry = (generation, ids, np.ascontiguousarray(matrix))
-                self._entries[key] = entry
-            return entry[1], entry[2]
-
-
-VECTORS = _VectorCache()
-
-
 class DocumentSearch:
     def __init__(self, index: DocumentIndex, embedder: DocumentEmbedder, bm25_weight: float | None = None,
-                 vector_weight: float | None = None) -> None:
+                 vector_weight: float | None = None, vectors: VectorStore | None = None,
+                 postings_budget: int | None = POSTINGS_BUDGET) -> None:
+        """postings_budget None: BM25 always scores every chunk with any of the words (the bench compares)."""
         self.index = index
         self.embedder = embedder
+        self.vectors = vectors if vectors is not None else VECTORS
+        self.postings_budget = postings_budget
         self.bm25_weight = BM25_WEIGHT if bm25_weight is None else bm25_weight
         self.vector_weight = VECTOR_WEIGHT if vector_weight is None else vector_weight
 
@@ -120,11 +128,13 @@ class DocumentSearch:
         if top_k < 1:
             raise InvalidInputError("--top must be at least 1.")
         started = time.perf_counter()
-        chosen = [self.index.collection(name) for name in collections]
-        ids = [c.id for c in chosen]
-        names = {c.id: c.name for c in chosen}
+        names = {self.index.collection_id(name): name for name in collections}
+        ids = list(names)
+        embedding = None
+        if mode in ("hybrid", "vector"):
+            embedding = _EMBEDDING_THREAD.submit(self.embedder.embed_query, query)
         bm25 = self.bm25(ids, query) if mode in ("hybrid", "bm25") else []
-        vector, similarity = self.vector(ids, query) if mode in ("hybrid", "vector") else ([], {})
+        vector, similarity = self.vector(ids, embedding.result()) if embedding is not None else ([], {})
         scores = fuse([(self.bm25_weight, bm25), (self.vector_weight, vector)])
         best = sorted(scores, key=lambda i: -scores[i])[:top_k]
         bm25_rank = {item: rank for rank, item in enumerate(bm25, 1)}
@@ -139,9 +149,16 @@ class DocumentSearch:
         return SearchResult(query, passages, time.perf_counter() - started)
 
     def bm25(self, collection_ids: Sequence[int], query: str, limit: int = CANDIDATES) -> list[int]:
-        match = fts_query(query)
-        if not match or not collection_ids:
+        words = query_words(query)
+        if not words or not collection_ids:
             return []
+        if self.postings_budget is not None and len(words) > 1:
+            counts = {w: self.index.db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                                               (fts_query([w]),)).fetchone()[0] for w in words}
+            words = within_budget(words, counts, self.postings_budget)
+            if not words:
+                return []
+        match = fts_query(words)
         total = self.index.db.execute("SELECT count(*) FROM collections").fetchone()[0]
         if len(set(collection_ids)) >= total:
             # Every collection is searched: rank in FTS5 alone, which keeps only the top `limit` as it goes
@@ -157,17 +174,18 @@ class DocumentSearch:
             f"ORDER BY bm25(chunks_fts, 0.5, 1.0, 1.0) LIMIT ?", (match, *collection_ids, limit)).fetchall()
         return [r[0] for r in rows]
 
-    def vector(self, collection_ids: Sequence[int], query: str, limit: int = CANDIDATES) -> tuple[list[int], dict[int, float]]:
-        parts = [VECTORS.get(self.index, cid) for cid in collection_ids]
-        parts = [p for p in parts if len(p[0])]
+    def vector(self, collection_ids: Sequence[int], query: str | np.ndarray,
+               limit: int = CANDIDATES) -> tuple[list[int], dict[int, float]]:
+        """The nearest chunks by cosine: exact below the store's limit, approximate above (vectors.py)."""
+        parts = [self.vectors.get(self.index, cid) for cid in collection_ids]
+        parts = [p for p in parts if len(p.ids)]
         if not parts:
             return [], {}
-        query_vector = self.embedder.embed([query])[0]
-        ids = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-        scores = np.concatenate([p[1] @ query_vector for p in parts]) if len(parts) > 1 else parts[0][1] @ query_vector
-        count = min(limit, len(ids))
-        top = np.argpartition(-scores, count - 1)[:count]
-        top = top[np.argsort(-scores[top])]
+        query_vector = self.embedder.embed_query(query) if isinstance(query, str) else query
+        found = [p.nearest(query_vector, limit) for p in parts]
+        ids = np.concatenate([f[0] for f in found])
+        scores = np.concatenate([f[1] for f in found])
+        top = np.argsort(-scores, kind="stable")[:limit]
         return [int(ids[i]) for i in top], {int(ids[i]): float(scores[i]) for i in top}
 
     def _rows(self, chunk_ids: Sequence[int]) -> dict[int, tuple]:
@@ -178,3 +196,7 @@ class DocumentSearch:
             f"SELECT chunks.id, files.collection_id, files.path, chunks.title, chunks.heading, chunks.page, chunks.text "
             f"FROM chunks JOIN files ON files.id = chunks.file_id WHERE chunks.id IN ({marks})", tuple(chunk_ids))
         return {r[0]: r[1:] for r in rows}
+
+
+# One thread embeds queries while the calling thread runs FTS5 (the embedder's session is thread-safe for runs).
+_EMBEDDING_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-embedding")
