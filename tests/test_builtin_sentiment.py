@@ -77,7 +77,28 @@ def test_the_cli_trains_it_with_one_command_and_classify_uses_it(capsys: pytest.
     report = json.loads(capsys.readouterr().out)
     assert report["train_reviews"] == 12 and report["test_reviews"] == 8 and report["kind"] == "embedding-head"
     assert cli.main(["classify", "--json", "What a wonderful, moving film."]) == 0
-    assert json.loads(capsys.readouterr().out)["model_id"] == f"taught:{NAME}"
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["model_id"] == f"taught:{NAME}"
+
+    # The local API server's sentiment route answers with the same classifier as the CLI and the window.
+    import urllib.request
+
+    from desktop_ai.server.limits import ServerSettings
+    from desktop_ai.server.serving import ApiServer, free_port
+
+    api = ApiServer(ServerSettings(port=free_port(), api_key="k", use_cache=False))
+    api.start()
+    try:
+        request = urllib.request.Request(api.url + "/v1/classifications", method="POST",
+                                         data=json.dumps({"input": "What a wonderful, moving film."}).encode(),
+                                         headers={"Authorization": "Bearer k", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            served = json.loads(response.read())["data"][0]
+    finally:
+        api.stop()
+    assert served["label"] == answer["label"]
+    assert {s["label"]: round(s["score"], 4) for s in served["scores"]} == \
+        {s["label"]: round(s["score"], 4) for s in answer["scores"]}
 
 
 def test_builtin_refuses_another_name_with_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:

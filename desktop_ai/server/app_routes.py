@@ -46,6 +46,7 @@ async def _run(request: Request, job: Any) -> Any:
 @router.post("/v1/classifications", response_model=ClassifyResponse, responses=ERRORS,
              summary="Classify texts: sentiment, or zero-shot into your own labels")
 async def classify(body: ClassifyRequest, request: Request) -> ClassifyResponse:
+    from desktop_ai.engine.tasks.builtin_sentiment import classify_sentiment
     from desktop_ai.engine.tasks.text_classification import TextClassifier
 
     engine: ServerEngine = request.app.state.engine
@@ -59,6 +60,8 @@ async def classify(body: ClassifyRequest, request: Request) -> ClassifyResponse:
 
     def job() -> Any:
         cache = engine.workspace.cache if engine.settings.use_cache else None
+        if body.labels is None:  # sentiment: the built-in taught classifier when trained, as in the window and CLI
+            return classify_sentiment(engine.workspace.store, cache, texts, model.ref, engine.settings.device)
         classifier = TextClassifier(engine.workspace.store, cache, model.ref, engine.settings.device)
         return classifier.run(texts, labels=body.labels)
 
