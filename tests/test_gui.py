@@ -63,8 +63,11 @@ def _generate(qtbot, win: MainWindow, prompt: str, model: Path | str, max_tokens
 
 def test_window_has_every_job(window):
     tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    assert tabs == ["Text", "Translate", "Image", "Speech", "Photo labels"]
+    assert tabs == ["Text", "Translate", "Image", "Speech"]
     assert window.tabs.widget(3) is window.speech_tab
+    image = window.image_side
+    assert [image.tabText(i) for i in range(image.count())] == ["Recognize", "My photo labels"]
+    assert (image.widget(0), image.widget(1)) == (window.image_tab, window.photo_labels_tab)
     assert window.device_label.text().startswith("Device: cpu")
     assert window.state_label.text() == "Idle"
     assert "hits" in window.cache_label.text()
@@ -325,7 +328,7 @@ def test_the_status_bar_runtime_follows_an_image_job_after_a_generation(qtbot, w
     assert _generate(qtbot, window, "first a generation", tiny_causal_lm_dir, max_tokens=3).runtime == "ctranslate2"
     assert window.runtime_label.text() == "Runtime: ctranslate2"
     tab = window.image_tab
-    window.tabs.setCurrentWidget(tab)
+    window.show_page(tab)
     photo = tmp_path / "flower.jpg"
     photo.write_bytes(packaged_photos()[1].read_bytes())
     with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:

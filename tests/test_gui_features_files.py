@@ -25,7 +25,7 @@ def test_image_open_files_open_folder_and_a_photo_dropped_again(qtbot, window, t
     model; the same photo dropped again comes back from the result cache, and the window says so."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tab = window.image_tab
-    window.tabs.setCurrentWidget(tab)
+    window.show_page(tab)
     china, flower = packaged_photos()
     monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(china)], "Images"))
     with qtbot.waitSignal(window.engine.finished_job, timeout=JOB_MS) as blocker:
@@ -65,7 +65,7 @@ def test_image_model_that_needs_a_download_offline_says_what_to_do(qtbot, tmp_pa
     window.show()
     qtbot.waitUntil(lambda: window.engine.ready_info is not None, timeout=ENGINE_START_MS)
     tab = window.image_tab
-    window.tabs.setCurrentWidget(tab)
+    window.show_page(tab)
     tab.model_picker.select("mobilenet_v3_large")
     with qtbot.waitSignal(window.engine.failed, timeout=JOB_MS) as blocker:
         _drop(tab, url_mime(QUrl.fromLocalFile(str(packaged_photos()[0]))))

@@ -60,7 +60,7 @@ def lone_tab(qtbot):
 @needs_shared
 def test_dropped_photos_folders_and_a_text_file_are_recognised(qtbot, window, tmp_path):  # noqa: F811
     tab = window.image_tab
-    window.tabs.setCurrentWidget(tab)
+    window.show_page(tab)
     _use_shared_model(tab)
     from packaged_photos import packaged_photos
 
@@ -223,7 +223,7 @@ def test_embedded_model_is_the_offline_default_and_a_drop_sorts_into_folders(qtb
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tab = window.image_tab
-    window.tabs.setCurrentWidget(tab)
+    window.show_page(tab)
     assert tab.model_picker.model_ref() == "efficientnet-lite0", "the embedded model is the default"
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -18,7 +18,9 @@ def _drop(widget, paths: list[Path]) -> None:
 
 def test_photos_dropped_per_label_teach_recognise_and_sort(qtbot, window, tmp_path: Path) -> None:
     page = window.photo_labels_tab
-    window.tabs.setCurrentWidget(page)
+    window.show_page(page)
+    assert window.tabs.currentWidget() is window.image_side and window.image_side.currentWidget() is page, \
+        "the photo labels are a page of the Image tab"
     unseen = []
     for label, source in zip(("temple", "flower"), packaged_photos()):
         page.add_label(label)
@@ -41,7 +43,8 @@ def test_photos_dropped_per_label_teach_recognise_and_sort(qtbot, window, tmp_pa
 
     # the Image tab offers the same labels beside ImageNet's: recognition and Sort into folders use them
     image = window.image_tab
-    window.tabs.setCurrentWidget(image)
+    window.show_page(image)
+    assert window.image_side.currentWidget() is image
     picker = image.labels_picker
     assert [picker.itemText(i) for i in range(picker.count())] == ["ImageNet's labels (the model's own)",
                                                                    "Your labels: garden"]

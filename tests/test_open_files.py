@@ -59,7 +59,7 @@ def test_files_given_to_desktop_ai_land_in_their_tabs(qtbot, window, tmp_path): 
     assert "slides.pdf" in window.current_message(), "what cannot be opened is said"
     assert window.translate_tab.input.toPlainText().startswith("Good morning.")
     qtbot.waitUntil(lambda: len(finished) >= 2, timeout=JOB_MS)
-    assert window.tabs.currentWidget() is window.image_tab
+    assert window.tabs.currentWidget() is window.image_side and window.image_side.currentWidget() is window.image_tab
     rows = [window.image_tab.results.topLevelItem(i) for i in range(window.image_tab.results.topLevelItemCount())]
     assert [r.text(0) for r in rows] == ["ball.png"] and rows[0].text(1), "recognised, with a label"
     qtbot.waitUntil(lambda: window.speech_tab.document.source == str(audio), timeout=JOB_MS)

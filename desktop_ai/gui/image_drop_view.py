@@ -1,5 +1,5 @@
 """The Image tab's results list, which is also its drop area, and how its rows draw (thumbnails, score bars).
-The Photo labels tab uses the same view."""
+Image → My photo labels uses the same view."""
 
 from __future__ import annotations
 

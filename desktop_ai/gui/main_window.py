@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, QIcon
-from PySide6.QtWidgets import QInputDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtWidgets import QInputDialog, QLabel, QMainWindow, QMessageBox, QStackedWidget, QTabWidget, QWidget
 
 from desktop_ai import __version__, paths
 from desktop_ai.engine.models.memory import BUDGET_ENV as MEMORY_BUDGET_ENV
@@ -56,15 +56,17 @@ class MainWindow(QMainWindow):
         self.text_tab = TextTab(self.engine, self.store, lambda: self.device)
         self.translate_tab = TranslateTab(self.engine, self.store, lambda: self.device)
         self.image_tab = ImageTab(self.engine, self.store, lambda: self.device)
+        # The Image tab's own labels, taught by photos, beside recognition (as Text → Classify holds My labels)
+        self.photo_labels_tab = PhotoLabelsPage(self.engine, self.store, lambda: self.device)
+        self.image_side = QTabWidget()
+        self.image_side.setAccessibleName("Image")
+        self.image_side.addTab(self.image_tab, "Recognize")
+        self.image_side.addTab(self.photo_labels_tab, "My photo labels")
         self.tabs.addTab(self.text_tab, "Text")
         self.tabs.addTab(self.translate_tab, "Translate")
-        self.tabs.addTab(self.image_tab, "Image")
+        self.tabs.addTab(self.image_side, "Image")
         self.speech_tab = SpeechTab(self.live_engine, self.store, lambda: self.device)
         self.tabs.addTab(self.speech_tab, "Speech")
-        # The Image side's own labels, last: the tab index the window reopens on is saved, so a new tab placed
-        # before Speech would reopen a user who last dictated on another tab.
-        self.photo_labels_tab = PhotoLabelsPage(self.engine, self.store, lambda: self.device)
-        self.tabs.addTab(self.photo_labels_tab, "Photo labels")
         self.setCentralWidget(self.tabs)
         self.box_dictation = BoxDictation(self.live_engine, self.speech_tab.live_params,
                                           lambda: self.speech_tab.running, self)
@@ -273,19 +275,28 @@ class MainWindow(QMainWindow):
         routed = route_files(files)
         if routed.texts:
             self.translate_tab.load_file(Path(routed.texts[0]))
-            self.tabs.setCurrentWidget(self.translate_tab)
+            self.show_page(self.translate_tab)
         if routed.audio:
             self.speech_tab.transcribe_files(routed.audio)
-            self.tabs.setCurrentWidget(self.speech_tab)
+            self.show_page(self.speech_tab)
         if routed.images:
             self.image_tab.recognize(routed.images)
-            self.tabs.setCurrentWidget(self.image_tab)
+            self.show_page(self.image_tab)
         if routed.unknown or len(routed.texts) > 1:
             skipped = routed.unknown + routed.texts[1:]
             self.show_message(f"Not opened (not a photo, recording or the first .txt): {', '.join(Path(f).name for f in skipped)}")
         self.showNormal()
         self.raise_()
         self.activateWindow()
+
+    def show_page(self, page: QWidget) -> None:
+        """Bring a page forward, whichever tab (and tab within a tab) holds it."""
+        widget: QWidget | None = page
+        while widget is not None and widget is not self:
+            parent = widget.parentWidget()
+            if isinstance(parent, QStackedWidget) and isinstance(parent.parentWidget(), QTabWidget):
+                parent.parentWidget().setCurrentWidget(widget)
+            widget = parent
 
     # --- status --------------------------------------------------------------------------
     def show_message(self, text: str) -> None:

@@ -17,7 +17,7 @@ class PhotoLabelsPicker(QComboBox):
         self.library = library
         self.setAccessibleName("Labels")
         self.setToolTip("Which labels recognition and Sort into folders use: ImageNet's, or labels you taught "
-                        "(Photo labels tab); yours show ImageNet's best beside them.")
+                        "(Image → My photo labels); yours show ImageNet's best beside them.")
         self.addItem(IMAGENET_TEXT, None)
         self.refresh()
 
