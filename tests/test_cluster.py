@@ -196,6 +196,18 @@ def test_classify_on_the_cluster_gives_the_local_scores(cluster: str, tmp_path: 
         assert [s["score"] for s in g["scores"]] == pytest.approx([s["score"] for s in w["scores"]], abs=1e-5)
 
 
+def test_sentiment_on_the_cluster_says_it_is_zero_shot_when_the_built_in_one_is_trained(cluster: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    args = ["classify", "What a wonderful, moving film.", "--cluster", cluster, "--workers", "1"]
+    before = _cli(home, *args)
+    assert before.returncode == 0 and "On the cluster, sentiment is zero-shot" not in before.stderr, before.stderr
+    taught = _cli(home, "teach", "sentiment", "--builtin", "--train-per-label", "6", "--test-per-label", "4",
+                  "--no-language-model")
+    assert taught.returncode == 0, taught.stderr
+    after = _cli(home, *args)
+    assert after.returncode == 0 and "On the cluster, sentiment is zero-shot" in after.stderr, after.stderr
+
+
 def test_without_ray_the_app_runs_and_cluster_says_how_to_get_it(tmp_path: Path) -> None:
     photo = PHOTO
     code = ("import sys; sys.modules['ray'] = None\n"

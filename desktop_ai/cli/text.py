@@ -140,6 +140,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
             progress.message(f"Using {cluster.describe()}")
             task = ClassifyTask(args.model, args.device, args.compression, args.labels)
             batch = classify_on_cluster(cluster, task, texts, workspace.cache, progress)
+            if not (args.labels and args.labels.strip()):
+                from desktop_ai.engine.tasks.builtin_sentiment import ZERO_SHOT_ON_CLUSTER, builtin_trained
+
+                if builtin_trained():
+                    batch.notices = [ZERO_SHOT_ON_CLUSTER, *batch.notices]
         else:
             classifier = TextClassifier(workspace.store, workspace.cache, model=args.model, device=args.device,
                                         compression=args.compression)

@@ -160,6 +160,13 @@ def train_builtin(store: Any, library: TaughtLibrary | None = None, train_per_la
     teacher.library.save(classifier)
     return built
 
+ZERO_SHOT_ON_CLUSTER = ("On the cluster, sentiment is zero-shot: the built-in taught sentiment classifier runs on this "
+                        "machine only (leave out --cluster to use it).")
+
+
+def builtin_trained(library: TaughtLibrary | None = None) -> bool:
+    return (library or TaughtLibrary()).exists(NAME)
+
 
 def classify_sentiment(store: Any, cache: Any, texts: list[str], model: str | None = None, device: str = "auto",
                        compression: str = "none", library: TaughtLibrary | None = None,
